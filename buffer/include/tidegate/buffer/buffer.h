@@ -1,0 +1,124 @@
+// The ordered, durable ring buffer between sources and sinks.
+//
+// Threading: append() may be called from any number of ingest threads, read()
+// and ack() from one forwarder thread per sink, stats() from a status thread,
+// all at once. A single writer thread owns the SQLite write connection and
+// commits appends in groups; readers use their own connections (WAL mode lets
+// them run beside the writer).
+//
+// Failure rule: an append either commits every record of the call, reported
+// through its callback with kOk, or none, reported with the reason. A source
+// acknowledges its producer only on kOk.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tidegate/buffer/options.h"
+#include "tidegate/buffer/record.h"
+#include "tidegate/buffer/stats.h"
+#include "tidegate/buffer/status.h"
+
+namespace tidegate::buffer {
+
+// Thrown only by open(), when no buffer can be had at all (unwritable
+// directory, a database from a newer tidegate, a file that is not ours).
+class BufferError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct ReadResult {
+  Status status = Status::kOk;
+  std::vector<Record> records;  // ascending seq
+  std::string error;
+};
+
+struct RewindResult {
+  Status status = Status::kOk;
+  std::uint64_t acked_seq = 0;  // the cursor after the rewind
+  bool clamped = false;         // the target was older than the oldest retained record
+  std::string error;
+};
+
+struct DeadLetter {
+  std::int64_t id = 0;
+  std::optional<std::uint64_t> seq;  // nullopt: rejected before it got one
+  std::string sink;                  // empty: rejected at ingest
+  std::string reason;
+  std::int64_t failed_ns = 0;
+  NewRecord record;
+};
+
+class Buffer {
+ public:
+  // Opens or creates the buffer. A corrupt or unreadable database is moved
+  // aside, salvaged as far as readable, and replaced (see open_report()).
+  static std::unique_ptr<Buffer> open(BufferOptions options);
+
+  // Commits everything still queued, then closes.
+  ~Buffer();
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+
+  const OpenReport& open_report() const;
+  const BufferOptions& options() const;
+
+  // Queues records for the next group commit; `on_commit` runs once they are
+  // committed or refused. Blocks while max_queued_records are waiting.
+  void append(std::vector<NewRecord> records, CommitCallback on_commit);
+  // Same, waiting for the outcome.
+  AppendOutcome append_wait(std::vector<NewRecord> records);
+  // Returns once everything queued before the call is committed or refused.
+  void flush();
+
+  // Sinks and their cursors. ensure_sink creates a cursor if missing.
+  Status ensure_sink(std::string_view sink, StartPosition start);
+  Status remove_sink(std::string_view sink);
+  std::vector<std::string> sinks() const;
+  std::optional<std::uint64_t> acked_seq(std::string_view sink) const;
+
+  // Up to max_records records after the sink's cursor, stopping before
+  // max_bytes accounted bytes (but always at least one record if any).
+  ReadResult read(std::string_view sink, std::size_t max_records, std::size_t max_bytes) const;
+  // Same from an explicit position, for forwarders that pipeline batches.
+  ReadResult read_after(std::uint64_t after_seq, std::size_t max_records,
+                        std::size_t max_bytes) const;
+  // Moves the sink's cursor to `seq` durably. An ack at or below the cursor
+  // is a no-op (acks may arrive out of order); beyond the newest is an error.
+  Status ack(std::string_view sink, std::uint64_t seq);
+
+  // Replay: the next read starts at `seq`, or at the first record ingested at
+  // or after `ingest_ns`. Targets older than the retained data clamp to the
+  // oldest record.
+  RewindResult rewind_to_seq(std::string_view sink, std::uint64_t seq);
+  RewindResult rewind_to_time(std::string_view sink, std::int64_t ingest_ns);
+
+  // Dead letters: records no sink will ever accept, or input refused at
+  // ingest. The caller still acks past a dead-lettered record.
+  Status add_dead_letter(std::string_view sink, std::optional<std::uint64_t> seq,
+                         const NewRecord& record, std::string_view reason);
+  std::vector<DeadLetter> dead_letters(std::size_t limit, std::int64_t after_id = 0) const;
+  Status clear_dead_letters();
+
+  BufferStats stats() const;
+  IntegrityReport verify(IntegrityCheck depth = IntegrityCheck::kFull) const;
+
+  // One bounded pass of retention now (it also runs in the background).
+  // Returns how many records were deleted.
+  std::uint64_t run_maintenance();
+
+  class Impl;
+
+ private:
+  explicit Buffer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tidegate::buffer

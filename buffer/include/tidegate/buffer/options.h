@@ -1,0 +1,91 @@
+// Buffer configuration. Defaults suit a Raspberry-Pi-class box with an SD card.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+
+#include "tidegate/buffer/environment.h"
+
+namespace tidegate::buffer {
+
+enum class Durability {
+  // A commit is acknowledged once the transaction is in the OS (WAL written,
+  // not fsynced): survives a crash or kill -9 of the gateway, may lose the
+  // last commits on a power cut.
+  kCrashSafe,
+  // A commit is acknowledged after fsync of the WAL: survives a power cut.
+  kPowerSafe,
+};
+
+enum class FullPolicy {
+  // Evict the lowest sequences, even undelivered; counted per sink.
+  kDropOldest,
+  // Refuse new records with Status::kBackpressure; nothing undelivered is lost.
+  kRejectNew,
+};
+
+enum class IntegrityCheck { kNone, kQuick, kFull };
+
+// Where a newly created sink cursor starts.
+enum class StartPosition {
+  kEarliest,  // the oldest retained record: history plus live data
+  kLatest,    // only records appended from now on
+};
+
+const char* to_string(Durability value);
+const char* to_string(FullPolicy value);
+const char* to_string(IntegrityCheck value);
+const char* to_string(StartPosition value);
+
+struct BufferOptions {
+  std::filesystem::path path;  // the SQLite database file (created if missing)
+
+  Durability durability = Durability::kCrashSafe;
+  // Group commit: records wait at most this long for company before their
+  // transaction commits...
+  std::chrono::milliseconds commit_window{10};
+  // ...or until this many records are pending.
+  std::size_t commit_max_records = 8192;
+  // Appends block once this many records wait for the writer (bounds RAM).
+  std::size_t max_queued_records = 65536;
+
+  // Caps on what is stored, in accounted bytes (see accounted_size) and in
+  // records. 0 = no cap of that kind.
+  std::uint64_t max_bytes = 256ull << 20;
+  std::uint64_t max_records = 0;
+  FullPolicy full_policy = FullPolicy::kDropOldest;
+
+  // Records every sink acknowledged are kept this long (0 = delete once
+  // delivered) and, when retention_bytes > 0, only while delivered records
+  // take at most that many bytes.
+  std::chrono::seconds retention_time{0};
+  std::uint64_t retention_bytes = 0;
+
+  // Stop growing while the filesystem has less than this free, so the OS and
+  // the broker on the same card keep working. 0 = no reserve.
+  std::uint64_t disk_reserve_bytes = 64ull << 20;
+
+  IntegrityCheck integrity_check = IntegrityCheck::kQuick;
+
+  // Background deletion of expired records: how often, and at most how many
+  // rows per transaction so appends never wait long.
+  std::chrono::milliseconds maintenance_interval{1000};
+  std::size_t maintenance_chunk = 4096;
+
+  // Hard limit on the database file, in SQLite pages (PRAGMA max_page_count).
+  // 0 = SQLite's default. Mostly useful to simulate a full disk in tests.
+  std::uint64_t max_page_count = 0;
+
+  // Inspect without changing anything (CLI beside a running daemon): no
+  // writer thread, no recovery (a damaged file is an error), writes fail.
+  bool read_only = false;
+
+  std::shared_ptr<Clock> clock;           // null = system clock
+  std::shared_ptr<DiskSpace> disk_space;  // null = statvfs
+  LogFn log;                              // null = stderr
+};
+
+}  // namespace tidegate::buffer

@@ -1,0 +1,998 @@
+#include "tidegate/buffer/buffer.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <condition_variable>
+#include <deque>
+#include <future>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <system_error>
+#include <thread>
+
+#include "recovery.h"
+#include "schema.h"
+#include "seq_floor.h"
+#include "sqlite.h"
+#include "store.h"
+
+namespace tidegate::buffer {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+constexpr std::uint64_t kNoLimit = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+
+struct Pending {
+  std::vector<NewRecord> records;
+  CommitCallback on_commit;
+  std::uint64_t bytes = 0;
+  SteadyClock::time_point enqueued;
+};
+
+struct Cursor {
+  std::uint64_t acked_seq = 0;
+  std::uint64_t lost_by_eviction = 0;
+  std::int64_t created_ns = 0;
+};
+
+// In-memory mirror of what is committed. A transaction works on a copy that
+// replaces it only after COMMIT, so a rollback leaves it as it was.
+struct Committed {
+  std::uint64_t next_seq = 1;
+  std::int64_t next_ord = 0;
+  std::int64_t next_off = 0;
+  std::optional<RowPos> oldest;
+  std::optional<RowPos> newest;
+  std::map<std::string, Cursor, std::less<>> cursors;
+  std::uint64_t evicted_total = 0;
+  std::uint64_t expired_total = 0;
+  std::uint64_t dead_lettered_total = 0;
+
+  std::uint64_t records() const { return oldest ? static_cast<std::uint64_t>(next_ord - oldest->ord) : 0; }
+  std::uint64_t bytes() const { return oldest ? static_cast<std::uint64_t>(next_off - oldest->off) : 0; }
+  // Records at or below this were acknowledged by every sink (0 with no sinks:
+  // nothing counts as delivered until some sink exists).
+  std::uint64_t delivered_through() const {
+    if (cursors.empty()) return 0;
+    std::uint64_t low = std::numeric_limits<std::uint64_t>::max();
+    for (const auto& [name, c] : cursors) low = std::min(low, c.acked_seq);
+    return low;
+  }
+  // Dense position and byte offset where the records after `seq` begin.
+  std::pair<std::int64_t, std::int64_t> position_after(Queries& q, std::uint64_t seq) const {
+    if (auto row = q.first_after(seq)) return {row->ord, row->off};
+    return {next_ord, next_off};
+  }
+};
+
+Status status_of(const sql::SqliteError& e) { return e.disk_full() ? Status::kDiskFull : Status::kIoError; }
+
+Status status_of(const std::system_error& e) {
+  return e.code().value() == ENOSPC || e.code().value() == EDQUOT ? Status::kDiskFull : Status::kIoError;
+}
+
+// Connections for reads, opened on demand and reused. WAL mode lets them read
+// committed data while the writer commits.
+class ReaderPool {
+ public:
+  struct Reader {
+    explicit Reader(const std::filesystem::path& path)
+        : db(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX), queries((prepare(db), db)) {}
+    static void prepare(sql::Db& db) {
+      schema::configure_connection(db);
+      db.exec("PRAGMA query_only = 1");
+    }
+    sql::Db db;
+    Queries queries;
+  };
+
+  class Lease {
+   public:
+    Lease(ReaderPool& pool, std::unique_ptr<Reader> reader) : pool_(pool), reader_(std::move(reader)) {}
+    ~Lease() { pool_.release(std::move(reader_)); }
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    Reader* operator->() { return reader_.get(); }
+
+   private:
+    ReaderPool& pool_;
+    std::unique_ptr<Reader> reader_;
+  };
+
+  explicit ReaderPool(std::filesystem::path path) : path_(std::move(path)) {}
+
+  Lease acquire() {
+    {
+      std::lock_guard lock(mu_);
+      if (!idle_.empty()) {
+        auto reader = std::move(idle_.back());
+        idle_.pop_back();
+        return Lease(*this, std::move(reader));
+      }
+    }
+    return Lease(*this, std::make_unique<Reader>(path_));
+  }
+
+  void clear() {
+    std::lock_guard lock(mu_);
+    idle_.clear();
+  }
+
+ private:
+  void release(std::unique_ptr<Reader> reader) {
+    if (!reader) return;
+    std::lock_guard lock(mu_);
+    if (idle_.size() < kMaxIdle) idle_.push_back(std::move(reader));
+  }
+
+  static constexpr std::size_t kMaxIdle = 4;
+  std::filesystem::path path_;
+  std::mutex mu_;
+  std::vector<std::unique_ptr<Reader>> idle_;
+};
+
+std::uint64_t bytes_on_disk(const std::filesystem::path& p) {
+  struct stat st {};
+  return ::stat(p.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
+}
+
+}  // namespace
+
+class Buffer::Impl {
+ public:
+  explicit Impl(BufferOptions options)
+      : opts_(std::move(options)),
+        log_(opts_.log ? opts_.log : stderr_log()),
+        clock_(opts_.clock ? opts_.clock : system_clock()),
+        disk_(opts_.disk_space ? opts_.disk_space : system_disk_space()),
+        floor_(opts_.path),
+        readers_(opts_.path) {}
+
+  ~Impl() { stop(); }
+
+  void open();
+  void stop();
+
+  void append(std::vector<NewRecord> records, CommitCallback on_commit);
+  Status ensure_sink(std::string_view sink, StartPosition start);
+  Status remove_sink(std::string_view sink);
+  std::vector<std::string> sinks() const;
+  std::optional<std::uint64_t> acked_seq(std::string_view sink) const;
+  ReadResult read_after(std::uint64_t after, std::size_t max_records, std::size_t max_bytes) const;
+  Status ack(std::string_view sink, std::uint64_t seq);
+  RewindResult rewind_to_seq(std::string_view sink, std::uint64_t seq);
+  RewindResult rewind_to_time(std::string_view sink, std::int64_t ingest_ns);
+  Status add_dead_letter(std::string_view sink, std::optional<std::uint64_t> seq, const NewRecord& record,
+                         std::string_view reason);
+  std::vector<DeadLetter> dead_letters(std::size_t limit, std::int64_t after_id) const;
+  Status clear_dead_letters();
+  BufferStats stats() const;
+  IntegrityReport verify(IntegrityCheck depth) const;
+  std::uint64_t run_maintenance();
+
+  bool on_writer_thread() const { return std::this_thread::get_id() == writer_id_; }
+
+  BufferOptions opts_;
+  OpenReport report_;
+
+ private:
+  void open_database(bool fresh);
+  void recover(const std::string& problem);
+  void load_state();
+  void writer_loop();
+  void commit_group(std::vector<Pending>& group);
+  bool make_room(Committed& w, std::uint64_t records, std::uint64_t bytes, bool reserve_reached);
+  bool evict_prefix(Committed& w, std::uint64_t need_records, std::uint64_t need_bytes, std::uint64_t limit_seq);
+  void note_append_result(Status status, const std::string& detail, std::uint64_t records);
+  template <typename Fn>
+  Status write_transaction(const char* what, Fn&& fn);
+
+  LogFn log_;
+  std::shared_ptr<Clock> clock_;
+  std::shared_ptr<DiskSpace> disk_;
+  SeqFloor floor_;
+  mutable ReaderPool readers_;
+
+  // Write side: the connection, the committed mirror and the counters below
+  // are guarded by state_mu_.
+  mutable std::mutex state_mu_;
+  std::unique_ptr<sql::Db> db_;
+  std::unique_ptr<Store> store_;
+  Committed state_;
+  std::uint64_t dead_letter_rows_ = 0;
+  std::uint64_t appended_total_ = 0;
+  std::uint64_t rejected_total_ = 0;
+  std::uint64_t disk_full_total_ = 0;
+  std::uint64_t io_error_total_ = 0;
+  std::uint64_t commits_total_ = 0;
+  std::uint64_t latency_last_us_ = 0;
+  std::uint64_t latency_max_us_ = 0;
+  std::uint64_t latency_sum_us_ = 0;
+  std::optional<std::uint64_t> disk_available_;
+  bool reserve_reached_ = false;
+  Status failing_with_ = Status::kOk;  // last refusal logged, to log changes only
+  std::uint64_t refused_since_logged_ = 0;
+
+  // Queue between appenders and the writer thread.
+  mutable std::mutex queue_mu_;
+  std::condition_variable work_cv_;   // writer waits for work
+  std::condition_variable space_cv_;  // appenders wait for room
+  std::deque<Pending> queue_;
+  std::size_t queued_records_ = 0;
+  bool stopping_ = false;
+  std::thread writer_;
+  std::thread::id writer_id_;
+  SteadyClock::time_point next_maintenance_;
+};
+
+// ---------------------------------------------------------------- opening
+
+void Buffer::Impl::open() {
+  if (opts_.path.empty()) throw BufferError("buffer path is empty");
+  if (opts_.commit_max_records == 0) throw BufferError("commit_max_records must be at least 1");
+  if (opts_.max_queued_records == 0) throw BufferError("max_queued_records must be at least 1");
+  if (opts_.maintenance_chunk == 0) throw BufferError("maintenance_chunk must be at least 1");
+
+  if (opts_.read_only) {
+    try {
+      open_database(false);
+    } catch (const std::exception& e) {
+      throw BufferError(opts_.path.string() + ": " + e.what());
+    }
+    report_.next_seq = state_.next_seq;
+    return;
+  }
+
+  const auto dir = opts_.path.has_parent_path() ? opts_.path.parent_path() : std::filesystem::path(".");
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw BufferError("cannot create buffer directory " + dir.string() + ": " + ec.message());
+  if (::access(dir.c_str(), W_OK | X_OK) != 0) {
+    throw BufferError("buffer directory " + dir.string() + " is not writable: " +
+                      std::error_code(errno, std::generic_category()).message());
+  }
+
+  floor_.load();
+  const bool existed = std::filesystem::exists(opts_.path);
+  try {
+    open_database(false);
+  } catch (const schema::IncompatibleError& e) {
+    throw BufferError(opts_.path.string() + ": " + e.what());
+  } catch (const sql::SqliteError& e) {
+    const int rc = e.primary();
+    const bool damage = rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB || rc == SQLITE_IOERR ||
+                        rc == SQLITE_CANTOPEN || rc == SQLITE_PERM || rc == SQLITE_READONLY ||
+                        rc == SQLITE_AUTH;
+    if (!existed || !damage) throw BufferError(opts_.path.string() + ": " + e.what());
+    recover(e.what());
+  }
+  report_.created = !existed;
+  report_.next_seq = state_.next_seq;
+
+  try {
+    floor_.cover(state_.next_seq);
+  } catch (const std::system_error& e) {
+    log_(LogLevel::kWarning, std::string("cannot write sequence floor: ") + e.what());
+  }
+
+  next_maintenance_ = SteadyClock::now() + opts_.maintenance_interval;
+  writer_ = std::thread([this] { writer_loop(); });
+  writer_id_ = writer_.get_id();
+}
+
+void Buffer::Impl::open_database(bool fresh) {
+  store_.reset();
+  const int flags = opts_.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+  db_ = std::make_unique<sql::Db>(opts_.path, flags | SQLITE_OPEN_NOMUTEX);
+  schema::configure_connection(*db_);
+  db_->exec(opts_.durability == Durability::kPowerSafe ? "PRAGMA synchronous = FULL"
+                                                      : "PRAGMA synchronous = NORMAL");
+  // Keep the WAL from staying large after a burst (SD cards are small).
+  db_->exec("PRAGMA journal_size_limit = 67108864");
+  if (opts_.max_page_count > 0) db_->exec("PRAGMA max_page_count = " + std::to_string(opts_.max_page_count));
+
+  const bool created = schema::create_or_validate(*db_, clock_->wall_ns(), opts_.read_only);
+  if (!created && !fresh && opts_.integrity_check != IntegrityCheck::kNone) {
+    const char* pragma = opts_.integrity_check == IntegrityCheck::kFull ? "PRAGMA integrity_check(5)"
+                                                                        : "PRAGMA quick_check(5)";
+    const auto result = db_->query_text(pragma).value_or("no result");
+    if (result != "ok") throw sql::SqliteError(SQLITE_CORRUPT, std::string(pragma) + ": " + result);
+  }
+  store_ = std::make_unique<Store>(*db_);
+  if (created && floor_.value() > 1) {
+    // A new file where sequences were handed out before (the old file was
+    // deleted or moved aside): continue above them, never reuse.
+    store_->set_meta("next_seq", static_cast<std::int64_t>(floor_.value()));
+  }
+  load_state();
+}
+
+void Buffer::Impl::recover(const std::string& problem) {
+  store_.reset();
+  db_.reset();
+  readers_.clear();
+  std::filesystem::path aside;
+  try {
+    aside = recovery::move_aside(opts_.path, clock_->wall_ns());
+  } catch (const std::filesystem::filesystem_error& e) {
+    throw BufferError("buffer " + opts_.path.string() + " is damaged (" + problem +
+                      ") and cannot be moved aside: " + e.what());
+  }
+  log_(LogLevel::kError, "buffer " + opts_.path.string() + " is damaged (" + problem + "); moved aside to " +
+                             aside.string() + ", starting a fresh buffer and salvaging what is readable");
+  try {
+    open_database(true);
+    const auto salvaged = recovery::salvage(aside, *store_, log_);
+    const std::uint64_t next_seq = std::max({salvaged.next_seq, floor_.value(), std::uint64_t{1}});
+    store_->begin();
+    store_->set_meta("next_seq", static_cast<std::int64_t>(next_seq));
+    store_->set_meta("next_ord", salvaged.next_ord);
+    store_->set_meta("next_off", salvaged.next_off);
+    store_->set_meta("dead_lettered_total", static_cast<std::int64_t>(salvaged.dead_letters));
+    store_->commit();
+    load_state();
+    report_.salvaged_records = salvaged.records;
+    report_.salvaged_cursors = salvaged.cursors;
+  } catch (const sql::SqliteError& e) {
+    throw BufferError("cannot start a fresh buffer at " + opts_.path.string() + ": " + e.what());
+  }
+  report_.recovered = true;
+  report_.problem = problem;
+  report_.moved_aside_to = aside;
+  log_(LogLevel::kWarning, "buffer recovered: " + std::to_string(report_.salvaged_records) +
+                               " records and " + std::to_string(report_.salvaged_cursors) +
+                               " sink cursors salvaged; next sequence " + std::to_string(state_.next_seq));
+}
+
+void Buffer::Impl::load_state() {
+  Committed s;
+  auto& q = store_->queries();
+  s.oldest = q.first_after(0);
+  s.newest = q.newest();
+  s.next_seq = static_cast<std::uint64_t>(std::max<std::int64_t>(schema::meta_int(*db_, "next_seq"), 1));
+  s.next_ord = schema::meta_int(*db_, "next_ord");
+  s.next_off = schema::meta_int(*db_, "next_off");
+  if (s.newest) {
+    // meta is written in the same transaction as the rows; these only guard
+    // against a file edited by hand.
+    s.next_seq = std::max(s.next_seq, s.newest->seq + 1);
+    s.next_ord = std::max(s.next_ord, s.newest->ord + 1);
+    s.next_off = std::max(s.next_off, s.newest->off + 1);
+  }
+  s.evicted_total = static_cast<std::uint64_t>(schema::meta_int(*db_, "evicted_total"));
+  s.expired_total = static_cast<std::uint64_t>(schema::meta_int(*db_, "expired_total"));
+  s.dead_lettered_total = static_cast<std::uint64_t>(schema::meta_int(*db_, "dead_lettered_total"));
+  for (auto& row : store_->load_cursors()) {
+    s.cursors[row.sink] = Cursor{row.acked_seq, row.lost_by_eviction, row.created_ns};
+  }
+  dead_letter_rows_ = static_cast<std::uint64_t>(db_->query_int("SELECT count(*) FROM dead_letters").value_or(0));
+  state_ = std::move(s);
+}
+
+void Buffer::Impl::stop() {
+  {
+    std::lock_guard lock(queue_mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  work_cv_.notify_all();
+  space_cv_.notify_all();
+  if (writer_.joinable()) writer_.join();
+  readers_.clear();
+  std::lock_guard lock(state_mu_);
+  store_.reset();
+  db_.reset();
+}
+
+// ---------------------------------------------------------------- appends
+
+void Buffer::Impl::append(std::vector<NewRecord> records, CommitCallback on_commit) {
+  Pending pending;
+  pending.enqueued = SteadyClock::now();
+  for (const auto& r : records) pending.bytes += accounted_size(r);
+  pending.records = std::move(records);
+  pending.on_commit = std::move(on_commit);
+  const std::size_t n = pending.records.size();
+
+  std::unique_lock lock(queue_mu_);
+  if (opts_.read_only) stopping_ = true;
+  // The writer thread itself (a callback appending) must never wait for room
+  // only it can make.
+  if (!on_writer_thread()) {
+    space_cv_.wait(lock, [&] {
+      return stopping_ || queued_records_ == 0 || queued_records_ + n <= opts_.max_queued_records;
+    });
+  }
+  if (stopping_) {
+    lock.unlock();
+    if (pending.on_commit) pending.on_commit(AppendOutcome{Status::kClosed, 0, 0, "buffer is closing"});
+    return;
+  }
+  const bool wake = queue_.empty() || (queued_records_ < opts_.commit_max_records &&
+                                       queued_records_ + n >= opts_.commit_max_records);
+  queued_records_ += n;
+  queue_.push_back(std::move(pending));
+  lock.unlock();
+  if (wake) work_cv_.notify_one();
+}
+
+void Buffer::Impl::writer_loop() {
+  std::unique_lock lock(queue_mu_);
+  for (;;) {
+    if (queue_.empty()) {
+      if (stopping_) break;
+      if (work_cv_.wait_until(lock, next_maintenance_) == std::cv_status::timeout && queue_.empty()) {
+        lock.unlock();
+        run_maintenance();
+        next_maintenance_ = SteadyClock::now() + opts_.maintenance_interval;
+        lock.lock();
+      }
+      continue;
+    }
+    // Group commit: wait for company until the window closes or enough
+    // records are pending.
+    const auto deadline = queue_.front().enqueued + opts_.commit_window;
+    while (!stopping_ && queued_records_ < opts_.commit_max_records && SteadyClock::now() < deadline) {
+      work_cv_.wait_until(lock, deadline);
+    }
+    std::vector<Pending> group;
+    std::size_t taken = 0;
+    while (!queue_.empty() &&
+           (group.empty() || taken + queue_.front().records.size() <= opts_.commit_max_records)) {
+      taken += queue_.front().records.size();
+      group.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    }
+    queued_records_ -= taken;
+    lock.unlock();
+    space_cv_.notify_all();
+
+    commit_group(group);
+    if (SteadyClock::now() >= next_maintenance_) {
+      run_maintenance();
+      next_maintenance_ = SteadyClock::now() + opts_.maintenance_interval;
+    }
+    lock.lock();
+  }
+}
+
+void Buffer::Impl::commit_group(std::vector<Pending>& group) {
+  std::vector<AppendOutcome> outcomes(group.size());
+  {
+    std::lock_guard lock(state_mu_);
+    const auto dir = opts_.path.has_parent_path() ? opts_.path.parent_path() : std::filesystem::path(".");
+    disk_available_ = disk_->available_bytes(dir);
+    const bool reserve = opts_.disk_reserve_bytes > 0 && disk_available_ && *disk_available_ < opts_.disk_reserve_bytes;
+    if (reserve != reserve_reached_) {
+      reserve_reached_ = reserve;
+      log_(reserve ? LogLevel::kWarning : LogLevel::kInfo,
+           reserve ? "free disk below the reserve of " + std::to_string(opts_.disk_reserve_bytes) +
+                         " bytes: the buffer stops growing (" + to_string(opts_.full_policy) + ")"
+                   : std::string("free disk above the reserve again: the buffer may grow"));
+    }
+
+    Committed w = state_;
+    bool refuse_rest = false;
+    Status failed = Status::kOk;
+    std::string failure;
+    const std::int64_t now_ns = clock_->wall_ns();
+    try {
+      store_->begin();
+      for (std::size_t i = 0; i < group.size(); ++i) {
+        auto& p = group[i];
+        const auto n = static_cast<std::uint32_t>(p.records.size());
+        if (n == 0) continue;  // a flush marker
+        // Once one call is refused, later calls in the group are refused too,
+        // so a source retrying never sees its records reordered.
+        if (refuse_rest || !make_room(w, n, p.bytes, reserve)) {
+          refuse_rest = true;
+          outcomes[i] = AppendOutcome{Status::kBackpressure, 0, 0,
+                                      reserve ? "disk free space below the reserve"
+                                              : "buffer full (reject-new policy)"};
+          continue;
+        }
+        floor_.cover(w.next_seq + n - 1);
+        outcomes[i].first_seq = w.next_seq;
+        outcomes[i].count = n;
+        for (const auto& r : p.records) {
+          const std::int64_t ingest = r.ingest_ns != 0 ? r.ingest_ns : now_ns;
+          store_->insert(w.next_seq, w.next_ord, w.next_off, ingest, r);
+          RowPos pos{w.next_seq, w.next_ord, w.next_off, ingest};
+          if (!w.oldest) w.oldest = pos;
+          w.newest = pos;
+          w.next_seq += 1;
+          w.next_ord += 1;
+          w.next_off += static_cast<std::int64_t>(accounted_size(r));
+        }
+      }
+      if (w.next_seq != state_.next_seq) {
+        store_->set_meta("next_seq", static_cast<std::int64_t>(w.next_seq));
+        store_->set_meta("next_ord", w.next_ord);
+        store_->set_meta("next_off", w.next_off);
+      }
+      store_->commit();
+      state_ = std::move(w);
+    } catch (const sql::SqliteError& e) {
+      db_->rollback_quietly();
+      failed = status_of(e);
+      failure = e.what();
+    } catch (const std::system_error& e) {
+      db_->rollback_quietly();
+      failed = status_of(e);
+      failure = std::string("sequence floor: ") + e.what();
+    }
+
+    const auto done = SteadyClock::now();
+    for (std::size_t i = 0; i < group.size(); ++i) {
+      auto& o = outcomes[i];
+      if (failed != Status::kOk && o.status == Status::kOk) o = AppendOutcome{failed, 0, 0, failure};
+      const auto n = group[i].records.size();
+      if (o.status == Status::kOk) appended_total_ += n;
+      if (o.status == Status::kBackpressure) rejected_total_ += n;
+      if (o.status == Status::kDiskFull) disk_full_total_ += n;
+      if (o.status == Status::kIoError) io_error_total_ += n;
+      if (n > 0) note_append_result(o.status, o.error, n);
+    }
+    const auto latency = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(done - group.front().enqueued).count());
+    commits_total_ += 1;
+    latency_last_us_ = latency;
+    latency_max_us_ = std::max(latency_max_us_, latency);
+    latency_sum_us_ += latency;
+  }
+  for (std::size_t i = 0; i < group.size(); ++i) {
+    if (!group[i].on_commit) continue;
+    try {
+      group[i].on_commit(outcomes[i]);
+    } catch (const std::exception& e) {
+      log_(LogLevel::kError, std::string("commit callback threw: ") + e.what());
+    } catch (...) {
+      log_(LogLevel::kError, "commit callback threw a non-standard exception");
+    }
+  }
+}
+
+// Logs when appends start or stop being refused, not once per refusal.
+void Buffer::Impl::note_append_result(Status status, const std::string& detail, std::uint64_t records) {
+  if (status == Status::kOk) {
+    if (failing_with_ != Status::kOk) {
+      log_(LogLevel::kInfo, "appends accepted again after " + std::to_string(refused_since_logged_) +
+                                " records were refused (" + to_string(failing_with_) + ")");
+      failing_with_ = Status::kOk;
+      refused_since_logged_ = 0;
+    }
+    return;
+  }
+  refused_since_logged_ += records;
+  if (status != failing_with_) {
+    log_(status == Status::kBackpressure ? LogLevel::kWarning : LogLevel::kError,
+         std::string("appends refused: ") + to_string(status) + ": " + detail);
+    failing_with_ = status;
+  }
+}
+
+bool Buffer::Impl::make_room(Committed& w, std::uint64_t records, std::uint64_t bytes, bool reserve_reached) {
+  std::uint64_t max_bytes = opts_.max_bytes > 0 ? opts_.max_bytes : kNoLimit;
+  // Below the disk reserve the buffer may not grow: it behaves as if the cap
+  // were what it holds now.
+  if (reserve_reached) max_bytes = std::min(max_bytes, w.bytes());
+  const std::uint64_t max_records = opts_.max_records > 0 ? opts_.max_records : kNoLimit;
+  if (records > max_records || bytes > max_bytes) return false;
+  const std::uint64_t have_records = w.records();
+  const std::uint64_t have_bytes = w.bytes();
+  const std::uint64_t need_records = have_records + records > max_records ? have_records + records - max_records : 0;
+  const std::uint64_t need_bytes = have_bytes + bytes > max_bytes ? have_bytes + bytes - max_bytes : 0;
+  if (need_records == 0 && need_bytes == 0) return true;
+  // reject-new may still drop records every sink already has.
+  const std::uint64_t limit = opts_.full_policy == FullPolicy::kDropOldest ? kNoLimit : w.delivered_through();
+  return evict_prefix(w, need_records, need_bytes, limit);
+}
+
+bool Buffer::Impl::evict_prefix(Committed& w, std::uint64_t need_records, std::uint64_t need_bytes,
+                                std::uint64_t limit_seq) {
+  if (!w.oldest || limit_seq < w.oldest->seq) return false;
+  auto& q = store_->queries();
+  const std::int64_t keep_ord = w.oldest->ord + static_cast<std::int64_t>(need_records);
+  const std::int64_t keep_off = w.oldest->off + static_cast<std::int64_t>(need_bytes);
+  std::uint64_t upto = 0;
+  q.scan_prefix(limit_seq, [&](const RowPos& row) {
+    if (row.ord >= keep_ord && row.off >= keep_off) return false;
+    upto = row.seq;
+    return true;
+  });
+  if (upto == 0) return false;
+  const auto after = w.position_after(q, upto);
+  if (after.first < keep_ord || after.second < keep_off) return false;  // not enough below the limit
+
+  // Account before deleting: delivered records expire, the rest are lost to
+  // every sink that had not acknowledged them.
+  const std::uint64_t delivered = std::min(upto, w.delivered_through());
+  const std::int64_t removed = after.first - w.oldest->ord;
+  const std::int64_t expired = delivered >= w.oldest->seq ? w.position_after(q, delivered).first - w.oldest->ord : 0;
+  for (auto& [name, cursor] : w.cursors) {
+    if (cursor.acked_seq >= upto) continue;
+    const std::int64_t lost = after.first - w.position_after(q, cursor.acked_seq).first;
+    if (lost <= 0) continue;
+    cursor.lost_by_eviction += static_cast<std::uint64_t>(lost);
+    store_->upsert_cursor(CursorRow{name, cursor.acked_seq, cursor.lost_by_eviction, cursor.created_ns});
+  }
+  store_->delete_through(upto);
+  w.expired_total += static_cast<std::uint64_t>(expired);
+  w.evicted_total += static_cast<std::uint64_t>(removed - expired);
+  store_->set_meta("expired_total", static_cast<std::int64_t>(w.expired_total));
+  store_->set_meta("evicted_total", static_cast<std::int64_t>(w.evicted_total));
+  w.oldest = q.first_after(upto);
+  if (!w.oldest) w.newest.reset();
+  return true;
+}
+
+// ---------------------------------------------------------------- maintenance
+
+std::uint64_t Buffer::Impl::run_maintenance() {
+  std::lock_guard lock(state_mu_);
+  if (!store_) return 0;
+  const std::uint64_t delivered = state_.delivered_through();
+  if (!state_.oldest || delivered < state_.oldest->seq) return 0;
+
+  auto& q = store_->queries();
+  const std::int64_t now = clock_->wall_ns();
+  const std::int64_t keep_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(opts_.retention_time).count();
+  const std::int64_t delivered_end = state_.position_after(q, delivered).second;
+  std::uint64_t upto = 0;
+  std::size_t visited = 0;
+  try {
+    q.scan_prefix(delivered, [&](const RowPos& row) {
+      if (visited++ >= opts_.maintenance_chunk) return false;
+      // A record stamped in the future (clock stepped back) has no
+      // meaningful age; it expires rather than pinning everything behind it.
+      const bool too_old = keep_ns == 0 || row.ingest_ns <= now - keep_ns || row.ingest_ns > now;
+      const bool too_many_bytes =
+          opts_.retention_bytes > 0 && static_cast<std::uint64_t>(delivered_end - row.off) > opts_.retention_bytes;
+      if (!too_old && !too_many_bytes) return false;
+      upto = row.seq;
+      return true;
+    });
+    if (upto == 0) return 0;
+    Committed w = state_;
+    const std::int64_t removed = w.position_after(q, upto).first - w.oldest->ord;
+    store_->begin();
+    store_->delete_through(upto);
+    w.expired_total += static_cast<std::uint64_t>(removed);
+    store_->set_meta("expired_total", static_cast<std::int64_t>(w.expired_total));
+    store_->commit();
+    w.oldest = q.first_after(upto);
+    if (!w.oldest) w.newest.reset();
+    state_ = std::move(w);
+    return static_cast<std::uint64_t>(removed);
+  } catch (const sql::SqliteError& e) {
+    db_->rollback_quietly();
+    log_(LogLevel::kWarning, std::string("retention pass failed (will retry): ") + e.what());
+    return 0;
+  }
+}
+
+// ---------------------------------------------------------------- cursors
+
+template <typename Fn>
+Status Buffer::Impl::write_transaction(const char* what, Fn&& fn) {
+  try {
+    store_->begin();
+    fn();
+    store_->commit();
+    return Status::kOk;
+  } catch (const sql::SqliteError& e) {
+    db_->rollback_quietly();
+    log_(LogLevel::kError, std::string(what) + " failed: " + e.what());
+    return status_of(e);
+  }
+}
+
+Status Buffer::Impl::ensure_sink(std::string_view sink, StartPosition start) {
+  if (sink.empty()) return Status::kInvalidArgument;
+  std::lock_guard lock(state_mu_);
+  if (!store_) return Status::kClosed;
+  if (state_.cursors.count(sink)) return Status::kOk;
+  Cursor c;
+  c.created_ns = clock_->wall_ns();
+  c.acked_seq = start == StartPosition::kEarliest && state_.oldest ? state_.oldest->seq - 1 : state_.next_seq - 1;
+  const Status st = write_transaction("create sink cursor", [&] {
+    store_->upsert_cursor(CursorRow{std::string(sink), c.acked_seq, 0, c.created_ns});
+  });
+  if (st == Status::kOk) state_.cursors.emplace(std::string(sink), c);
+  return st;
+}
+
+Status Buffer::Impl::remove_sink(std::string_view sink) {
+  std::lock_guard lock(state_mu_);
+  if (!store_) return Status::kClosed;
+  auto it = state_.cursors.find(sink);
+  if (it == state_.cursors.end()) return Status::kNotFound;
+  const Status st = write_transaction("remove sink cursor", [&] { store_->delete_cursor(sink); });
+  if (st == Status::kOk) state_.cursors.erase(it);
+  return st;
+}
+
+std::vector<std::string> Buffer::Impl::sinks() const {
+  std::lock_guard lock(state_mu_);
+  std::vector<std::string> out;
+  for (const auto& [name, c] : state_.cursors) out.push_back(name);
+  return out;
+}
+
+std::optional<std::uint64_t> Buffer::Impl::acked_seq(std::string_view sink) const {
+  std::lock_guard lock(state_mu_);
+  auto it = state_.cursors.find(sink);
+  if (it == state_.cursors.end()) return std::nullopt;
+  return it->second.acked_seq;
+}
+
+ReadResult Buffer::Impl::read_after(std::uint64_t after, std::size_t max_records, std::size_t max_bytes) const {
+  ReadResult out;
+  try {
+    auto reader = readers_.acquire();
+    out.records = reader->queries.read_after(after, max_records, max_bytes);
+  } catch (const sql::SqliteError& e) {
+    out.status = status_of(e);
+    out.error = e.what();
+  }
+  return out;
+}
+
+Status Buffer::Impl::ack(std::string_view sink, std::uint64_t seq) {
+  std::lock_guard lock(state_mu_);
+  if (!store_) return Status::kClosed;
+  auto it = state_.cursors.find(sink);
+  if (it == state_.cursors.end()) return Status::kNotFound;
+  Cursor& c = it->second;
+  if (seq <= c.acked_seq) return Status::kOk;
+  if (seq >= state_.next_seq) return Status::kInvalidArgument;
+  const Status st = write_transaction("ack", [&] {
+    store_->upsert_cursor(CursorRow{it->first, seq, c.lost_by_eviction, c.created_ns});
+  });
+  if (st == Status::kOk) c.acked_seq = seq;
+  return st;
+}
+
+RewindResult Buffer::Impl::rewind_to_seq(std::string_view sink, std::uint64_t seq) {
+  RewindResult out;
+  std::lock_guard lock(state_mu_);
+  if (!store_) return RewindResult{Status::kClosed, 0, false, "buffer is closed"};
+  auto it = state_.cursors.find(sink);
+  if (it == state_.cursors.end()) return RewindResult{Status::kNotFound, 0, false, "no such sink"};
+  if (seq > state_.next_seq) {
+    return RewindResult{Status::kInvalidArgument, it->second.acked_seq, false,
+                        "sequence " + std::to_string(seq) + " is beyond the next sequence " +
+                            std::to_string(state_.next_seq)};
+  }
+  const std::uint64_t earliest = state_.oldest ? state_.oldest->seq - 1 : state_.next_seq - 1;
+  std::uint64_t target = seq > 0 ? seq - 1 : 0;
+  out.clamped = target < earliest;
+  target = std::max(target, earliest);
+  Cursor& c = it->second;
+  out.status = write_transaction("rewind", [&] {
+    store_->upsert_cursor(CursorRow{it->first, target, c.lost_by_eviction, c.created_ns});
+  });
+  if (out.status == Status::kOk) c.acked_seq = target;
+  out.acked_seq = c.acked_seq;
+  return out;
+}
+
+RewindResult Buffer::Impl::rewind_to_time(std::string_view sink, std::int64_t ingest_ns) {
+  // The scan runs on a reader, outside the state lock, so appends go on.
+  std::optional<std::uint64_t> seq;
+  try {
+    auto reader = readers_.acquire();
+    seq = reader->queries.first_seq_at_or_after_time(ingest_ns);
+  } catch (const sql::SqliteError& e) {
+    return RewindResult{status_of(e), 0, false, e.what()};
+  }
+  if (!seq) {
+    std::lock_guard lock(state_mu_);
+    seq = state_.next_seq;  // nothing that recent: wait for new records
+  }
+  return rewind_to_seq(sink, *seq);
+}
+
+// ---------------------------------------------------------------- dead letters
+
+Status Buffer::Impl::add_dead_letter(std::string_view sink, std::optional<std::uint64_t> seq,
+                                     const NewRecord& record, std::string_view reason) {
+  std::lock_guard lock(state_mu_);
+  if (!store_) return Status::kClosed;
+  const std::int64_t now = clock_->wall_ns();
+  const std::uint64_t total = state_.dead_lettered_total + 1;
+  const Status st = write_transaction("dead letter", [&] {
+    store_->insert_dead_letter(sink, seq, reason, now, record.ingest_ns != 0 ? record.ingest_ns : now, record);
+    store_->set_meta("dead_lettered_total", static_cast<std::int64_t>(total));
+  });
+  if (st == Status::kOk) {
+    state_.dead_lettered_total = total;
+    dead_letter_rows_ += 1;
+  }
+  return st;
+}
+
+std::vector<DeadLetter> Buffer::Impl::dead_letters(std::size_t limit, std::int64_t after_id) const {
+  try {
+    auto reader = readers_.acquire();
+    return load_dead_letters(reader->db, limit, after_id);
+  } catch (const sql::SqliteError& e) {
+    log_(LogLevel::kError, std::string("reading dead letters failed: ") + e.what());
+    return {};
+  }
+}
+
+Status Buffer::Impl::clear_dead_letters() {
+  std::lock_guard lock(state_mu_);
+  if (!store_) return Status::kClosed;
+  const Status st = write_transaction("clear dead letters", [&] { db_->exec("DELETE FROM dead_letters"); });
+  if (st == Status::kOk) dead_letter_rows_ = 0;
+  return st;
+}
+
+// ---------------------------------------------------------------- figures
+
+BufferStats Buffer::Impl::stats() const {
+  BufferStats s;
+  Committed snapshot;
+  {
+    std::lock_guard lock(state_mu_);
+    snapshot = state_;
+    s.appended_total = appended_total_;
+    s.rejected_total = rejected_total_;
+    s.disk_full_total = disk_full_total_;
+    s.io_error_total = io_error_total_;
+    s.dead_letters = dead_letter_rows_;
+    s.commits_total = commits_total_;
+    s.commit_latency_last_us = latency_last_us_;
+    s.commit_latency_max_us = latency_max_us_;
+    s.commit_latency_sum_us = latency_sum_us_;
+    s.disk_available_bytes = disk_available_;
+    s.disk_reserve_reached = reserve_reached_;
+  }
+  {
+    std::lock_guard lock(queue_mu_);
+    s.queued_records = queued_records_;
+  }
+  s.records = snapshot.records();
+  s.bytes = snapshot.bytes();
+  s.max_bytes = opts_.max_bytes;
+  s.max_records = opts_.max_records;
+  s.full_policy = opts_.full_policy;
+  s.disk_reserve_bytes = opts_.disk_reserve_bytes;
+  s.next_seq = snapshot.next_seq;
+  if (snapshot.oldest) {
+    s.oldest_seq = snapshot.oldest->seq;
+    s.oldest_ingest_ns = snapshot.oldest->ingest_ns;
+  }
+  if (snapshot.newest) {
+    s.newest_seq = snapshot.newest->seq;
+    s.newest_ingest_ns = snapshot.newest->ingest_ns;
+  }
+  s.evicted_total = snapshot.evicted_total;
+  s.expired_total = snapshot.expired_total;
+  s.dead_lettered_total = snapshot.dead_lettered_total;
+  s.file_bytes = bytes_on_disk(opts_.path) + bytes_on_disk(std::filesystem::path(opts_.path).concat("-wal"));
+
+  for (const auto& [name, c] : snapshot.cursors) {
+    SinkStats sink;
+    sink.name = name;
+    sink.acked_seq = c.acked_seq;
+    sink.lost_by_eviction = c.lost_by_eviction;
+    s.sinks.push_back(std::move(sink));
+  }
+  try {
+    auto reader = readers_.acquire();
+    for (auto& sink : s.sinks) {
+      auto first = reader->queries.first_after(sink.acked_seq);
+      if (!first || first->seq >= snapshot.next_seq) continue;  // caught up
+      sink.lag_records = static_cast<std::uint64_t>(std::max<std::int64_t>(0, snapshot.next_ord - first->ord));
+      sink.lag_bytes = static_cast<std::uint64_t>(std::max<std::int64_t>(0, snapshot.next_off - first->off));
+      sink.oldest_undelivered_ingest_ns = first->ingest_ns;
+    }
+  } catch (const sql::SqliteError& e) {
+    log_(LogLevel::kWarning, std::string("stats: lag lookup failed: ") + e.what());
+  }
+  return s;
+}
+
+IntegrityReport Buffer::Impl::verify(IntegrityCheck depth) const {
+  IntegrityReport report;
+  if (depth == IntegrityCheck::kNone) {
+    report.ok = true;
+    report.detail = "not checked";
+    return report;
+  }
+  try {
+    auto reader = readers_.acquire();
+    sql::Stmt stmt(reader->db, depth == IntegrityCheck::kFull ? "PRAGMA integrity_check(20)" : "PRAGMA quick_check(20)",
+                   false);
+    while (stmt.step()) {
+      if (!report.detail.empty()) report.detail += "; ";
+      report.detail += stmt.column_text(0);
+    }
+    report.ok = report.detail == "ok";
+  } catch (const sql::SqliteError& e) {
+    report.ok = false;
+    report.detail = e.what();
+  }
+  return report;
+}
+
+// ---------------------------------------------------------------- Buffer
+
+std::unique_ptr<Buffer> Buffer::open(BufferOptions options) {
+  auto impl = std::make_unique<Impl>(std::move(options));
+  impl->open();
+  return std::unique_ptr<Buffer>(new Buffer(std::move(impl)));
+}
+
+Buffer::Buffer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Buffer::~Buffer() = default;
+
+const OpenReport& Buffer::open_report() const { return impl_->report_; }
+const BufferOptions& Buffer::options() const { return impl_->opts_; }
+
+void Buffer::append(std::vector<NewRecord> records, CommitCallback on_commit) {
+  impl_->append(std::move(records), std::move(on_commit));
+}
+
+AppendOutcome Buffer::append_wait(std::vector<NewRecord> records) {
+  if (impl_->on_writer_thread()) {
+    return AppendOutcome{Status::kInvalidArgument, 0, 0, "append_wait called from a commit callback"};
+  }
+  std::promise<AppendOutcome> done;
+  auto result = done.get_future();
+  impl_->append(std::move(records), [&done](const AppendOutcome& o) { done.set_value(o); });
+  return result.get();
+}
+
+void Buffer::flush() {
+  if (!impl_->on_writer_thread()) append_wait({});
+}
+
+Status Buffer::ensure_sink(std::string_view sink, StartPosition start) { return impl_->ensure_sink(sink, start); }
+Status Buffer::remove_sink(std::string_view sink) { return impl_->remove_sink(sink); }
+std::vector<std::string> Buffer::sinks() const { return impl_->sinks(); }
+std::optional<std::uint64_t> Buffer::acked_seq(std::string_view sink) const { return impl_->acked_seq(sink); }
+
+ReadResult Buffer::read(std::string_view sink, std::size_t max_records, std::size_t max_bytes) const {
+  auto acked = impl_->acked_seq(sink);
+  if (!acked) return ReadResult{Status::kNotFound, {}, "no such sink: " + std::string(sink)};
+  return impl_->read_after(*acked, max_records, max_bytes);
+}
+
+ReadResult Buffer::read_after(std::uint64_t after_seq, std::size_t max_records, std::size_t max_bytes) const {
+  return impl_->read_after(after_seq, max_records, max_bytes);
+}
+
+Status Buffer::ack(std::string_view sink, std::uint64_t seq) { return impl_->ack(sink, seq); }
+
+RewindResult Buffer::rewind_to_seq(std::string_view sink, std::uint64_t seq) {
+  return impl_->rewind_to_seq(sink, seq);
+}
+
+RewindResult Buffer::rewind_to_time(std::string_view sink, std::int64_t ingest_ns) {
+  return impl_->rewind_to_time(sink, ingest_ns);
+}
+
+Status Buffer::add_dead_letter(std::string_view sink, std::optional<std::uint64_t> seq, const NewRecord& record,
+                               std::string_view reason) {
+  return impl_->add_dead_letter(sink, seq, record, reason);
+}
+
+std::vector<DeadLetter> Buffer::dead_letters(std::size_t limit, std::int64_t after_id) const {
+  return impl_->dead_letters(limit, after_id);
+}
+
+Status Buffer::clear_dead_letters() { return impl_->clear_dead_letters(); }
+BufferStats Buffer::stats() const { return impl_->stats(); }
+IntegrityReport Buffer::verify(IntegrityCheck depth) const { return impl_->verify(depth); }
+std::uint64_t Buffer::run_maintenance() { return impl_->run_maintenance(); }
+
+}  // namespace tidegate::buffer

@@ -1,0 +1,184 @@
+#include "store.h"
+
+namespace tidegate::buffer {
+
+#define TIDEGATE_RECORD_COLUMNS \
+  "ingest_ns, clock_synced, source, partition_key, topic, payload, device_ts_ns, content_type"
+
+void read_record_columns(const sql::Stmt& stmt, int first, NewRecord& out) {
+  out.ingest_ns = stmt.column_int(first);
+  out.clock_synced = stmt.column_int(first + 1) != 0;
+  out.source = stmt.column_text(first + 2);
+  out.partition_key = stmt.column_text(first + 3);
+  out.topic = stmt.column_text(first + 4);
+  out.payload = stmt.column_blob(first + 5);
+  if (stmt.column_is_null(first + 6)) {
+    out.device_ts_ns.reset();
+  } else {
+    out.device_ts_ns = stmt.column_int(first + 6);
+  }
+  out.content_type = stmt.column_text(first + 7);
+}
+
+namespace {
+
+// Binds the record columns at `first` .. first + 7 (same order as above).
+void bind_record_columns(sql::Stmt& stmt, int first, std::int64_t ingest_ns, const NewRecord& r) {
+  stmt.bind(first, ingest_ns)
+      .bind(first + 1, std::int64_t{r.clock_synced ? 1 : 0})
+      .bind_text(first + 2, r.source)
+      .bind_text(first + 3, r.partition_key)
+      .bind_text(first + 4, r.topic)
+      .bind_blob(first + 5, r.payload)
+      .bind_text(first + 7, r.content_type);
+  if (r.device_ts_ns) {
+    stmt.bind(first + 6, *r.device_ts_ns);
+  } else {
+    stmt.bind_null(first + 6);
+  }
+}
+
+RowPos row_pos(const sql::Stmt& stmt) {
+  return RowPos{static_cast<std::uint64_t>(stmt.column_int(0)), stmt.column_int(1),
+                stmt.column_int(2), stmt.column_int(3)};
+}
+
+}  // namespace
+
+Queries::Queries(sql::Db& db)
+    : db_(db),
+      first_after_(db, "SELECT seq, ord, off, ingest_ns FROM records WHERE seq > ?1 ORDER BY seq LIMIT 1"),
+      newest_(db, "SELECT seq, ord, off, ingest_ns FROM records ORDER BY seq DESC LIMIT 1"),
+      read_after_(db, "SELECT seq, " TIDEGATE_RECORD_COLUMNS
+                      " FROM records WHERE seq > ?1 ORDER BY seq LIMIT ?2"),
+      by_time_(db, "SELECT seq FROM records WHERE ingest_ns >= ?1 ORDER BY seq LIMIT 1"),
+      prefix_(db, "SELECT seq, ord, off, ingest_ns FROM records WHERE seq <= ?1 ORDER BY seq") {}
+
+std::optional<RowPos> Queries::first_after(std::uint64_t after) {
+  sql::ResetOnExit reset(first_after_);
+  first_after_.bind(1, after);
+  if (!first_after_.step()) return std::nullopt;
+  return row_pos(first_after_);
+}
+
+std::optional<RowPos> Queries::newest() {
+  sql::ResetOnExit reset(newest_);
+  if (!newest_.step()) return std::nullopt;
+  return row_pos(newest_);
+}
+
+std::vector<Record> Queries::read_after(std::uint64_t after, std::size_t max_records,
+                                        std::size_t max_bytes) {
+  std::vector<Record> out;
+  if (max_records == 0) return out;
+  sql::ResetOnExit reset(read_after_);
+  read_after_.bind(1, after).bind(2, static_cast<std::uint64_t>(max_records));
+  std::uint64_t bytes = 0;
+  while (read_after_.step()) {
+    Record r;
+    r.seq = static_cast<std::uint64_t>(read_after_.column_int(0));
+    read_record_columns(read_after_, 1, r);
+    const std::uint64_t size = accounted_size(r);
+    if (!out.empty() && bytes + size > max_bytes) break;
+    bytes += size;
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+std::optional<std::uint64_t> Queries::first_seq_at_or_after_time(std::int64_t ingest_ns) {
+  sql::ResetOnExit reset(by_time_);
+  by_time_.bind(1, ingest_ns);
+  if (!by_time_.step()) return std::nullopt;
+  return static_cast<std::uint64_t>(by_time_.column_int(0));
+}
+
+Store::Store(sql::Db& db)
+    : db_(db),
+      queries_(db),
+      begin_(db, "BEGIN IMMEDIATE"),
+      commit_(db, "COMMIT"),
+      insert_(db, "INSERT INTO records(seq, ord, off, " TIDEGATE_RECORD_COLUMNS
+                  ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
+      delete_through_(db, "DELETE FROM records WHERE seq <= ?1"),
+      set_meta_(db, "INSERT INTO meta(key, value) VALUES (?1, ?2) "
+                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value"),
+      upsert_cursor_(db, "INSERT INTO cursors(sink, acked_seq, lost_by_eviction, created_ns) "
+                         "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(sink) DO UPDATE SET "
+                         "acked_seq = excluded.acked_seq, lost_by_eviction = excluded.lost_by_eviction"),
+      insert_dead_letter_(db, "INSERT INTO dead_letters(sink, seq, reason, failed_ns, " TIDEGATE_RECORD_COLUMNS
+                              ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)") {}
+
+void Store::insert(std::uint64_t seq, std::int64_t ord, std::int64_t off, std::int64_t ingest_ns,
+                   const NewRecord& record) {
+  insert_.bind(1, seq).bind(2, ord).bind(3, off);
+  bind_record_columns(insert_, 4, ingest_ns, record);
+  insert_.run();
+}
+
+void Store::delete_through(std::uint64_t seq) {
+  delete_through_.bind(1, seq);
+  delete_through_.run();
+}
+
+void Store::set_meta(std::string_view key, std::int64_t value) {
+  set_meta_.bind_text(1, key).bind(2, value);
+  set_meta_.run();
+}
+
+std::vector<CursorRow> Store::load_cursors() {
+  sql::Stmt stmt(db_, "SELECT sink, acked_seq, lost_by_eviction, created_ns FROM cursors", false);
+  std::vector<CursorRow> out;
+  while (stmt.step()) {
+    out.push_back(CursorRow{stmt.column_text(0), static_cast<std::uint64_t>(stmt.column_int(1)),
+                            static_cast<std::uint64_t>(stmt.column_int(2)), stmt.column_int(3)});
+  }
+  return out;
+}
+
+void Store::upsert_cursor(const CursorRow& cursor) {
+  upsert_cursor_.bind_text(1, cursor.sink)
+      .bind(2, cursor.acked_seq)
+      .bind(3, cursor.lost_by_eviction)
+      .bind(4, cursor.created_ns);
+  upsert_cursor_.run();
+}
+
+void Store::delete_cursor(std::string_view sink) {
+  sql::Stmt stmt(db_, "DELETE FROM cursors WHERE sink = ?1", false);
+  stmt.bind_text(1, sink);
+  stmt.run();
+}
+
+void Store::insert_dead_letter(std::string_view sink, std::optional<std::uint64_t> seq,
+                               std::string_view reason, std::int64_t failed_ns,
+                               std::int64_t ingest_ns, const NewRecord& record) {
+  insert_dead_letter_.bind_text(1, sink).bind_text(3, reason).bind(4, failed_ns);
+  if (seq) {
+    insert_dead_letter_.bind(2, *seq);
+  } else {
+    insert_dead_letter_.bind_null(2);
+  }
+  bind_record_columns(insert_dead_letter_, 5, ingest_ns, record);
+  insert_dead_letter_.run();
+}
+
+std::vector<DeadLetter> load_dead_letters(sql::Db& db, std::size_t limit, std::int64_t after_id) {
+  sql::Stmt stmt(db, "SELECT id, seq, sink, reason, failed_ns, " TIDEGATE_RECORD_COLUMNS
+                     " FROM dead_letters WHERE id > ?1 ORDER BY id LIMIT ?2", false);
+  stmt.bind(1, after_id).bind(2, static_cast<std::uint64_t>(limit));
+  std::vector<DeadLetter> out;
+  while (stmt.step()) {
+    DeadLetter d;
+    d.id = stmt.column_int(0);
+    if (!stmt.column_is_null(1)) d.seq = static_cast<std::uint64_t>(stmt.column_int(1));
+    d.sink = stmt.column_text(2);
+    d.reason = stmt.column_text(3);
+    d.failed_ns = stmt.column_int(4);
+    read_record_columns(stmt, 5, d.record);
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
+}  // namespace tidegate::buffer

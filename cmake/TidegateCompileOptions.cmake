@@ -1,0 +1,15 @@
+# Warning and sanitizer flags, applied per target (never through global
+# CMAKE_CXX_FLAGS edits) so that third-party code keeps its own settings.
+function(tidegate_target_defaults target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow
+    -Wnon-virtual-dtor -Wold-style-cast -Wcast-align -Woverloaded-virtual
+    -Wconversion -Wno-sign-conversion -Wformat=2 -Wimplicit-fallthrough)
+  if(TIDEGATE_WERROR)
+    target_compile_options(${target} PRIVATE -Werror)
+  endif()
+  if(TIDEGATE_SANITIZE)
+    target_compile_options(${target} PRIVATE -fsanitize=address,undefined
+      -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
+    target_link_options(${target} PRIVATE -fsanitize=address,undefined)
+  endif()
+endfunction()

@@ -1,0 +1,18 @@
+// Minimal JSON output for the CLI and (later) the status API: escaping and
+// byte payloads, nothing more.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace tidegate::gateway::json {
+
+// `s` as a JSON string literal, quotes included. Control characters and
+// invalid UTF-8 bytes are escaped (\u00XX), so the output is always valid.
+std::string quote(std::string_view s);
+
+bool is_valid_utf8(std::string_view s);
+
+std::string base64(std::string_view bytes);
+
+}  // namespace tidegate::gateway::json

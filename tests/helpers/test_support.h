@@ -1,0 +1,125 @@
+// Shared test fixtures: temporary directories, a settable clock, a settable
+// disk, and record builders. Header-only so each suite stays self-contained.
+#pragma once
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tidegate/buffer/buffer.h"
+
+namespace tidegate::testing {
+
+// A fresh directory under $TMPDIR, removed with everything in it.
+class TempDir {
+ public:
+  TempDir() {
+    std::string templ = (std::filesystem::temp_directory_path() / "tidegate-test-XXXXXX").string();
+    if (!::mkdtemp(templ.data())) std::abort();
+    path_ = templ;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+class FakeClock final : public buffer::Clock {
+ public:
+  explicit FakeClock(std::int64_t start_ns = 1'700'000'000'000'000'000) : now_(start_ns) {}
+  std::int64_t wall_ns() override { return now_.load(); }
+  void advance(std::chrono::nanoseconds d) { now_ += d.count(); }
+  void set(std::int64_t ns) { now_ = ns; }
+
+ private:
+  std::atomic<std::int64_t> now_;
+};
+
+class FakeDisk final : public buffer::DiskSpace {
+ public:
+  std::optional<std::uint64_t> available_bytes(const std::filesystem::path&) override {
+    std::lock_guard lock(mu_);
+    return available_;
+  }
+  void set(std::optional<std::uint64_t> bytes) {
+    std::lock_guard lock(mu_);
+    available_ = bytes;
+  }
+
+ private:
+  std::mutex mu_;
+  std::optional<std::uint64_t> available_ = std::uint64_t{1} << 40;
+};
+
+inline buffer::NewRecord make_record(const std::string& payload, const std::string& device = "dev-1") {
+  buffer::NewRecord r;
+  r.source = "test";
+  r.partition_key = device;
+  r.topic = "sensors/" + device + "/temp";
+  r.payload = payload;
+  r.content_type = "application/json";
+  return r;
+}
+
+inline std::vector<buffer::NewRecord> make_records(int n, const std::string& prefix = "r") {
+  std::vector<buffer::NewRecord> out;
+  for (int i = 0; i < n; ++i) out.push_back(make_record(prefix + std::to_string(i)));
+  return out;
+}
+
+// Polls `cond` until it holds or `timeout` passes; tests wait on conditions,
+// never on fixed sleeps.
+inline bool wait_for(const std::function<bool()>& cond,
+                     std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return cond();
+}
+
+
+// Collects log lines so tests can assert on what an operator would read.
+class LogCapture {
+ public:
+  buffer::LogFn fn() {
+    return [this](buffer::LogLevel level, std::string_view msg) {
+      std::lock_guard lock(mu_);
+      lines_.push_back(std::string(buffer::to_string(level)) + ": " + std::string(msg));
+    };
+  }
+  bool contains(const std::string& needle) const {
+    std::lock_guard lock(mu_);
+    for (const auto& l : lines_) {
+      if (l.find(needle) != std::string::npos) return true;
+    }
+    return false;
+  }
+  std::vector<std::string> lines() const {
+    std::lock_guard lock(mu_);
+    return lines_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<std::string> lines_;
+};
+
+}  // namespace tidegate::testing
