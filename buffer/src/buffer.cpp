@@ -186,6 +186,8 @@ class Buffer::Impl {
   void load_state();
   void writer_loop();
   void commit_group(std::vector<Pending>& group);
+  bool below_disk_reserve();
+  bool shrink_wal();
   bool make_room(Committed& w, std::uint64_t records, std::uint64_t bytes, bool reserve_reached);
   bool evict_prefix(Committed& w, std::uint64_t need_records, std::uint64_t need_bytes, std::uint64_t limit_seq);
   void note_append_result(Status status, const std::string& detail, std::uint64_t records);
@@ -465,9 +467,8 @@ void Buffer::Impl::commit_group(std::vector<Pending>& group) {
   std::vector<AppendOutcome> outcomes(group.size());
   {
     std::lock_guard lock(state_mu_);
-    const auto dir = opts_.path.has_parent_path() ? opts_.path.parent_path() : std::filesystem::path(".");
-    disk_available_ = disk_->available_bytes(dir);
-    const bool reserve = opts_.disk_reserve_bytes > 0 && disk_available_ && *disk_available_ < opts_.disk_reserve_bytes;
+    bool reserve = below_disk_reserve();
+    if (reserve && shrink_wal()) reserve = below_disk_reserve();
     if (reserve != reserve_reached_) {
       reserve_reached_ = reserve;
       log_(reserve ? LogLevel::kWarning : LogLevel::kInfo,
@@ -521,6 +522,7 @@ void Buffer::Impl::commit_group(std::vector<Pending>& group) {
       db_->rollback_quietly();
       failed = status_of(e);
       failure = e.what();
+      if (failed == Status::kDiskFull) shrink_wal();
     } catch (const std::system_error& e) {
       db_->rollback_quietly();
       failed = status_of(e);
@@ -555,6 +557,29 @@ void Buffer::Impl::commit_group(std::vector<Pending>& group) {
       log_(LogLevel::kError, "commit callback threw a non-standard exception");
     }
   }
+}
+
+bool Buffer::Impl::below_disk_reserve() {
+  const auto dir = opts_.path.has_parent_path() ? opts_.path.parent_path() : std::filesystem::path(".");
+  disk_available_ = disk_->available_bytes(dir);
+  return opts_.disk_reserve_bytes > 0 && disk_available_ && *disk_available_ < opts_.disk_reserve_bytes;
+}
+
+// When space is short the WAL is the part that can give some back: it grows
+// with every commit until the next automatic checkpoint (about 4 MiB), and
+// often holds many versions of the same pages. A TRUNCATE checkpoint copies
+// the latest versions into the database (reusing its free pages) and cuts the
+// WAL to zero. Returns true if it ran.
+bool Buffer::Impl::shrink_wal() {
+  constexpr std::uint64_t kWorthIt = 64 << 10;
+  if (bytes_on_disk(std::filesystem::path(opts_.path).concat("-wal")) < kWorthIt) return false;
+  int log_frames = 0;
+  int checkpointed = 0;
+  const int rc = sqlite3_wal_checkpoint_v2(db_->get(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, &log_frames, &checkpointed);
+  if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+    log_(LogLevel::kWarning, std::string("WAL checkpoint to free disk space failed: ") + sqlite3_errmsg(db_->get()));
+  }
+  return rc == SQLITE_OK;
 }
 
 // Logs when appends start or stop being refused, not once per refusal.
