@@ -63,8 +63,9 @@ BufferOptions base_options(const std::filesystem::path& path) {
   return o;
 }
 
-// Raw SQLite: same rows, one transaction, one prepared statement.
-double raw_sqlite(std::size_t payload, std::uint64_t n) {
+// Raw SQLite: same rows, one prepared statement, a COMMIT every `per_txn`
+// rows (0 = one transaction for all).
+double raw_sqlite(std::size_t payload, std::uint64_t n, std::uint64_t per_txn) {
   auto path = fresh_db("raw.db");
   { auto created = Buffer::open(base_options(path)); }  // the buffer's own schema
   sqlite3* db = nullptr;
@@ -94,6 +95,10 @@ double raw_sqlite(std::size_t payload, std::uint64_t n) {
     sqlite3_bind_blob(st, 9, r.payload.data(), static_cast<int>(r.payload.size()), SQLITE_STATIC);
     sqlite3_bind_null(st, 10);
     sqlite3_bind_text(st, 11, r.content_type.data(), static_cast<int>(r.content_type.size()), SQLITE_STATIC);
+    if (per_txn > 0 && i > 0 && i % per_txn == 0) {
+      sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
+      sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr);
+    }
     if (sqlite3_step(st) != SQLITE_DONE) {
       std::cerr << "raw insert failed: " << sqlite3_errmsg(db) << "\n";
       std::exit(1);
@@ -241,12 +246,19 @@ int main(int argc, char** argv) {
   using std::chrono::milliseconds;
 
   std::ostringstream table;
-  table << "| case | payload | records | records/s | vs raw SQLite | mean enqueue-to-commit latency | commits |\n"
+  table << "| case | payload | records | records/s | vs best raw SQLite | mean enqueue-to-commit latency | commits |\n"
         << "|---|---|---|---|---|---|---|\n";
   for (auto [payload, n] : {std::pair<std::size_t, std::uint64_t>{100, n_small}, {1024, n_large}}) {
-    const double raw = raw_sqlite(payload, n);
-    table << "| raw SQLite, one transaction (ceiling) | " << payload << " B | " << n << " | " << fmt(raw)
-          << " | 1.00 | - | 1 |\n";
+    // Two ceilings: one transaction for everything (as the issue defines it),
+    // and transactions of the buffer's group size (one huge transaction
+    // spills SQLite's page cache on large rows). Ratios use the faster one.
+    const double raw_one = raw_sqlite(payload, n, 0);
+    const double raw_grouped = raw_sqlite(payload, n, 8192);
+    const double raw = std::max(raw_one, raw_grouped);
+    table << "| raw SQLite, one transaction | " << payload << " B | " << n << " | " << fmt(raw_one) << " | "
+          << fmt(raw_one / raw, 2) << " | - | 1 |\n";
+    table << "| raw SQLite, a transaction per 8192 rows | " << payload << " B | " << n << " | " << fmt(raw_grouped)
+          << " | " << fmt(raw_grouped / raw, 2) << " | - | " << (n + 8191) / 8192 << " |\n";
     struct Case {
       const char* name;
       std::size_t per_call;

@@ -175,6 +175,18 @@ TEST_F(BufferTest, CallbackMayAppendWithoutDeadlock) {
   EXPECT_TRUE(second.get_future().get().ok());
 }
 
+TEST_F(BufferTest, CrashSafeModeSyncsTheWalPeriodically) {
+  auto o = options();
+  o.sync_interval = std::chrono::milliseconds(5);
+  auto b = open(o);
+  ASSERT_TRUE(b->append_wait(make_records(3)).ok());
+  // Even with no further commits, the last one gets synced.
+  EXPECT_TRUE(testing::wait_for([&] { return b->stats().wal_syncs_total >= 1; }));
+  const auto before = b->stats().wal_syncs_total;
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(b->stats().wal_syncs_total, before);  // nothing new, no more syncs
+}
+
 TEST_F(BufferTest, CloseCommitsEverythingStillQueued) {
   auto o = options();
   o.commit_window = std::chrono::seconds(60);

@@ -13,8 +13,8 @@ namespace tidegate::buffer {
 
 enum class Durability {
   // A commit is acknowledged once the transaction is in the OS (WAL written,
-  // not fsynced): survives a crash or kill -9 of the gateway, may lose the
-  // last commits on a power cut.
+  // not fsynced): survives a crash or kill -9 of the gateway. The WAL is
+  // fsynced every `sync_interval`, which bounds what a power cut can lose.
   kCrashSafe,
   // A commit is acknowledged after fsync of the WAL: survives a power cut.
   kPowerSafe,
@@ -49,6 +49,10 @@ struct BufferOptions {
   std::chrono::milliseconds commit_window{10};
   // ...or until this many records are pending.
   std::size_t commit_max_records = 8192;
+  // Crash-safe mode: fsync the WAL at least this often while commits arrive,
+  // so a power cut loses at most about this much. 0 = leave it to SQLite's
+  // checkpoints (unbounded in time).
+  std::chrono::milliseconds sync_interval{1000};
   // Appends block once this many records wait for the writer (bounds RAM).
   std::size_t max_queued_records = 65536;
 
