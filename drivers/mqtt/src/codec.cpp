@@ -1,0 +1,383 @@
+#include "tidegate/drivers/mqtt/codec.h"
+
+namespace tidegate::drivers::mqtt {
+namespace {
+
+// ---- writing (section 1.5: data representation)
+
+void put_u8(std::string& out, std::uint8_t v) { out.push_back(static_cast<char>(v)); }
+
+void put_u16(std::string& out, std::uint16_t v) {
+  out.push_back(static_cast<char>(v >> 8));
+  out.push_back(static_cast<char>(v & 0xff));
+}
+
+void put_u32(std::string& out, std::uint32_t v) {
+  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>((v >> shift) & 0xff));
+}
+
+// UTF-8 Encoded String and Binary Data (1.5.4, 1.5.6): two-byte length prefix.
+void put_string(std::string& out, std::string_view s) {
+  if (s.size() > 0xffff) throw ProtocolError("string longer than 65535 bytes");
+  put_u16(out, static_cast<std::uint16_t>(s.size()));
+  out.append(s);
+}
+
+// Fixed header (2.1.1) + Remaining Length (2.1.4) + body.
+std::string frame(PacketType type, std::uint8_t flags, const std::string& body) {
+  std::string out;
+  out.reserve(body.size() + 5);
+  put_u8(out, static_cast<std::uint8_t>((static_cast<std::uint8_t>(type) << 4) | (flags & 0x0f)));
+  append_varint(out, static_cast<std::uint32_t>(body.size()));
+  out += body;
+  return out;
+}
+
+// ---- reading
+
+class Cursor {
+ public:
+  explicit Cursor(std::string_view data) : data_(data) {}
+  bool empty() const { return pos_ >= data_.size(); }
+  std::size_t remaining() const { return data_.size() - pos_; }
+
+  std::uint8_t u8() {
+    need(1);
+    return static_cast<std::uint8_t>(data_[pos_++]);
+  }
+  std::uint16_t u16() {
+    need(2);
+    auto v = static_cast<std::uint16_t>((static_cast<std::uint8_t>(data_[pos_]) << 8) |
+                                        static_cast<std::uint8_t>(data_[pos_ + 1]));
+    pos_ += 2;
+    return v;
+  }
+  std::uint32_t u32() {
+    std::uint32_t v = 0;
+    for (int i = 0; i < 4; ++i) v = (v << 8) | u8();
+    return v;
+  }
+  // Variable Byte Integer (1.5.5): at most four bytes.
+  std::uint32_t varint() {
+    std::uint32_t value = 0;
+    for (int i = 0; i < 4; ++i) {
+      const std::uint8_t b = u8();
+      value |= static_cast<std::uint32_t>(b & 0x7f) << (7 * i);
+      if ((b & 0x80) == 0) return value;
+    }
+    throw ProtocolError("malformed variable byte integer");
+  }
+  std::string_view bytes(std::size_t n) {
+    need(n);
+    auto v = data_.substr(pos_, n);
+    pos_ += n;
+    return v;
+  }
+  std::string string() { return std::string(bytes(u16())); }
+  std::string_view rest() { return bytes(remaining()); }
+
+ private:
+  void need(std::size_t n) const {
+    if (remaining() < n) throw ProtocolError("packet shorter than its fields");
+  }
+  std::string_view data_;
+  std::size_t pos_ = 0;
+};
+
+// The properties a client may receive (section 2.2.2.2), by value type.
+enum class PropType { kByte, kTwo, kFour, kVarint, kString, kBinary, kPair };
+
+PropType property_type(std::uint8_t id) {
+  switch (id) {
+    case 0x01: case 0x17: case 0x19: case 0x24: case 0x25: case 0x28: case 0x29: case 0x2A:
+      return PropType::kByte;
+    case 0x13: case 0x21: case 0x22: case 0x23:
+      return PropType::kTwo;
+    case 0x02: case 0x11: case 0x18: case 0x27:
+      return PropType::kFour;
+    case 0x0B:
+      return PropType::kVarint;
+    case 0x03: case 0x08: case 0x12: case 0x15: case 0x1A: case 0x1C: case 0x1F:
+      return PropType::kString;
+    case 0x09: case 0x16:
+      return PropType::kBinary;
+    case 0x26:
+      return PropType::kPair;
+    default:
+      throw ProtocolError("unknown property identifier " + std::to_string(id));
+  }
+}
+
+struct Property {
+  std::uint8_t id = 0;
+  std::uint32_t number = 0;
+  std::string text;
+};
+
+// Reads a property block (length + properties) and calls visit(Property).
+template <typename Visit>
+void read_properties(Cursor& c, Visit&& visit) {
+  const std::uint32_t length = c.varint();
+  Cursor props(c.bytes(length));
+  while (!props.empty()) {
+    Property p;
+    p.id = static_cast<std::uint8_t>(props.varint());
+    switch (property_type(p.id)) {
+      case PropType::kByte: p.number = props.u8(); break;
+      case PropType::kTwo: p.number = props.u16(); break;
+      case PropType::kFour: p.number = props.u32(); break;
+      case PropType::kVarint: p.number = props.varint(); break;
+      case PropType::kString:
+      case PropType::kBinary: p.text = props.string(); break;
+      case PropType::kPair:
+        p.text = props.string();
+        p.text += '=';
+        p.text += props.string();
+        break;
+    }
+    visit(p);
+  }
+}
+
+void expect_type(const Packet& packet, PacketType type, const char* name) {
+  if (packet.type != type) throw ProtocolError(std::string("expected ") + name);
+}
+
+}  // namespace
+
+void append_varint(std::string& out, std::uint32_t value) {
+  if (value > 268'435'455) throw ProtocolError("remaining length over 268,435,455 bytes");
+  do {
+    std::uint8_t b = value % 128;
+    value /= 128;
+    if (value > 0) b |= 0x80;
+    out.push_back(static_cast<char>(b));
+  } while (value > 0);
+}
+
+std::string encode_connect(const ConnectOptions& o) {
+  std::string body;
+  put_string(body, "MQTT");  // 3.1.2.1 Protocol Name
+  put_u8(body, static_cast<std::uint8_t>(o.version));  // 3.1.2.2 Protocol Version
+  std::uint8_t flags = 0;  // 3.1.2.3 Connect Flags
+  if (o.username) flags |= 0x80;
+  if (o.password) flags |= 0x40;
+  if (o.clean_start) flags |= 0x02;
+  put_u8(body, flags);
+  put_u16(body, o.keepalive_s);  // 3.1.2.10 Keep Alive
+  if (o.version == Version::kV5) {  // 3.1.2.11 CONNECT Properties
+    std::string props;
+    if (o.session_expiry_s > 0) {
+      put_u8(props, 0x11);
+      put_u32(props, o.session_expiry_s);
+    }
+    if (o.receive_maximum != 65535) {  // 65535 is the default when absent
+      put_u8(props, 0x21);
+      put_u16(props, o.receive_maximum);
+    }
+    if (o.maximum_packet_size > 0) {
+      put_u8(props, 0x27);
+      put_u32(props, o.maximum_packet_size);
+    }
+    append_varint(body, static_cast<std::uint32_t>(props.size()));
+    body += props;
+  }
+  put_string(body, o.client_id);  // 3.1.3.1 Client Identifier
+  if (o.username) put_string(body, *o.username);  // 3.1.3.5
+  if (o.password) put_string(body, *o.password);  // 3.1.3.6 (Binary Data)
+  return frame(PacketType::kConnect, 0, body);
+}
+
+std::string encode_subscribe(Version version, std::uint16_t packet_id, const std::vector<Subscription>& subs) {
+  if (subs.empty()) throw ProtocolError("SUBSCRIBE needs at least one filter");  // 3.8.3
+  std::string body;
+  put_u16(body, packet_id);
+  if (version == Version::kV5) append_varint(body, 0);  // 3.8.2.1: no properties
+  for (const auto& s : subs) {
+    put_string(body, s.filter);
+    // 3.8.3.1 Subscription Options: QoS in bits 0-1; the rest zero (no
+    // No Local, no Retain As Published, retained messages sent on subscribe).
+    put_u8(body, static_cast<std::uint8_t>(s.qos & 0x03));
+  }
+  return frame(PacketType::kSubscribe, 0x02, body);  // 3.8.1: flags MUST be 0010
+}
+
+std::string encode_publish(Version version, std::string_view topic, std::string_view payload, std::uint8_t qos,
+                           std::uint16_t packet_id, bool retain, bool dup) {
+  std::string body;
+  put_string(body, topic);  // 3.3.2.1
+  if (qos > 0) put_u16(body, packet_id);  // 3.3.2.2
+  if (version == Version::kV5) append_varint(body, 0);  // 3.3.2.3: no properties
+  body.append(payload);  // 3.3.3
+  const std::uint8_t flags = static_cast<std::uint8_t>((dup ? 0x08 : 0) | ((qos & 0x03) << 1) | (retain ? 1 : 0));
+  return frame(PacketType::kPublish, flags, body);
+}
+
+std::string encode_puback(Version, std::uint16_t packet_id) {
+  // 3.4.2.1: with Reason Code 0x00 (Success) and no properties, MQTT 5 allows
+  // the same two-byte form as 3.1.1.
+  std::string body;
+  put_u16(body, packet_id);
+  return frame(PacketType::kPuback, 0, body);
+}
+
+std::string encode_pingreq() { return frame(PacketType::kPingreq, 0, {}); }  // 3.12
+
+std::string encode_disconnect(Version) {
+  // 3.14.2.1: Reason Code 0x00 (Normal disconnection) may be omitted; the
+  // session is kept for its expiry interval.
+  return frame(PacketType::kDisconnect, 0, {});
+}
+
+std::optional<Packet> PacketReader::next() {
+  const std::size_t available = pending_.size() - consumed_;
+  if (available < 2) return std::nullopt;
+  const auto* p = reinterpret_cast<const unsigned char*>(pending_.data() + consumed_);
+  std::uint32_t length = 0;
+  std::size_t i = 1;
+  for (;; ++i) {
+    if (i > 4) throw ProtocolError("malformed remaining length");  // 2.1.4: at most four bytes
+    if (i >= available) return std::nullopt;
+    length |= static_cast<std::uint32_t>(p[i] & 0x7f) << (7 * (i - 1));
+    if ((p[i] & 0x80) == 0) break;
+  }
+  const std::size_t header = i + 1;
+  if (length + header > max_packet_size_) {
+    throw ProtocolError("packet of " + std::to_string(length + header) + " bytes exceeds the maximum of " +
+                        std::to_string(max_packet_size_));
+  }
+  if (available < header + length) return std::nullopt;
+  Packet packet;
+  const std::uint8_t type = p[0] >> 4;
+  if (type == 0) throw ProtocolError("reserved packet type 0");
+  packet.type = static_cast<PacketType>(type);
+  packet.flags = p[0] & 0x0f;
+  packet.body.assign(pending_, consumed_ + header, length);
+  consumed_ += header + length;
+  // Compact now and then instead of on every packet.
+  if (consumed_ > 65536 && consumed_ * 2 > pending_.size()) {
+    pending_.erase(0, consumed_);
+    consumed_ = 0;
+  }
+  return packet;
+}
+
+Connack parse_connack(Version version, const Packet& packet) {
+  expect_type(packet, PacketType::kConnack, "CONNACK");
+  Cursor c(packet.body);
+  Connack out;
+  const std::uint8_t flags = c.u8();  // 3.2.2.1 Connect Acknowledge Flags
+  if (flags & 0xfe) throw ProtocolError("CONNACK reserved flags set");
+  out.session_present = (flags & 0x01) != 0;
+  out.reason = c.u8();  // 3.2.2.2
+  if (version == Version::kV5 && !c.empty()) {
+    read_properties(c, [&](const Property& p) {  // 3.2.2.3
+      switch (p.id) {
+        case 0x21: out.receive_maximum = static_cast<std::uint16_t>(p.number); break;
+        case 0x13: out.server_keepalive = static_cast<std::uint16_t>(p.number); break;
+        case 0x24: out.maximum_qos = static_cast<std::uint8_t>(p.number); break;
+        case 0x1F: out.reason_string = p.text; break;
+        default: break;
+      }
+    });
+  }
+  return out;
+}
+
+Publish parse_publish(Version version, const Packet& packet) {
+  expect_type(packet, PacketType::kPublish, "PUBLISH");
+  Publish out;
+  out.dup = (packet.flags & 0x08) != 0;  // 3.3.1.1
+  out.qos = static_cast<std::uint8_t>((packet.flags >> 1) & 0x03);  // 3.3.1.2
+  out.retain = (packet.flags & 0x01) != 0;  // 3.3.1.3
+  if (out.qos == 3) throw ProtocolError("PUBLISH with QoS 3");  // 3.3.1.2: malformed
+  Cursor c(packet.body);
+  out.topic = c.string();  // 3.3.2.1
+  if (out.topic.empty() && version == Version::kV311) throw ProtocolError("PUBLISH with an empty topic");
+  if (out.topic.find_first_of("+#") != std::string::npos) throw ProtocolError("PUBLISH topic with a wildcard");
+  if (out.qos > 0) {
+    out.packet_id = c.u16();  // 3.3.2.2
+    if (out.packet_id == 0) throw ProtocolError("PUBLISH with packet identifier 0");
+  }
+  if (version == Version::kV5) {
+    read_properties(c, [&](const Property& p) {  // 3.3.2.3
+      if (p.id == 0x03) out.content_type = p.text;
+      if (p.id == 0x01) out.payload_is_utf8 = p.number == 1;
+      // A topic alias is only sent to clients that announce a Topic Alias
+      // Maximum (3.1.2.11.5); we announce none, so an empty topic is an error.
+      if (p.id == 0x23) throw ProtocolError("PUBLISH with a topic alias we did not allow");
+    });
+    if (out.topic.empty()) throw ProtocolError("PUBLISH with an empty topic and no alias");
+  }
+  out.payload = std::string(c.rest());  // 3.3.3: the rest, byte for byte
+  return out;
+}
+
+Suback parse_suback(Version version, const Packet& packet) {
+  expect_type(packet, PacketType::kSuback, "SUBACK");
+  Cursor c(packet.body);
+  Suback out;
+  out.packet_id = c.u16();  // 3.9.2
+  if (version == Version::kV5) read_properties(c, [](const Property&) {});
+  while (!c.empty()) out.reasons.push_back(c.u8());  // 3.9.3
+  if (out.reasons.empty()) throw ProtocolError("SUBACK without reason codes");
+  return out;
+}
+
+Puback parse_puback(Version version, const Packet& packet) {
+  expect_type(packet, PacketType::kPuback, "PUBACK");
+  Cursor c(packet.body);
+  Puback out;
+  out.packet_id = c.u16();
+  if (version == Version::kV5 && !c.empty()) out.reason = c.u8();  // 3.4.2.1
+  return out;
+}
+
+Disconnect parse_disconnect(Version version, const Packet& packet) {
+  expect_type(packet, PacketType::kDisconnect, "DISCONNECT");
+  Cursor c(packet.body);
+  Disconnect out;
+  if (version == Version::kV5 && !c.empty()) {
+    out.reason = c.u8();  // 3.14.2.1
+    if (!c.empty()) {
+      read_properties(c, [&](const Property& p) {
+        if (p.id == 0x1F) out.reason_string = p.text;
+      });
+    }
+  }
+  return out;
+}
+
+std::string connack_reason_text(Version version, std::uint8_t code) {
+  if (version == Version::kV311) {  // 3.1.1 section 3.2.2.3
+    switch (code) {
+      case 0: return "accepted";
+      case 1: return "unacceptable protocol version";
+      case 2: return "client identifier rejected";
+      case 3: return "server unavailable";
+      case 4: return "bad user name or password";
+      case 5: return "not authorized";
+      default: return "return code " + std::to_string(code);
+    }
+  }
+  switch (code) {  // 5.0 section 3.2.2.2
+    case 0x00: return "success";
+    case 0x80: return "unspecified error";
+    case 0x81: return "malformed packet";
+    case 0x82: return "protocol error";
+    case 0x84: return "unsupported protocol version";
+    case 0x85: return "client identifier not valid";
+    case 0x86: return "bad user name or password";
+    case 0x87: return "not authorized";
+    case 0x88: return "server unavailable";
+    case 0x89: return "server busy";
+    case 0x8A: return "banned";
+    case 0x8C: return "bad authentication method";
+    case 0x95: return "packet too large";
+    case 0x97: return "quota exceeded";
+    case 0x9F: return "connection rate exceeded";
+    default: return "reason code " + std::to_string(code);
+  }
+}
+
+}  // namespace tidegate::drivers::mqtt

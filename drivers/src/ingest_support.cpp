@@ -1,0 +1,171 @@
+#include "tidegate/drivers/ingest_support.h"
+
+#include <sys/timex.h>
+
+#include <cctype>
+#include <charconv>
+#include <cstdio>
+#include <ctime>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+
+namespace tidegate::drivers {
+
+bool kernel_clock_synchronized() {
+  timex tx{};
+  const int state = ::adjtimex(&tx);
+  return state != -1 && state != TIME_ERROR && (tx.status & STA_UNSYNC) == 0;
+}
+
+ClockSyncProbe::ClockSyncProbe() : query_(kernel_clock_synchronized) {}
+ClockSyncProbe::ClockSyncProbe(Query query) : query_(std::move(query)) {}
+
+bool ClockSyncProbe::synchronized() {
+  const auto now = std::chrono::steady_clock::now();
+  if (now >= next_check_) {
+    cached_ = query_();
+    next_check_ = now + std::chrono::seconds(1);
+  }
+  return cached_;
+}
+
+std::int64_t wall_now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+TopicPattern::TopicPattern(std::string_view pattern) {
+  if (pattern.empty()) return;
+  std::size_t start = 0;
+  while (true) {
+    const std::size_t slash = pattern.find('/', start);
+    const std::string_view level = pattern.substr(start, slash == std::string_view::npos ? pattern.npos : slash - start);
+    if (!levels_.empty() && levels_.back().kind == Kind::kRest) {
+      throw std::invalid_argument("'#' must be the last level");
+    }
+    if (level == "#") {
+      levels_.push_back({Kind::kRest, {}});
+    } else if (level == "+") {
+      levels_.push_back({Kind::kAny, {}});
+    } else if (level.size() >= 2 && level.front() == '{' && level.back() == '}') {
+      levels_.push_back({Kind::kCapture, std::string(level.substr(1, level.size() - 2))});
+    } else if (level.find_first_of("+#{}") != std::string_view::npos) {
+      throw std::invalid_argument("level '" + std::string(level) + "' mixes text with '+', '#' or braces");
+    } else {
+      levels_.push_back({Kind::kLiteral, std::string(level)});
+    }
+    if (slash == std::string_view::npos) break;
+    start = slash + 1;
+  }
+}
+
+bool TopicPattern::has_capture() const {
+  for (const auto& l : levels_) {
+    if (l.kind == Kind::kCapture) return true;
+  }
+  return false;
+}
+
+std::optional<std::string> TopicPattern::capture(std::string_view topic) const {
+  std::string captured;
+  std::size_t start = 0;
+  for (std::size_t i = 0; i < levels_.size(); ++i) {
+    const auto& l = levels_[i];
+    if (l.kind == Kind::kRest) return captured;
+    if (start > topic.size()) return std::nullopt;  // topic has fewer levels
+    const std::size_t slash = topic.find('/', start);
+    const std::string_view level = topic.substr(start, slash == std::string_view::npos ? topic.npos : slash - start);
+    if (l.kind == Kind::kLiteral && level != l.text) return std::nullopt;
+    if (l.kind == Kind::kCapture) {
+      if (level.empty()) return std::nullopt;
+      if (!captured.empty()) captured += '/';
+      captured.append(level);
+    }
+    start = slash == std::string_view::npos ? topic.size() + 1 : slash + 1;
+  }
+  if (start <= topic.size()) return std::nullopt;  // topic has more levels
+  return captured;
+}
+
+namespace {
+
+const nlohmann::json* find_path(const nlohmann::json& doc, std::string_view path) {
+  const nlohmann::json* node = &doc;
+  std::size_t start = 0;
+  while (true) {
+    if (!node->is_object()) return nullptr;
+    const std::size_t dot = path.find('.', start);
+    const std::string key(path.substr(start, dot == std::string_view::npos ? path.npos : dot - start));
+    auto it = node->find(key);
+    if (it == node->end()) return nullptr;
+    node = &*it;
+    if (dot == std::string_view::npos) return node;
+    start = dot + 1;
+  }
+}
+
+}  // namespace
+
+std::optional<std::string> json_field(std::string_view payload, std::string_view path) {
+  auto doc = nlohmann::json::parse(payload, nullptr, false);
+  if (doc.is_discarded()) return std::nullopt;
+  const auto* node = find_path(doc, path);
+  if (!node) return std::nullopt;
+  if (node->is_string()) return node->get<std::string>();
+  if (node->is_number() || node->is_boolean()) return node->dump();
+  return std::nullopt;
+}
+
+bool is_json(std::string_view payload) { return nlohmann::json::accept(payload); }
+
+std::optional<std::int64_t> parse_timestamp(std::string_view text) {
+  if (text.empty()) return std::nullopt;
+  double number = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), number);
+  if (ec == std::errc() && ptr == text.data() + text.size()) {
+    if (number < 0) return std::nullopt;
+    double ns = number > 1e14 ? number * 1e3 : number > 1e11 ? number * 1e6 : number * 1e9;
+    return static_cast<std::int64_t>(ns);
+  }
+  // RFC 3339, UTC ("Z") only: YYYY-MM-DDTHH:MM:SS[.fraction]Z
+  std::tm tm{};
+  int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
+  int consumed = 0;
+  const std::string s(text);
+  if (std::sscanf(s.c_str(), "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &year, &month, &day, &hour, &minute, &second,
+                  &consumed) != 6) {
+    return std::nullopt;
+  }
+  std::int64_t fraction_ns = 0;
+  std::size_t i = static_cast<std::size_t>(consumed);
+  if (i < s.size() && s[i] == '.') {
+    std::int64_t scale = 100'000'000;
+    for (++i; i < s.size() && std::isdigit(static_cast<unsigned char>(s[i])); ++i) {
+      fraction_ns += (s[i] - '0') * scale;
+      scale /= 10;
+    }
+  }
+  if (i + 1 != s.size() || (s[i] != 'Z' && s[i] != 'z')) return std::nullopt;
+  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) return std::nullopt;
+  tm.tm_year = year - 1900;
+  tm.tm_mon = month - 1;
+  tm.tm_mday = day;
+  tm.tm_hour = hour;
+  tm.tm_min = minute;
+  tm.tm_sec = second;
+  const std::time_t secs = ::timegm(&tm);
+  return static_cast<std::int64_t>(secs) * 1'000'000'000 + fraction_ns;
+}
+
+Backoff::Backoff(std::chrono::milliseconds base, std::chrono::milliseconds max, std::uint32_t seed)
+    : base_(base), max_(max), rng_(seed) {}
+
+std::chrono::milliseconds Backoff::next() {
+  const std::uint32_t shift = std::min<std::uint32_t>(attempt_, 20);
+  attempt_ += 1;
+  const auto ceiling = std::min<std::int64_t>(max_.count(), base_.count() << shift);
+  std::uniform_int_distribution<std::int64_t> dist(0, std::max<std::int64_t>(ceiling, 1));
+  return std::chrono::milliseconds(dist(rng_));
+}
+
+}  // namespace tidegate::drivers
