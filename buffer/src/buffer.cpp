@@ -919,6 +919,10 @@ BufferStats Buffer::Impl::stats() const {
     s.commit_latency_sum_us = latency_sum_us_;
     s.disk_available_bytes = disk_available_;
     s.disk_reserve_reached = reserve_reached_;
+    if (!s.disk_available_bytes) {  // no commit yet (e.g. a read-only inspection)
+      const auto dir = opts_.path.has_parent_path() ? opts_.path.parent_path() : std::filesystem::path(".");
+      s.disk_available_bytes = disk_->available_bytes(dir);
+    }
   }
   {
     std::lock_guard lock(queue_mu_);

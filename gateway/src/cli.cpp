@@ -8,26 +8,37 @@
 
 #include "tidegate/buffer/buffer.h"
 #include "tidegate/gateway/buffer_report.h"
+#include "tidegate/gateway/config.h"
+#include "tidegate/gateway/daemon.h"
 #include "tidegate/gateway/version.h"
 
 namespace tidegate::gateway {
 namespace {
 
+constexpr const char* kDefaultConfig = "/etc/tidegate/tidegate.toml";
+
 constexpr const char* kUsage = R"(tidegate - edge ingestion gateway: sensors in, durable buffer, cloud out
 
 Usage:
-  tidegate buffer stats  --db FILE              buffer figures as JSON
-  tidegate buffer dump   --db FILE [--from SEQ] [--limit N]
-                                                stored records as JSON lines,
-                                                from sequence SEQ (default 1)
-  tidegate buffer verify --db FILE [--quick]    integrity check (full by default);
-                                                exit status 1 if damaged
-  tidegate --version
-  tidegate --help
+  tidegate run          [--config FILE]   run the gateway in the foreground
+                                          (SIGTERM/SIGINT stop it cleanly,
+                                          SIGHUP re-reads the configuration)
+  tidegate check-config [--config FILE]   validate the configuration, run nothing
+  tidegate config-reference               every configuration key, as Markdown
 
-The buffer commands open the database read-only, so they are safe to run
-beside a running gateway. Exit status: 0 ok, 1 check failed, 2 usage or
-I/O error.
+  tidegate buffer stats  [--config FILE | --db FILE]
+                                          buffer figures as JSON
+  tidegate buffer dump   [--config FILE | --db FILE] [--from SEQ] [--limit N]
+                                          stored records as JSON lines
+  tidegate buffer verify [--config FILE | --db FILE] [--quick]
+                                          integrity check (full by default)
+
+  tidegate --version | --help
+
+FILE defaults to /etc/tidegate/tidegate.toml. The buffer commands open the
+database read-only, so they are safe beside a running gateway.
+Exit status: 0 ok, 1 check failed or runtime error, 2 usage or
+configuration error.
 )";
 
 struct Args {
@@ -37,7 +48,7 @@ struct Args {
 
 bool parse(int argc, const char* const* argv, Args& args, std::string& error) {
   static const std::map<std::string, bool> kKnown = {
-      {"--db", true}, {"--from", true}, {"--limit", true}, {"--quick", false},
+      {"--db", true}, {"--config", true}, {"--from", true}, {"--limit", true}, {"--quick", false},
       {"--help", false}, {"-h", false}, {"--version", false}};
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -76,16 +87,33 @@ std::unique_ptr<buffer::Buffer> open_for_inspection(const std::string& db, buffe
   return buffer::Buffer::open(std::move(opts));
 }
 
+std::string config_file(const Args& args) {
+  auto it = args.options.find("--config");
+  return it == args.options.end() ? kDefaultConfig : it->second;
+}
+
+void print_errors(const std::vector<ConfigError>& errors, std::ostream& err) {
+  for (const auto& e : errors) err << e.text() << "\n";
+}
+
 int buffer_command(const Args& args, std::ostream& out, std::ostream& err) {
   const std::string sub = args.positional.size() > 1 ? args.positional[1] : "";
-  auto db = args.options.find("--db");
-  if (db == args.options.end()) {
-    err << "tidegate buffer " << sub << ": --db FILE is required\n";
-    return 2;
+  std::map<std::string, std::string>::const_iterator db = args.options.find("--db");
+  std::string db_path;
+  if (db != args.options.end()) {
+    db_path = db->second;
+  } else {
+    auto loaded = load_config(config_file(args));
+    if (!loaded.config) {
+      print_errors(loaded.errors, err);
+      err << "tidegate buffer " << sub << ": give --db FILE, or a valid --config FILE\n";
+      return 2;
+    }
+    db_path = loaded.config->buffer.path.string();
   }
   try {
     if (sub == "stats") {
-      auto buf = open_for_inspection(db->second, buffer::IntegrityCheck::kNone);
+      auto buf = open_for_inspection(db_path, buffer::IntegrityCheck::kNone);
       out << stats_json(buf->stats()) << "\n";
       return 0;
     }
@@ -100,7 +128,7 @@ int buffer_command(const Args& args, std::ostream& out, std::ostream& err) {
         err << "tidegate buffer dump: --limit expects a count, got '" << it->second << "'\n";
         return 2;
       }
-      auto buf = open_for_inspection(db->second, buffer::IntegrityCheck::kNone);
+      auto buf = open_for_inspection(db_path, buffer::IntegrityCheck::kNone);
       std::uint64_t after = from > 0 ? from - 1 : 0;
       while (limit > 0) {
         auto batch = buf->read_after(after, static_cast<std::size_t>(std::min<std::uint64_t>(limit, 1000)),
@@ -118,7 +146,7 @@ int buffer_command(const Args& args, std::ostream& out, std::ostream& err) {
     }
     if (sub == "verify") {
       const auto depth = args.options.count("--quick") ? buffer::IntegrityCheck::kQuick : buffer::IntegrityCheck::kFull;
-      auto buf = open_for_inspection(db->second, buffer::IntegrityCheck::kNone);
+      auto buf = open_for_inspection(db_path, buffer::IntegrityCheck::kNone);
       auto report = buf->verify(depth);
       out << (report.ok ? "ok" : "damaged") << ": " << report.detail << "\n";
       return report.ok ? 0 : 1;
@@ -148,7 +176,26 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     out << kUsage;
     return args.positional.empty() && !args.options.count("--help") && !args.options.count("-h") ? 2 : 0;
   }
-  if (args.positional[0] == "buffer") return buffer_command(args, out, err);
+  const std::string& command = args.positional[0];
+  if (command == "buffer") return buffer_command(args, out, err);
+  if (command == "run") return run_daemon(config_file(args), err);
+  if (command == "config-reference") {
+    out << config_reference_markdown();
+    return 0;
+  }
+  if (command == "check-config") {
+    const auto file = config_file(args);
+    auto loaded = load_config(file);
+    if (!loaded.config) {
+      print_errors(loaded.errors, err);
+      err << loaded.errors.size() << " error(s) in " << file << "\n";
+      return 2;
+    }
+    const auto& c = *loaded.config;
+    out << file << ": ok (gateway '" << c.gateway_id << "', buffer " << c.buffer.path.string() << ", "
+        << c.mqtt_sources.size() << " MQTT and " << c.sim_sources.size() << " simulated source(s))\n";
+    return 0;
+  }
   err << "tidegate: unknown command '" << args.positional[0] << "'\n\n" << kUsage;
   return 2;
 }

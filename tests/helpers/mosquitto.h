@@ -63,6 +63,9 @@ class Mosquitto {
     const auto conf = dir_ / "mosquitto.conf";
     {
       std::ofstream f(conf);
+      // As root, mosquitto switches to the "mosquitto" user unless told not
+      // to, and then cannot write its persistence file here.
+      if (::geteuid() == 0) f << "user root\n";
       f << "listener " << port_ << " 127.0.0.1\n"
         << "allow_anonymous true\n"
         << "persistence true\n"

@@ -1,0 +1,51 @@
+// The gateway's configuration: a TOML file, validated as a whole before
+// anything starts. Every key is declared once, with its type, default and
+// help text; the same declarations validate files and generate the
+// configuration reference (`tidegate config-reference`, docs/configuration.md),
+// so the two cannot disagree.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tidegate/buffer/options.h"
+#include "tidegate/drivers/mqtt/mqtt_source.h"
+#include "tidegate/drivers/sim/sim_source.h"
+
+namespace tidegate::gateway {
+
+struct ConfigError {
+  std::string file;
+  std::string key;  // dotted path, e.g. "sources.mqtt[0].port"; empty for the file itself
+  std::string reason;
+  std::string text() const;  // "FILE: KEY: REASON"
+};
+
+struct GatewayConfig {
+  std::string gateway_id;
+  buffer::LogLevel log_level = buffer::LogLevel::kInfo;
+  buffer::BufferOptions buffer;
+  std::vector<drivers::mqtt::MqttSourceOptions> mqtt_sources;
+  std::vector<drivers::sim::SimOptions> sim_sources;
+};
+
+// Looks up environment variables (injected so tests need not set real ones).
+using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
+EnvLookup process_env();
+
+struct LoadResult {
+  std::optional<GatewayConfig> config;  // set only when errors is empty
+  std::vector<ConfigError> errors;
+};
+
+LoadResult load_config(const std::filesystem::path& file, const EnvLookup& env = process_env());
+LoadResult parse_config(const std::string& toml_text, const std::string& file_name,
+                        const EnvLookup& env = process_env());
+
+// Markdown: every key with type, default and description.
+std::string config_reference_markdown();
+
+}  // namespace tidegate::gateway

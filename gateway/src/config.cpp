@@ -1,0 +1,676 @@
+#include "tidegate/gateway/config.h"
+
+#include <unistd.h>
+
+#include <cctype>
+#include <charconv>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <toml++/toml.h>
+
+#include "tidegate/drivers/ingest_support.h"
+
+namespace tidegate::gateway {
+namespace {
+
+// One declared key, for the reference.
+struct KeyDoc {
+  std::string section;
+  std::string key;
+  std::string type;
+  std::string default_text;
+  std::string help;
+};
+
+// Shared state of one load: where errors go, and (in describe mode, when
+// there is no document) where key declarations go.
+struct Context {
+  std::string file;
+  EnvLookup env;
+  std::vector<ConfigError> errors;
+  std::vector<KeyDoc>* docs = nullptr;  // describe mode
+
+  void error(const std::string& key, const std::string& reason) { errors.push_back({file, key, reason}); }
+};
+
+std::string quoted(const std::string& s) { return "\"" + s + "\""; }
+
+// "64MiB", "1GB", "512k" or a plain integer: bytes.
+std::optional<std::uint64_t> parse_size(std::string_view text) {
+  std::uint64_t value = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || ptr == text.data()) return std::nullopt;
+  std::string unit(ptr, text.data() + text.size());
+  while (!unit.empty() && unit.front() == ' ') unit.erase(0, 1);
+  for (auto& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  static const std::pair<const char*, std::uint64_t> kUnits[] = {
+      {"", 1}, {"b", 1}, {"k", 1ull << 10}, {"kib", 1ull << 10}, {"kb", 1000}, {"m", 1ull << 20},
+      {"mib", 1ull << 20}, {"mb", 1000'000}, {"g", 1ull << 30}, {"gib", 1ull << 30}, {"gb", 1000'000'000}};
+  for (const auto& [name, factor] : kUnits) {
+    if (unit == name) return value * factor;
+  }
+  return std::nullopt;
+}
+
+// "250ms", "10s", "5m", "2h", "7d": milliseconds.
+std::optional<std::int64_t> parse_duration_ms(std::string_view text) {
+  std::int64_t value = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || ptr == text.data() || value < 0) return std::nullopt;
+  const std::string_view unit(ptr, static_cast<std::size_t>(text.data() + text.size() - ptr));
+  if (unit == "ms") return value;
+  if (unit == "s") return value * 1000;
+  if (unit == "m") return value * 60'000;
+  if (unit == "h") return value * 3'600'000;
+  if (unit == "d") return value * 86'400'000;
+  return std::nullopt;
+}
+
+std::string format_duration(std::int64_t ms) {
+  if (ms != 0 && ms % 86'400'000 == 0) return std::to_string(ms / 86'400'000) + "d";
+  if (ms != 0 && ms % 3'600'000 == 0) return std::to_string(ms / 3'600'000) + "h";
+  if (ms != 0 && ms % 60'000 == 0) return std::to_string(ms / 60'000) + "m";
+  if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+  return std::to_string(ms) + "ms";
+}
+
+std::string format_size(std::uint64_t bytes) {
+  if (bytes != 0 && bytes % (1ull << 30) == 0) return std::to_string(bytes >> 30) + "GiB";
+  if (bytes != 0 && bytes % (1ull << 20) == 0) return std::to_string(bytes >> 20) + "MiB";
+  if (bytes != 0 && bytes % (1ull << 10) == 0) return std::to_string(bytes >> 10) + "KiB";
+  return std::to_string(bytes);
+}
+
+// Reads one TOML table against declared keys. Every getter declares its key
+// (describe mode records it; normal mode marks it known); finish() reports
+// any key of the table that nobody declared.
+class Section {
+ public:
+  Section(Context& ctx, const toml::table* table, std::string path, std::string doc_section)
+      : ctx_(ctx), table_(table), path_(std::move(path)), doc_section_(std::move(doc_section)) {}
+
+  std::string key_path(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
+
+  std::string text(const std::string& key, const std::string& def, const std::string& help) {
+    declare(key, "string", def.empty() ? "(empty)" : quoted(def), help);
+    const toml::node* n = node(key);
+    if (!n) return def;
+    if (auto v = n->value<std::string>()) return *v;
+    ctx_.error(key_path(key), "expected a string");
+    return def;
+  }
+
+  std::int64_t integer(const std::string& key, std::int64_t def, std::int64_t min, std::int64_t max,
+                       const std::string& help) {
+    declare(key,
+            max == std::numeric_limits<std::int64_t>::max()
+                ? "integer (" + std::to_string(min) + " or more)"
+                : "integer (" + std::to_string(min) + " to " + std::to_string(max) + ")",
+            std::to_string(def), help);
+    const toml::node* n = node(key);
+    if (!n) return def;
+    auto v = n->value_exact<std::int64_t>();
+    if (!v) {
+      ctx_.error(key_path(key), "expected an integer");
+      return def;
+    }
+    if (*v < min || *v > max) {
+      ctx_.error(key_path(key), "out of range: " + std::to_string(*v) + " (allowed " + std::to_string(min) + " to " +
+                                    std::to_string(max) + ")");
+      return def;
+    }
+    return *v;
+  }
+
+  double number(const std::string& key, double def, double min, double max, const std::string& help) {
+    std::ostringstream d;
+    d << def;
+    declare(key, "number", d.str(), help);
+    const toml::node* n = node(key);
+    if (!n) return def;
+    auto v = n->value<double>();
+    if (!v) {
+      ctx_.error(key_path(key), "expected a number");
+      return def;
+    }
+    if (*v < min || *v > max) {
+      std::ostringstream r;
+      r << "out of range: " << *v << " (allowed " << min << " to " << max << ")";
+      ctx_.error(key_path(key), r.str());
+      return def;
+    }
+    return *v;
+  }
+
+  bool boolean(const std::string& key, bool def, const std::string& help) {
+    declare(key, "boolean", def ? "true" : "false", help);
+    const toml::node* n = node(key);
+    if (!n) return def;
+    if (auto v = n->value_exact<bool>()) return *v;
+    ctx_.error(key_path(key), "expected true or false");
+    return def;
+  }
+
+  std::uint64_t size(const std::string& key, std::uint64_t def, const std::string& help) {
+    const std::string shown = format_size(def);
+    declare(key, "size (bytes, or \"64MiB\", \"1GB\")", shown == std::to_string(def) ? shown : quoted(shown), help);
+    const toml::node* n = node(key);
+    if (!n) return def;
+    if (auto v = n->value_exact<std::int64_t>(); v && *v >= 0) return static_cast<std::uint64_t>(*v);
+    if (auto s = n->value_exact<std::string>()) {
+      if (auto bytes = parse_size(*s)) return *bytes;
+    }
+    ctx_.error(key_path(key), "expected a size such as 1048576, \"512KiB\", \"64MiB\" or \"1GB\"");
+    return def;
+  }
+
+  std::chrono::milliseconds duration(const std::string& key, std::chrono::milliseconds def, const std::string& help) {
+    declare(key, "duration (\"250ms\", \"10s\", \"5m\", \"2h\", \"7d\")", quoted(format_duration(def.count())), help);
+    const toml::node* n = node(key);
+    if (!n) return def;
+    if (auto s = n->value_exact<std::string>()) {
+      if (auto ms = parse_duration_ms(*s)) return std::chrono::milliseconds(*ms);
+    }
+    ctx_.error(key_path(key), "expected a duration such as \"250ms\", \"10s\", \"5m\", \"2h\" or \"7d\"");
+    return def;
+  }
+
+  std::string choice(const std::string& key, const std::string& def, const std::vector<std::string>& allowed,
+                     const std::string& help) {
+    std::string type = "one of";
+    for (const auto& a : allowed) type += " " + quoted(a);
+    declare(key, type, quoted(def), help);
+    const std::string v = text_quiet(key, def);
+    for (const auto& a : allowed) {
+      if (v == a) return v;
+    }
+    std::string list;
+    for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + quoted(a);
+    ctx_.error(key_path(key), "unknown value " + quoted(v) + " (allowed: " + list + ")");
+    return def;
+  }
+
+  std::vector<std::string> text_list(const std::string& key, const std::vector<std::string>& def,
+                                     const std::string& help) {
+    std::string d = "[";
+    for (const auto& s : def) d += (d.size() > 1 ? ", " : "") + quoted(s);
+    declare(key, "list of strings", d + "]", help);
+    const toml::node* n = node(key);
+    if (!n) return def;
+    const auto* arr = n->as_array();
+    if (!arr) {
+      ctx_.error(key_path(key), "expected a list of strings");
+      return def;
+    }
+    std::vector<std::string> out;
+    for (std::size_t i = 0; i < arr->size(); ++i) {
+      if (auto s = (*arr)[i].value_exact<std::string>()) {
+        out.push_back(*s);
+      } else {
+        ctx_.error(key_path(key) + "[" + std::to_string(i) + "]", "expected a string");
+      }
+    }
+    return out;
+  }
+
+  // An array of tables ([[key]]); in describe mode, visit() sees one entry
+  // with no table so that its keys get declared.
+  template <typename Visit>
+  void tables(const std::string& key, const std::string& doc_name, const std::string& help, Visit&& visit) {
+    if (ctx_.docs) {
+      ctx_.docs->push_back({doc_name, "", "", "", help});
+      Section entry(ctx_, nullptr, "", doc_name);
+      visit(entry, 0);
+      return;
+    }
+    known_.insert(key);
+    const toml::node* n = node(key);
+    if (!n) return;
+    const auto* arr = n->as_array();
+    if (!arr) {
+      ctx_.error(key_path(key), "expected an array of tables ([[" + key_path(key) + "]])");
+      return;
+    }
+    for (std::size_t i = 0; i < arr->size(); ++i) {
+      const std::string p = key_path(key) + "[" + std::to_string(i) + "]";
+      const auto* t = (*arr)[i].as_table();
+      if (!t) {
+        ctx_.error(p, "expected a table");
+        continue;
+      }
+      Section entry(ctx_, t, p, doc_name);
+      visit(entry, i);
+      entry.finish();
+    }
+  }
+
+  // A sub-table ([key]); describe mode passes no table.
+  template <typename Visit>
+  void table(const std::string& key, const std::string& doc_name, const std::string& help, Visit&& visit) {
+    if (ctx_.docs) {
+      ctx_.docs->push_back({doc_name, "", "", "", help});
+      Section sub(ctx_, nullptr, "", doc_name);
+      visit(sub);
+      return;
+    }
+    known_.insert(key);
+    const toml::node* n = node(key);
+    const toml::table* t = n ? n->as_table() : nullptr;
+    if (n && !t) {
+      ctx_.error(key_path(key), "expected a table");
+      return;
+    }
+    Section sub(ctx_, t, key_path(key), doc_name);
+    visit(sub);
+    sub.finish();
+  }
+
+  void finish() {
+    if (!table_) return;
+    for (const auto& [k, v] : *table_) {
+      const std::string name(k.str());
+      if (!known_.count(name)) ctx_.error(key_path(name), "unknown key");
+    }
+  }
+
+  bool present(const std::string& key) const { return table_ && table_->contains(key); }
+  Context& context() { return ctx_; }
+
+ private:
+  void declare(const std::string& key, const std::string& type, const std::string& def, const std::string& help) {
+    known_.insert(key);
+    if (ctx_.docs) ctx_.docs->push_back({doc_section_, key, type, def, help});
+  }
+  const toml::node* node(const std::string& key) const { return table_ ? table_->get(key) : nullptr; }
+  std::string text_quiet(const std::string& key, const std::string& def) {
+    const toml::node* n = node(key);
+    if (!n) return def;
+    if (auto v = n->value_exact<std::string>()) return *v;
+    ctx_.error(key_path(key), "expected a string");
+    return def;
+  }
+
+  Context& ctx_;
+  const toml::table* table_;
+  std::string path_;
+  std::string doc_section_;
+  std::set<std::string> known_;
+};
+
+void check_readable_file(Context& ctx, const std::string& key, const std::string& path, const char* what) {
+  if (path.empty()) return;
+  if (::access(path.c_str(), R_OK) != 0) ctx.error(key, std::string(what) + " " + quoted(path) + " is not readable");
+}
+
+// The buffer's directory must exist and be writable, or be creatable.
+void check_buffer_path(Context& ctx, const std::string& key, const std::filesystem::path& path) {
+  if (path.empty()) return ctx.error(key, "must not be empty");
+  std::filesystem::path dir = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec) && ::access(path.c_str(), R_OK | W_OK) != 0) {
+    return ctx.error(key, quoted(path.string()) + " exists but is not readable and writable");
+  }
+  while (!std::filesystem::exists(dir, ec)) {
+    if (!dir.has_parent_path() || dir.parent_path() == dir) break;
+    dir = dir.parent_path();
+  }
+  if (!std::filesystem::is_directory(dir, ec) || ::access(dir.c_str(), W_OK | X_OK) != 0) {
+    ctx.error(key, "directory " + quoted(dir.string()) + " is not writable, so " + quoted(path.string()) +
+                       " cannot be created");
+  }
+}
+
+buffer::LogLevel parse_level(const std::string& s) {
+  if (s == "debug") return buffer::LogLevel::kDebug;
+  if (s == "warning") return buffer::LogLevel::kWarning;
+  if (s == "error") return buffer::LogLevel::kError;
+  return buffer::LogLevel::kInfo;
+}
+
+std::string env_name(const std::string& source, const char* what) {
+  std::string out = "TIDEGATE_MQTT_";
+  for (char c : source) out += std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::toupper(c)) : '_';
+  return out + "_" + what;
+}
+
+// host:port from "mqtt://host:port" / "mqtts://host:port" / "host:port".
+bool parse_broker_url(const std::string& url, std::string& host, std::uint16_t& port, bool& tls) {
+  std::string rest = url;
+  tls = false;
+  if (rest.rfind("mqtts://", 0) == 0) {
+    tls = true;
+    rest = rest.substr(8);
+  } else if (rest.rfind("mqtt://", 0) == 0) {
+    rest = rest.substr(7);
+  } else if (rest.find("://") != std::string::npos) {
+    return false;
+  }
+  if (!rest.empty() && rest.back() == '/') rest.pop_back();
+  std::string port_text;
+  if (!rest.empty() && rest.front() == '[') {  // [IPv6]:port
+    const auto close = rest.find(']');
+    if (close == std::string::npos) return false;
+    host = rest.substr(1, close - 1);
+    if (close + 1 < rest.size() && rest[close + 1] == ':') port_text = rest.substr(close + 2);
+  } else {
+    const auto colon = rest.rfind(':');
+    host = rest.substr(0, colon);
+    if (colon != std::string::npos) port_text = rest.substr(colon + 1);
+  }
+  if (host.empty()) return false;
+  port = tls ? 8883 : 1883;
+  if (!port_text.empty()) {
+    unsigned value = 0;
+    auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), value);
+    if (ec != std::errc() || ptr != port_text.data() + port_text.size() || value == 0 || value > 65535) return false;
+    port = static_cast<std::uint16_t>(value);
+  }
+  return true;
+}
+
+void read_buffer(Section& s, buffer::BufferOptions& b) {
+  b.path = s.text("path", "/var/lib/tidegate/buffer.db", "The SQLite buffer file. Its directory must be writable.");
+  if (!s.context().docs) check_buffer_path(s.context(), s.key_path("path"), b.path);
+  b.max_bytes = s.size("max_bytes", 256ull << 20,
+                       "Cap on stored data (record bytes plus 48 bytes per record). 0 = no cap. Keep it well below "
+                       "the free space of the card.");
+  b.max_records = static_cast<std::uint64_t>(
+      s.integer("max_records", 0, 0, std::numeric_limits<std::int64_t>::max(), "Cap on stored records. 0 = no cap."));
+  b.full_policy = s.choice("full_policy", "drop-oldest", {"drop-oldest", "reject-new"},
+                           "At the cap: evict the oldest records (counted per sink as lost) or refuse new ones "
+                           "(sources stop acknowledging, so brokers keep the messages).") == "reject-new"
+                      ? buffer::FullPolicy::kRejectNew
+                      : buffer::FullPolicy::kDropOldest;
+  b.durability = s.choice("durability", "crash-safe", {"crash-safe", "power-safe"},
+                          "crash-safe: a record is acknowledged once its transaction is in the OS (survives kill -9; a "
+                          "power cut loses at most sync_interval). power-safe: after fsync (survives power loss).") ==
+                         "power-safe"
+                     ? buffer::Durability::kPowerSafe
+                     : buffer::Durability::kCrashSafe;
+  b.commit_window = s.duration("commit_window", std::chrono::milliseconds(10),
+                               "Group commit: how long a record may wait for others before its transaction "
+                               "commits. Sources acknowledge after the commit, so this is their added latency.");
+  b.commit_max_records = static_cast<std::size_t>(
+      s.integer("commit_max_records", 8192, 1, 1'000'000, "Commit early once this many records wait."));
+  b.sync_interval = s.duration("sync_interval", std::chrono::milliseconds(1000),
+                               "crash-safe mode: fsync the WAL at least this often while records arrive, which "
+                               "bounds what a power cut loses. \"0s\" leaves it to SQLite's checkpoints.");
+  b.retention_time = std::chrono::duration_cast<std::chrono::seconds>(
+      s.duration("retention", std::chrono::milliseconds(0),
+                 "Keep records every sink acknowledged this long, for replay. \"0s\" deletes them once delivered."));
+  b.retention_bytes = s.size("retention_bytes", 0, "Keep at most this much delivered data for replay. 0 = no limit "
+                                                   "beyond retention and max_bytes.");
+  b.disk_reserve_bytes = s.size("disk_reserve", 64ull << 20,
+                                "Stop growing while the filesystem has less than this free, so the OS and the broker "
+                                "keep working (full_policy applies).");
+  const auto check = s.choice("integrity_check", "quick", {"quick", "full", "none"},
+                              "Check at start: quick (PRAGMA quick_check), full (integrity_check, slower) or none. A "
+                              "damaged file is moved aside and salvaged.");
+  b.integrity_check = check == "full"   ? buffer::IntegrityCheck::kFull
+                      : check == "none" ? buffer::IntegrityCheck::kNone
+                                        : buffer::IntegrityCheck::kQuick;
+}
+
+void read_mqtt_source(Section& s, drivers::mqtt::MqttSourceOptions& o) {
+  Context& ctx = s.context();
+  o.name = s.text("name", "mqtt", "Name of this source: stored with each record, shown on the status page.");
+  const std::string url = s.text("url", "mqtt://127.0.0.1:1883",
+                                 "Broker address: mqtt://host:port, or mqtts://host:port for TLS (port 8883 if "
+                                 "omitted).");
+  bool url_tls = false;
+  if (!ctx.docs && !parse_broker_url(url, o.host, o.port, url_tls)) {
+    ctx.error(s.key_path("url"), "not a broker address: " + quoted(url) + " (expected mqtt://host:port or "
+                                                                          "mqtts://host:port)");
+  }
+  o.tls.enabled = url_tls;
+  o.version = s.choice("protocol", "5", {"5", "3.1.1"},
+                       "MQTT version. 5 lets the gateway announce a large receive window, so waiting for commits "
+                       "before PUBACK does not throttle the broker; with 3.1.1 raise mosquitto's "
+                       "max_inflight_messages.") == "3.1.1"
+                  ? drivers::mqtt::Version::kV311
+                  : drivers::mqtt::Version::kV5;
+  o.client_id = s.text("client_id", "", "Fixed client id, so the broker keeps the session while the gateway is "
+                                        "down. Empty: \"tidegate-<name>\".");
+  o.session_expiry_s = static_cast<std::uint32_t>(
+      s.duration("session_expiry", std::chrono::hours(24 * 7),
+                 "MQTT 5: how long the broker keeps the session (and queues messages) while the gateway is away.")
+          .count() /
+      1000);
+  o.keepalive_s = static_cast<std::uint16_t>(
+      s.duration("keepalive", std::chrono::seconds(30), "MQTT keep alive interval.").count() / 1000);
+  const std::string username = s.text("username", "", "User name. Environment TIDEGATE_MQTT_<NAME>_USERNAME "
+                                                      "overrides it.");
+  const std::string password = s.text("password", "", "Password. Prefer the environment variable "
+                                                      "TIDEGATE_MQTT_<NAME>_PASSWORD, which overrides it; it is never "
+                                                      "logged.");
+  if (!ctx.docs) {
+    const auto env_user = ctx.env(env_name(o.name, "USERNAME"));
+    const auto env_pass = ctx.env(env_name(o.name, "PASSWORD"));
+    if (env_user || !username.empty()) o.username = env_user.value_or(username);
+    if (env_pass || !password.empty()) o.password = env_pass.value_or(password);
+  }
+  s.table("tls", "sources.mqtt.tls", "TLS settings of an MQTT source (used with mqtts:// URLs).", [&](Section& t) {
+    o.tls.ca_file = t.text("ca_file", "", "CA certificates to verify the broker. Empty: the system's trust store.");
+    o.tls.cert_file = t.text("cert_file", "", "Client certificate (PEM) for mutual TLS.");
+    o.tls.key_file = t.text("key_file", "", "Private key (PEM) of the client certificate.");
+    o.tls.insecure_skip_verify = t.boolean("insecure_skip_verify", false,
+                                           "Do not verify the broker's certificate. For bench tests only; logged "
+                                           "as a warning at every connect.");
+    if (!ctx.docs) {
+      check_readable_file(ctx, t.key_path("ca_file"), o.tls.ca_file, "CA file");
+      check_readable_file(ctx, t.key_path("cert_file"), o.tls.cert_file, "certificate file");
+      check_readable_file(ctx, t.key_path("key_file"), o.tls.key_file, "key file");
+      if (!o.tls.cert_file.empty() && o.tls.key_file.empty()) {
+        ctx.error(t.key_path("key_file"), "cert_file is set but key_file is not");
+      }
+      if (t.present("ca_file") && !o.tls.enabled) {
+        ctx.error(t.key_path("ca_file"), "TLS settings given but url is not mqtts://");
+      }
+    }
+  });
+  const auto topics = s.text_list("topics", {"sensors/#"}, "Topic filters to subscribe to.");
+  const auto qos = s.integer("qos", 1, 0, 1,
+                             "QoS of the subscriptions. 1: a message is acknowledged to the broker only after it is "
+                             "committed to the buffer. 0: no acknowledgement; a gateway crash can lose messages.");
+  o.subscriptions.clear();
+  for (const auto& t : topics) o.subscriptions.push_back({t, static_cast<std::uint8_t>(qos)});
+  if (!ctx.docs && topics.empty()) ctx.error(s.key_path("topics"), "at least one topic filter is needed");
+  o.key_from_topic = s.text("key_from_topic", "",
+                            "Partition key (device id) from the topic, e.g. \"sensors/{device}/#\": {name} captures "
+                            "a level, + matches one, # the rest. Empty: the whole topic.");
+  if (!ctx.docs && !o.key_from_topic.empty()) {
+    try {
+      drivers::TopicPattern p(o.key_from_topic);
+      if (!p.has_capture()) ctx.error(s.key_path("key_from_topic"), "the pattern captures no level ({name})");
+    } catch (const std::invalid_argument& e) {
+      ctx.error(s.key_path("key_from_topic"), e.what());
+    }
+  }
+  o.key_from_json = s.text("key_from_json", "", "Partition key from a JSON field of the payload (dotted path, e.g. "
+                                                "\"meta.device\"); falls back to key_from_topic, then the topic.");
+  o.device_time_from_json = s.text("device_time_from_json", "",
+                                   "Device timestamp from a JSON field: epoch seconds, milliseconds or an RFC 3339 "
+                                   "UTC string.");
+  o.require_json = s.boolean("require_json", false, "Payloads that are not JSON go to the dead-letter table.");
+  o.max_payload_bytes = s.size("max_payload", 256 << 10, "Larger payloads go to the dead-letter table.");
+  o.content_type = s.text("content_type", "", "Content type stored with records whose message names none.");
+}
+
+void read_sim_source(Section& s, drivers::sim::SimOptions& o) {
+  Context& ctx = s.context();
+  o.name = s.text("name", "sim", "Name of this source.");
+  o.mode = s.choice("mode", "buffer", {"buffer", "mqtt"},
+                    "buffer: write readings straight into the buffer. mqtt: publish them to a broker (like real "
+                    "sensors), for an MQTT source to take in.") == "mqtt"
+               ? drivers::sim::SimMode::kMqtt
+               : drivers::sim::SimMode::kBuffer;
+  o.devices = static_cast<std::uint32_t>(s.integer("devices", 8, 1, 100'000, "Number of simulated devices."));
+  o.readings_per_device_per_s =
+      s.number("rate", 1.0, 0.001, 100'000.0, "Readings per device per second.");
+  o.kinds = s.text_list("kinds", {"temperature", "humidity", "co2", "power"},
+                        "Sensor kinds, assigned to devices in turn.");
+  for (const auto& k : o.kinds) {
+    if (k != "temperature" && k != "humidity" && k != "co2" && k != "power") {
+      ctx.error(s.key_path("kinds"), "unknown kind " + quoted(k) + " (temperature, humidity, co2, power)");
+    }
+  }
+  if (!ctx.docs && o.kinds.empty()) ctx.error(s.key_path("kinds"), "at least one kind is needed");
+  o.topic_prefix = s.text("topic_prefix", "sensors", "Topics are <topic_prefix>/<device>/<kind>.");
+  const std::string url = s.text("url", "mqtt://127.0.0.1:1883", "mqtt mode: the broker to publish to.");
+  bool tls = false;
+  if (!ctx.docs && o.mode == drivers::sim::SimMode::kMqtt &&
+      (!parse_broker_url(url, o.mqtt_host, o.mqtt_port, tls) || tls)) {
+    ctx.error(s.key_path("url"), "expected mqtt://host:port (the simulator publishes without TLS)");
+  }
+  o.mqtt_qos = static_cast<int>(s.integer("qos", 1, 0, 1, "mqtt mode: QoS of the publishes."));
+}
+
+void read_document(Section& root, GatewayConfig& c) {
+  root.table("gateway", "gateway", "The gateway itself.", [&](Section& g) {
+    char host[256] = "tidegate";
+    if (!g.context().docs) ::gethostname(host, sizeof host - 1);
+    c.gateway_id = g.text("id", "", "Identity of this gateway in upstream records; with the sequence number it makes "
+                                    "every record unique. Empty: the host name.");
+    if (c.gateway_id.empty()) c.gateway_id = host;
+    c.log_level = parse_level(g.choice("log_level", "info", {"debug", "info", "warning", "error"},
+                                       "Least severe level written to the log (stderr, read by journald). Applied "
+                                       "on SIGHUP without restart."));
+  });
+  root.table("buffer", "buffer", "The on-disk buffer between sources and sinks.",
+             [&](Section& b) { read_buffer(b, c.buffer); });
+  root.table("sources", "sources", "Where readings come from. Several of each kind may be configured.",
+             [&](Section& sources) {
+               sources.tables("mqtt", "sources.mqtt", "An MQTT source ([[sources.mqtt]]): subscribes to a broker.",
+                              [&](Section& s, std::size_t) {
+                                drivers::mqtt::MqttSourceOptions o;
+                                read_mqtt_source(s, o);
+                                c.mqtt_sources.push_back(std::move(o));
+                              });
+               sources.tables("sim", "sources.sim", "Simulated sensors ([[sources.sim]]).",
+                              [&](Section& s, std::size_t) {
+                                drivers::sim::SimOptions o;
+                                read_sim_source(s, o);
+                                o.seed = static_cast<std::uint32_t>(c.sim_sources.size() + 1);
+                                c.sim_sources.push_back(std::move(o));
+                              });
+             });
+}
+
+void check_whole(Context& ctx, const GatewayConfig& c) {
+  std::set<std::string> names;
+  auto check_name = [&](const std::string& kind, std::size_t i, const std::string& name) {
+    const std::string key = "sources." + kind + "[" + std::to_string(i) + "].name";
+    if (name.empty()) ctx.error(key, "must not be empty");
+    if (!names.insert(name).second) ctx.error(key, "duplicate source name " + quoted(name));
+  };
+  for (std::size_t i = 0; i < c.mqtt_sources.size(); ++i) check_name("mqtt", i, c.mqtt_sources[i].name);
+  for (std::size_t i = 0; i < c.sim_sources.size(); ++i) check_name("sim", i, c.sim_sources[i].name);
+  std::set<std::string> client_ids;
+  for (std::size_t i = 0; i < c.mqtt_sources.size(); ++i) {
+    const auto& s = c.mqtt_sources[i];
+    const std::string id = s.client_id.empty() ? "tidegate-" + s.name : s.client_id;
+    if (!client_ids.insert(s.host + ":" + std::to_string(s.port) + "/" + id).second) {
+      ctx.error("sources.mqtt[" + std::to_string(i) + "].client_id",
+                "two sources use client id " + quoted(id) + " on the same broker: they would take each other's "
+                                                             "session");
+    }
+  }
+}
+
+}  // namespace
+
+std::string ConfigError::text() const {
+  std::string out = file;
+  if (!key.empty()) out += ": " + key;
+  return out + ": " + reason;
+}
+
+EnvLookup process_env() {
+  return [](const std::string& name) -> std::optional<std::string> {
+    const char* v = std::getenv(name.c_str());
+    return v ? std::optional<std::string>(v) : std::nullopt;
+  };
+}
+
+LoadResult parse_config(const std::string& toml_text, const std::string& file_name, const EnvLookup& env) {
+  Context ctx;
+  ctx.file = file_name;
+  ctx.env = env;
+  LoadResult result;
+  toml::table doc;
+  try {
+    doc = toml::parse(toml_text, file_name);
+  } catch (const toml::parse_error& e) {
+    const auto& where = e.source().begin;
+    result.errors.push_back({file_name, "", "line " + std::to_string(where.line) + ", column " +
+                                                std::to_string(where.column) + ": " + std::string(e.description())});
+    return result;
+  }
+  GatewayConfig config;
+  Section root(ctx, &doc, "", "");
+  read_document(root, config);
+  root.finish();
+  check_whole(ctx, config);
+  result.errors = std::move(ctx.errors);
+  if (result.errors.empty()) result.config = std::move(config);
+  return result;
+}
+
+LoadResult load_config(const std::filesystem::path& file, const EnvLookup& env) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    LoadResult r;
+    r.errors.push_back({file.string(), "", std::string("cannot read the file: ") + std::strerror(errno)});
+    return r;
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return parse_config(text.str(), file.string(), env);
+}
+
+std::string config_reference_markdown() {
+  std::vector<KeyDoc> docs;
+  Context ctx;
+  ctx.docs = &docs;
+  ctx.env = [](const std::string&) { return std::nullopt; };
+  GatewayConfig config;
+  Section root(ctx, nullptr, "", "");
+  read_document(root, config);
+
+  std::string out =
+      "# Configuration reference\n\n"
+      "Generated by `tidegate config-reference` from the same declarations that validate configuration files; "
+      "`tests/unit/config_test.cpp` fails if this page and the code disagree.\n\n"
+      "The file is TOML. `tidegate check-config --config FILE` validates it without running; every error names the "
+      "file, the key and the reason. Unknown keys are errors.\n";
+  // Group rows by section, sections in the order they were first declared.
+  std::vector<std::string> order;
+  std::map<std::string, std::string> help;
+  std::map<std::string, std::vector<const KeyDoc*>> rows;
+  for (const auto& d : docs) {
+    if (!help.count(d.section) && !rows.count(d.section)) order.push_back(d.section);
+    if (d.key.empty()) {
+      help[d.section] = d.help;
+    } else {
+      rows[d.section].push_back(&d);
+    }
+  }
+  for (const auto& section : order) {
+    const bool array = section == "sources.mqtt" || section == "sources.sim";
+    out += "\n## `" + std::string(array ? "[[" : "[") + section + (array ? "]]" : "]") + "`\n\n" + help[section] + "\n";
+    if (rows[section].empty()) continue;
+    out += "\n| key | type | default | meaning |\n|---|---|---|---|\n";
+    for (const auto* d : rows[section]) {
+      out += "| `" + d->key + "` | " + d->type + " | `" + d->default_text + "` | " + d->help + " |\n";
+    }
+  }
+  return out;
+}
+
+}  // namespace tidegate::gateway

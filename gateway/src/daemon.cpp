@@ -1,0 +1,199 @@
+#include "tidegate/gateway/daemon.h"
+
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <toml++/toml.h>
+#include <vector>
+
+#include "tidegate/buffer/buffer.h"
+#include "tidegate/drivers/mqtt/mqtt_source.h"
+#include "tidegate/drivers/sim/sim_source.h"
+#include "tidegate/gateway/config.h"
+#include "tidegate/gateway/logger.h"
+#include "tidegate/gateway/version.h"
+
+namespace tidegate::gateway {
+namespace {
+
+using buffer::LogLevel;
+
+// sd_notify(3) without libsystemd: one datagram to $NOTIFY_SOCKET.
+void sd_notify(const char* state) {
+  const char* path = std::getenv("NOTIFY_SOCKET");
+  if (!path || (path[0] != '/' && path[0] != '@')) return;
+  const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path, sizeof addr.sun_path - 1);
+  if (addr.sun_path[0] == '@') addr.sun_path[0] = '\0';  // abstract namespace
+  ::sendto(fd, state, std::strlen(state), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  ::close(fd);
+}
+
+std::string mib(std::uint64_t bytes) { return std::to_string((bytes + (1 << 19)) >> 20) + " MiB"; }
+
+std::optional<toml::table> raw_document(const std::filesystem::path& file) {
+  try {
+    return toml::parse_file(file.string());
+  } catch (const toml::parse_error&) {
+    return std::nullopt;
+  }
+}
+
+class Gateway {
+ public:
+  Gateway(std::filesystem::path config_file, GatewayConfig config, Logger& logger)
+      : file_(std::move(config_file)), config_(std::move(config)), logger_(logger), raw_(raw_document(file_)) {}
+
+  int run() {
+    // Signals are taken synchronously by this thread; every thread started
+    // below inherits the blocked mask.
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+    log(LogLevel::kInfo, std::string("tidegate ") + kVersion + " starting, gateway id '" + config_.gateway_id +
+                             "', configuration " + file_.string());
+    auto buffer_options = config_.buffer;
+    buffer_options.log = logger_.fn("buffer");
+    try {
+      buffer_ = buffer::Buffer::open(buffer_options);
+    } catch (const buffer::BufferError& e) {
+      log(LogLevel::kError, std::string("cannot open the buffer: ") + e.what());
+      return 1;
+    }
+    report_open();
+
+    for (const auto& o : config_.sim_sources) {
+      sources_.push_back(std::make_unique<drivers::sim::SimSource>(o, *buffer_, logger_.fn()));
+    }
+    for (const auto& o : config_.mqtt_sources) {
+      sources_.push_back(std::make_unique<drivers::mqtt::MqttSource>(o, *buffer_, logger_.fn()));
+    }
+    if (sources_.empty()) log(LogLevel::kWarning, "no sources configured: nothing will be ingested");
+    // MQTT sources first, so simulated sensors publishing to the broker find
+    // their subscriber's session in place.
+    for (auto it = sources_.rbegin(); it != sources_.rend(); ++it) (*it)->start();
+    log(LogLevel::kInfo, "running with " + std::to_string(sources_.size()) + " source(s)");
+    sd_notify("READY=1");
+
+    for (;;) {
+      timespec period{60, 0};
+      const int sig = sigtimedwait(&signals, nullptr, &period);
+      if (sig == SIGHUP) {
+        reload();
+      } else if (sig == SIGTERM || sig == SIGINT) {
+        log(LogLevel::kInfo, std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") + ", stopping");
+        break;
+      } else {
+        report_status();
+      }
+    }
+    sd_notify("STOPPING=1");
+    for (auto& s : sources_) s->stop();  // each waits for its commits and acknowledgements
+    buffer_->flush();
+    const auto stats = buffer_->stats();
+    buffer_.reset();
+    log(LogLevel::kInfo, "stopped cleanly; buffer holds " + std::to_string(stats.records) + " records, next sequence " +
+                             std::to_string(stats.next_seq));
+    return 0;
+  }
+
+ private:
+  void log(LogLevel level, const std::string& message) { logger_.write(level, "", message); }
+
+  void report_open() {
+    const auto& r = buffer_->open_report();
+    const auto s = buffer_->stats();
+    if (r.recovered) {
+      log(LogLevel::kError, "the buffer file was damaged (" + r.problem + "); it was moved to " +
+                                r.moved_aside_to.string() + " and " + std::to_string(r.salvaged_records) +
+                                " records were salvaged");
+    }
+    log(LogLevel::kInfo, std::string("buffer ") + config_.buffer.path.string() + (r.created ? " created" : " opened") +
+                             ": " + std::to_string(s.records) + " records, " + mib(s.bytes) + " of " +
+                             (s.max_bytes ? mib(s.max_bytes) : std::string("no cap")) + ", next sequence " +
+                             std::to_string(s.next_seq));
+  }
+
+  void report_status() {
+    const auto s = buffer_->stats();
+    std::string line = "status: buffer " + std::to_string(s.records) + " records (" + mib(s.bytes) + "), appended " +
+                       std::to_string(s.appended_total);
+    if (s.evicted_total) line += ", evicted " + std::to_string(s.evicted_total);
+    if (s.dead_letters) line += ", dead letters " + std::to_string(s.dead_letters);
+    if (s.disk_reserve_reached) line += ", DISK RESERVE REACHED";
+    for (const auto& src : sources_) {
+      const auto st = src->stats();
+      line += "; " + st.name + (st.connected ? " up" : " DOWN") + " rx " + std::to_string(st.received_total);
+    }
+    log(LogLevel::kInfo, line);
+  }
+
+  void reload() {
+    log(LogLevel::kInfo, "SIGHUP: re-reading " + file_.string());
+    auto loaded = load_config(file_);
+    if (!loaded.config) {
+      for (const auto& e : loaded.errors) log(LogLevel::kError, "reload: " + e.text());
+      log(LogLevel::kError, "reload refused; the running configuration stays in force");
+      return;
+    }
+    auto raw = raw_document(file_);
+    if (loaded.config->log_level != config_.log_level) {
+      logger_.set_level(loaded.config->log_level);
+      log(LogLevel::kInfo, std::string("log level is now ") + buffer::to_string(loaded.config->log_level));
+    }
+    std::vector<std::string> restart;
+    if (raw && raw_) {
+      for (const char* section : {"buffer", "sources"}) {
+        const auto* before = raw_->get_as<toml::table>(section);
+        const auto* after = raw->get_as<toml::table>(section);
+        const bool same = (!before && !after) || (before && after && *before == *after);
+        if (!same) restart.push_back("[" + std::string(section) + "]");
+      }
+      if (loaded.config->gateway_id != config_.gateway_id) restart.push_back("gateway.id");
+    }
+    if (restart.empty()) {
+      log(LogLevel::kInfo, "reload done");
+    } else {
+      std::string list;
+      for (const auto& r : restart) list += (list.empty() ? "" : ", ") + r;
+      log(LogLevel::kWarning, "changed settings that need a restart to apply: " + list +
+                                  " (systemctl restart tidegate); they are not in force yet");
+    }
+    config_.log_level = loaded.config->log_level;
+  }
+
+  std::filesystem::path file_;
+  GatewayConfig config_;
+  Logger& logger_;
+  std::optional<toml::table> raw_;
+  std::unique_ptr<buffer::Buffer> buffer_;
+  std::vector<std::unique_ptr<drivers::Source>> sources_;
+};
+
+}  // namespace
+
+int run_daemon(const std::filesystem::path& config_file, std::ostream& log_stream) {
+  auto loaded = load_config(config_file);
+  Logger logger(log_stream, loaded.config ? loaded.config->log_level : LogLevel::kInfo);
+  if (!loaded.config) {
+    for (const auto& e : loaded.errors) logger.write(LogLevel::kError, "config", e.text());
+    logger.write(LogLevel::kError, "config", "not starting: fix the configuration (tidegate check-config)");
+    return 2;
+  }
+  Gateway gateway(config_file, std::move(*loaded.config), logger);
+  return gateway.run();
+}
+
+}  // namespace tidegate::gateway
