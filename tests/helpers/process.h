@@ -1,0 +1,77 @@
+// A child process for integration tests: started with fork/exec, output to
+// a file, stopped with a signal of the test's choosing.
+#pragma once
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fcntl.h>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace tidegate::testing {
+
+class Process {
+ public:
+  Process(std::vector<std::string> argv, std::filesystem::path output) : output_(std::move(output)) {
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      const int fd = ::open(output_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      ::dup2(fd, STDOUT_FILENO);
+      ::dup2(fd, STDERR_FILENO);
+      std::vector<char*> args;
+      for (auto& a : argv) args.push_back(a.data());
+      args.push_back(nullptr);
+      ::execv(args[0], args.data());
+      std::_Exit(127);
+    }
+  }
+  ~Process() {
+    if (pid_ > 0) signal_and_wait(SIGKILL);
+  }
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  void signal(int sig) { ::kill(pid_, sig); }
+  // Sends `sig` and returns the exit status as waitpid reports it.
+  int signal_and_wait(int sig) {
+    ::kill(pid_, sig);
+    return wait();
+  }
+  int wait() {
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return status;
+  }
+  bool running() {
+    if (pid_ <= 0) return false;
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      exit_status_ = status;
+      return false;
+    }
+    return true;
+  }
+  int exit_status() const { return exit_status_; }
+  std::string output() const {
+    std::ifstream in(output_);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+  }
+
+ private:
+  std::filesystem::path output_;
+  pid_t pid_ = -1;
+  int exit_status_ = 0;
+};
+
+}  // namespace tidegate::testing

@@ -1,0 +1,190 @@
+// Configuration files: what is accepted, and that every mistake names the
+// file, the key and the reason.
+#include "tidegate/gateway/config.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "test_support.h"
+
+namespace tidegate::gateway {
+namespace {
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  LoadResult parse(const std::string& text) { return parse_config(text, "test.toml", env()); }
+  EnvLookup env() {
+    return [this](const std::string& name) -> std::optional<std::string> {
+      auto it = env_.find(name);
+      return it == env_.end() ? std::nullopt : std::optional<std::string>(it->second);
+    };
+  }
+  std::string errors_of(const std::string& text) {
+    std::string out;
+    for (const auto& e : parse(text).errors) out += e.text() + "\n";
+    return out;
+  }
+  std::string buffer_section() { return "[buffer]\npath = \"" + (dir_ / "b.db").string() + "\"\n"; }
+
+  testing::TempDir dir_;
+  std::map<std::string, std::string> env_;
+};
+
+TEST_F(ConfigTest, AFullFileParsesIntoTheOptions) {
+  auto r = parse(buffer_section() + R"(
+max_bytes = "32MiB"
+max_records = 100000
+full_policy = "reject-new"
+durability = "power-safe"
+commit_window = "25ms"
+retention = "2h"
+retention_bytes = 1048576
+disk_reserve = "128MiB"
+integrity_check = "full"
+
+[gateway]
+id = "plant-3"
+log_level = "debug"
+
+[[sources.mqtt]]
+name = "floor-1"
+url = "mqtt://10.0.0.5:1884"
+protocol = "3.1.1"
+topics = ["sensors/#", "meters/+/kwh"]
+qos = 0
+key_from_topic = "sensors/{device}/#"
+session_expiry = "1d"
+username = "gw"
+password = "from-file"
+
+[[sources.sim]]
+name = "sim"
+devices = 3
+rate = 0.5
+kinds = ["co2"]
+)");
+  ASSERT_TRUE(r.config) << (r.errors.empty() ? "" : r.errors[0].text());
+  const auto& c = *r.config;
+  EXPECT_EQ(c.gateway_id, "plant-3");
+  EXPECT_EQ(c.log_level, buffer::LogLevel::kDebug);
+  EXPECT_EQ(c.buffer.max_bytes, 32u << 20);
+  EXPECT_EQ(c.buffer.max_records, 100000u);
+  EXPECT_EQ(c.buffer.full_policy, buffer::FullPolicy::kRejectNew);
+  EXPECT_EQ(c.buffer.durability, buffer::Durability::kPowerSafe);
+  EXPECT_EQ(c.buffer.commit_window, std::chrono::milliseconds(25));
+  EXPECT_EQ(c.buffer.retention_time, std::chrono::hours(2));
+  EXPECT_EQ(c.buffer.retention_bytes, 1048576u);
+  EXPECT_EQ(c.buffer.disk_reserve_bytes, 128u << 20);
+  EXPECT_EQ(c.buffer.integrity_check, buffer::IntegrityCheck::kFull);
+  ASSERT_EQ(c.mqtt_sources.size(), 1u);
+  const auto& m = c.mqtt_sources[0];
+  EXPECT_EQ(m.name, "floor-1");
+  EXPECT_EQ(m.host, "10.0.0.5");
+  EXPECT_EQ(m.port, 1884);
+  EXPECT_EQ(m.version, drivers::mqtt::Version::kV311);
+  ASSERT_EQ(m.subscriptions.size(), 2u);
+  EXPECT_EQ(m.subscriptions[1].filter, "meters/+/kwh");
+  EXPECT_EQ(m.subscriptions[1].qos, 0);
+  EXPECT_EQ(m.session_expiry_s, 86400u);
+  EXPECT_EQ(m.password, "from-file");
+  ASSERT_EQ(c.sim_sources.size(), 1u);
+  EXPECT_EQ(c.sim_sources[0].devices, 3u);
+  EXPECT_EQ(c.sim_sources[0].kinds, std::vector<std::string>{"co2"});
+}
+
+TEST_F(ConfigTest, DefaultsApplyToAnEmptyFile) {
+  auto r = parse(buffer_section());
+  ASSERT_TRUE(r.config);
+  EXPECT_EQ(r.config->buffer.max_bytes, 256u << 20);
+  EXPECT_EQ(r.config->buffer.durability, buffer::Durability::kCrashSafe);
+  EXPECT_FALSE(r.config->gateway_id.empty());  // the host name
+  EXPECT_TRUE(r.config->mqtt_sources.empty());
+}
+
+TEST_F(ConfigTest, SecretsComeFromTheEnvironment) {
+  env_["TIDEGATE_MQTT_FLOOR_1_PASSWORD"] = "from-env";
+  auto r = parse(buffer_section() + "[[sources.mqtt]]\nname = \"floor-1\"\npassword = \"from-file\"\n");
+  ASSERT_TRUE(r.config);
+  EXPECT_EQ(r.config->mqtt_sources[0].password, "from-env");
+  EXPECT_FALSE(r.config->mqtt_sources[0].username.has_value());
+}
+
+TEST_F(ConfigTest, EveryMistakeNamesFileKeyAndReason) {
+  struct Case {
+    std::string toml;
+    std::string expected;
+  };
+  const std::vector<Case> cases = {
+      {"[buffer]\ncolour = 1\n", "test.toml: buffer.colour: unknown key"},
+      {"[bufer]\n", "test.toml: bufer: unknown key"},
+      {"[buffer]\nmax_records = \"many\"\n", "test.toml: buffer.max_records: expected an integer"},
+      {"[buffer]\nmax_bytes = \"12 parsecs\"\n", "test.toml: buffer.max_bytes: expected a size"},
+      {"[buffer]\ncommit_window = 10\n", "test.toml: buffer.commit_window: expected a duration"},
+      {"[buffer]\nfull_policy = \"drop-newest\"\n",
+       "test.toml: buffer.full_policy: unknown value \"drop-newest\" (allowed: \"drop-oldest\", \"reject-new\")"},
+      {"[buffer]\ncommit_max_records = 0\n",
+       "test.toml: buffer.commit_max_records: out of range: 0 (allowed 1 to 1000000)"},
+      {"[buffer]\npath = \"/proc/1/nope/b.db\"\n", "test.toml: buffer.path: "},
+      {"[[sources.mqtt]]\nurl = \"mqtts://broker:8883\"\n[sources.mqtt.tls]\nca_file = \"/nonexistent/ca.pem\"\n",
+       "test.toml: sources.mqtt[0].tls.ca_file: CA file \"/nonexistent/ca.pem\" is not readable"},
+      {"[[sources.mqtt]]\nurl = \"http://broker\"\n", "test.toml: sources.mqtt[0].url: not a broker address"},
+      {"[[sources.mqtt]]\nqos = 2\n", "test.toml: sources.mqtt[0].qos: out of range: 2 (allowed 0 to 1)"},
+      {"[[sources.mqtt]]\nkey_from_topic = \"sensors/#/x\"\n",
+       "test.toml: sources.mqtt[0].key_from_topic: '#' must be the last level"},
+      {"[[sources.mqtt]]\ntopics = []\n", "test.toml: sources.mqtt[0].topics: at least one topic filter is needed"},
+      {"[[sources.mqtt]]\nname = \"a\"\n[[sources.sim]]\nname = \"a\"\n",
+       "test.toml: sources.sim[0].name: duplicate source name \"a\""},
+      {"[[sources.sim]]\nkinds = [\"radiation\"]\n", "test.toml: sources.sim[0].kinds: unknown kind \"radiation\""},
+      {"[gateway\n", "test.toml: line 1"},
+  };
+  for (const auto& c : cases) {
+    // The buffer path default (/var/lib/tidegate) may not be writable here.
+    std::string toml = c.toml;
+    if (toml.find("[buffer]") == std::string::npos && toml.find("[gateway\n") == std::string::npos) {
+      toml = buffer_section() + toml;
+    } else if (toml.find("path =") == std::string::npos && toml.find("[buffer]") != std::string::npos) {
+      toml.insert(toml.find("[buffer]\n") + 9, "path = \"" + (dir_ / "b.db").string() + "\"\n");
+    }
+    const std::string errors = errors_of(toml);
+    EXPECT_NE(errors.find(c.expected), std::string::npos) << "for:\n" << toml << "got:\n" << errors;
+    EXPECT_FALSE(parse(toml).config.has_value());
+  }
+}
+
+TEST_F(ConfigTest, AMissingFileIsAnError) {
+  auto r = load_config(dir_ / "missing.toml");
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_NE(r.errors[0].text().find("missing.toml: cannot read the file"), std::string::npos);
+}
+
+TEST_F(ConfigTest, ShippedConfigurationsAreValid) {
+  for (const char* file : {"packaging/tidegate.toml"}) {
+    auto text = [&] {
+      std::ifstream in(std::string(TIDEGATE_SOURCE_DIR) + "/" + file);
+      std::stringstream s;
+      s << in.rdbuf();
+      return s.str();
+    }();
+    ASSERT_FALSE(text.empty()) << file;
+    // Point the buffer somewhere writable; everything else as shipped.
+    const auto at = text.find("/var/lib/tidegate/buffer.db");
+    ASSERT_NE(at, std::string::npos);
+    text.replace(at, std::string("/var/lib/tidegate/buffer.db").size(), (dir_ / "b.db").string());
+    auto r = parse(text);
+    EXPECT_TRUE(r.config) << file << ": " << (r.errors.empty() ? "" : r.errors[0].text());
+  }
+}
+
+TEST_F(ConfigTest, TheReferencePageIsGeneratedFromTheDeclarations) {
+  std::ifstream in(std::string(TIDEGATE_SOURCE_DIR) + "/docs/configuration.md");
+  std::stringstream committed;
+  committed << in.rdbuf();
+  EXPECT_EQ(committed.str(), config_reference_markdown())
+      << "docs/configuration.md is stale: run build/gateway/tidegate config-reference > docs/configuration.md";
+}
+
+}  // namespace
+}  // namespace tidegate::gateway
