@@ -55,9 +55,10 @@ TEST_F(CliTest, VersionAndHelp) {
 }
 
 TEST_F(CliTest, UsageErrorsSayWhatIsWrong) {
-  auto r = run({"buffer", "stats"});
+  auto r = run({"buffer", "stats", "--config", (dir_ / "none.toml").string()});
   EXPECT_EQ(r.code, 2);
-  EXPECT_NE(r.err.find("--db FILE is required"), std::string::npos);
+  EXPECT_NE(r.err.find("none.toml: cannot read the file"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("give --db FILE, or a valid --config FILE"), std::string::npos) << r.err;
   r = run({"buffer", "stats", "--bogus"});
   EXPECT_NE(r.err.find("unknown option --bogus"), std::string::npos);
   r = run({"buffer", "dump", "--db", db_, "--from", "abc"});
