@@ -3,6 +3,7 @@
 #include <sys/timex.h>
 
 #include <cctype>
+#include <cmath>
 #include <charconv>
 #include <cstdio>
 #include <ctime>
@@ -120,12 +121,19 @@ bool is_json(std::string_view payload) { return nlohmann::json::accept(payload);
 
 std::optional<std::int64_t> parse_timestamp(std::string_view text) {
   if (text.empty()) return std::nullopt;
+  // Integers exactly (a double cannot hold nanoseconds since 1970).
+  std::int64_t whole = 0;
+  auto [iptr, iec] = std::from_chars(text.data(), text.data() + text.size(), whole);
+  if (iec == std::errc() && iptr == text.data() + text.size()) {
+    if (whole < 0) return std::nullopt;
+    return whole > 100'000'000'000'000 ? whole * 1'000 : whole > 100'000'000'000 ? whole * 1'000'000 : whole * 1'000'000'000;
+  }
   double number = 0;
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), number);
   if (ec == std::errc() && ptr == text.data() + text.size()) {
     if (number < 0) return std::nullopt;
-    double ns = number > 1e14 ? number * 1e3 : number > 1e11 ? number * 1e6 : number * 1e9;
-    return static_cast<std::int64_t>(ns);
+    const double ns = number > 1e14 ? number * 1e3 : number > 1e11 ? number * 1e6 : number * 1e9;
+    return static_cast<std::int64_t>(std::llround(ns));
   }
   // RFC 3339, UTC ("Z") only: YYYY-MM-DDTHH:MM:SS[.fraction]Z
   std::tm tm{};
