@@ -241,6 +241,31 @@ TEST_F(MqttSourceTest, BrokerRestartDuringIngestLosesNothingItPersisted) {
   EXPECT_TRUE(log_.contains("reconnecting in"));
 }
 
+TEST_F(MqttSourceTest, UserNameAndPasswordAreChecked) {
+  const auto passwords = dir_ / "passwords";
+  const std::string cmd = "mosquitto_passwd -b -c " + passwords.string() + " gateway s3cret >/dev/null 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  testing::Mosquitto secured(dir_ / "secured", "allow_anonymous false\npassword_file " + passwords.string() + "\n");
+  auto o = options();
+  o.port = secured.port();
+  o.username = "gateway";
+  o.password = "wrong";
+  {
+    MqttSource source(o, *buffer_, log_.fn());
+    source.start();
+    ASSERT_TRUE(wait_for([&] { return source.mqtt_stats().common.errors_total >= 2; }));
+    EXPECT_EQ(source.mqtt_stats().connects_total, 0u);
+    EXPECT_NE(source.stats().last_error.find("broker refused the connection"), std::string::npos)
+        << source.stats().last_error;
+  }
+  EXPECT_FALSE(log_.contains("s3cret"));
+  EXPECT_FALSE(log_.contains("wrong"));  // passwords never reach the log
+  o.password = "s3cret";
+  MqttSource source(o, *buffer_, log_.fn());
+  source.start();
+  EXPECT_TRUE(wait_for([&] { return source.mqtt_stats().state == "connected"; })) << source.stats().last_error;
+}
+
 TEST_F(MqttSourceTest, MessagesQueuedForTheGatewaySurviveABrokerRestart) {
   auto o = options();
   start_source(o)->stop();  // session and subscription now live in the broker
