@@ -444,6 +444,10 @@ void read_mqtt_source(Section& s, drivers::mqtt::MqttSourceOptions& o) {
       1000);
   o.keepalive_s = static_cast<std::uint16_t>(
       s.duration("keepalive", std::chrono::seconds(30), "MQTT keep alive interval.").count() / 1000);
+  o.receive_maximum = static_cast<std::uint16_t>(
+      s.integer("receive_maximum", 4096, 1, 65535,
+                "MQTT 5: QoS 1 messages the broker may send before our acknowledgements, which wait for the "
+                "commit. Must cover a commit window of traffic; bounds the memory a burst takes."));
   const std::string username = s.text("username", "", "User name. Environment TIDEGATE_MQTT_<NAME>_USERNAME "
                                                       "overrides it.");
   const std::string password = s.text("password", "", "Password. Prefer the environment variable "

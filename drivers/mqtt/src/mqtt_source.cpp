@@ -252,7 +252,7 @@ class MqttSource::Impl : public std::enable_shared_from_this<MqttSource::Impl> {
     c.clean_start = false;
     c.keepalive_s = opts_.keepalive_s;
     c.session_expiry_s = opts_.session_expiry_s;
-    c.receive_maximum = 65535;
+    c.receive_maximum = opts_.receive_maximum;
     c.username = opts_.username;
     c.password = opts_.password;
     queue_write(encode_connect(c));
