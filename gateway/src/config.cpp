@@ -219,6 +219,52 @@ class Section {
     return out;
   }
 
+  // MQTT subscriptions: a list whose entries are filter strings (with the
+  // default QoS) or {filter = "...", qos = N} tables.
+  std::vector<drivers::mqtt::Subscription> subscriptions(const std::string& key, std::uint8_t default_qos,
+                                                         const std::string& help) {
+    declare(key, "list of filters", "[\"sensors/#\"]", help);
+    const toml::node* n = node(key);
+    if (!n) return {{"sensors/#", default_qos}};
+    const auto* arr = n->as_array();
+    if (!arr) {
+      ctx_.error(key_path(key), "expected a list of topic filters");
+      return {};
+    }
+    std::vector<drivers::mqtt::Subscription> out;
+    for (std::size_t i = 0; i < arr->size(); ++i) {
+      const std::string at = key_path(key) + "[" + std::to_string(i) + "]";
+      const auto& entry = (*arr)[i];
+      drivers::mqtt::Subscription sub{"", default_qos};
+      if (auto text = entry.value_exact<std::string>()) {
+        sub.filter = *text;
+      } else if (const auto* t = entry.as_table()) {
+        Section item(ctx_, t, at, doc_section_);
+        sub.filter = item.text_quiet("filter", "");
+        const auto q = t->get("qos") ? t->get("qos")->value_exact<std::int64_t>() : std::optional<std::int64_t>(default_qos);
+        if (!q || *q < 0 || *q > 1) ctx_.error(at + ".qos", "expected 0 or 1");
+        sub.qos = static_cast<std::uint8_t>(q.value_or(default_qos) == 0 ? 0 : 1);
+        item.known_.insert("filter");
+        item.known_.insert("qos");
+        item.finish();
+      } else {
+        ctx_.error(at, "expected a topic filter string or {filter = \"...\", qos = N}");
+        continue;
+      }
+      if (sub.filter.empty()) {
+        ctx_.error(at, "empty topic filter");
+        continue;
+      }
+      const auto hash = sub.filter.find('#');
+      if (hash != std::string::npos && hash != sub.filter.size() - 1) {
+        ctx_.error(at, "'#' must be the last character of a filter: \"" + sub.filter + "\"");
+        continue;
+      }
+      out.push_back(std::move(sub));
+    }
+    return out;
+  }
+
   // An array of tables ([[key]]); in describe mode, visit() sees one entry
   // with no table so that its keys get declared.
   template <typename Visit>
@@ -478,13 +524,13 @@ void read_mqtt_source(Section& s, drivers::mqtt::MqttSourceOptions& o) {
       }
     }
   });
-  const auto topics = s.text_list("topics", {"sensors/#"}, "Topic filters to subscribe to.");
   const auto qos = s.integer("qos", 1, 0, 1,
                              "QoS of the subscriptions. 1: a message is acknowledged to the broker only after it is "
                              "committed to the buffer. 0: no acknowledgement; a gateway crash can lose messages.");
-  o.subscriptions.clear();
-  for (const auto& t : topics) o.subscriptions.push_back({t, static_cast<std::uint8_t>(qos)});
-  if (!ctx.docs && topics.empty()) ctx.error(s.key_path("topics"), "at least one topic filter is needed");
+  o.subscriptions = s.subscriptions("topics", static_cast<std::uint8_t>(qos),
+                                    "Topic filters to subscribe to: strings, which use `qos`, or tables with a QoS "
+                                    "of their own, e.g. [\"sensors/#\", {filter = \"debug/#\", qos = 0}].");
+  if (!ctx.docs && o.subscriptions.empty()) ctx.error(s.key_path("topics"), "at least one topic filter is needed");
   o.key_from_topic = s.text("key_from_topic", "",
                             "Partition key (device id) from the topic, e.g. \"sensors/{device}/#\": {name} captures "
                             "a level, + matches one, # the rest. Empty: the whole topic.");

@@ -96,6 +96,30 @@ TEST_F(DaemonTest, SimulatedSensorsFillTheBufferAndSigtermStopsCleanly) {
   EXPECT_EQ(devices.size(), 4u);
 }
 
+// The README's demo: simulated sensors publish to a broker, the MQTT source
+// takes them in with device keys from the topic and times from the payload.
+TEST_F(DaemonTest, SimulatedSensorsOverMqttReachTheBufferThroughTheMqttSource) {
+  testing::Mosquitto broker(dir_ / "broker");
+  const std::string url = "mqtt://127.0.0.1:" + std::to_string(broker.port());
+  auto gw = start(write_config("[[sources.mqtt]]\nname = \"local\"\nurl = \"" + url +
+                               "\"\ntopics = [\"sensors/#\"]\nkey_from_topic = \"sensors/{device}/#\"\n"
+                               "device_time_from_json = \"ts\"\nrequire_json = true\n"
+                               "[[sources.sim]]\nname = \"sim\"\nmode = \"mqtt\"\nurl = \"" + url +
+                               "\"\ndevices = 6\nrate = 20\n"));
+  ASSERT_TRUE(wait_for([&] { return stored().size() >= 200; })) << log_text();
+  EXPECT_EQ(WEXITSTATUS(gw->signal_and_wait(SIGTERM)), 0);
+  std::set<std::string> devices;
+  for (const auto& r : stored()) {
+    EXPECT_EQ(r.source, "local");
+    EXPECT_EQ(r.topic.rfind("sensors/sim-", 0), 0u) << r.topic;
+    ASSERT_TRUE(r.device_ts_ns.has_value()) << r.payload;
+    EXPECT_LE(*r.device_ts_ns, r.ingest_ns);
+    devices.insert(r.partition_key);
+  }
+  EXPECT_EQ(devices.size(), 6u);
+  EXPECT_EQ(log_text().find("dead letter"), std::string::npos);
+}
+
 TEST_F(DaemonTest, SighupAppliesTheLogLevelAndNamesWhatNeedsARestart) {
   const auto config = write_config("");
   auto gw = start(config);

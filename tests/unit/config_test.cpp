@@ -53,7 +53,7 @@ log_level = "debug"
 name = "floor-1"
 url = "mqtt://10.0.0.5:1884"
 protocol = "3.1.1"
-topics = ["sensors/#", "meters/+/kwh"]
+topics = ["sensors/#", {filter = "meters/+/kwh", qos = 1}]
 qos = 0
 key_from_topic = "sensors/{device}/#"
 session_expiry = "1d"
@@ -86,8 +86,10 @@ kinds = ["co2"]
   EXPECT_EQ(m.port, 1884);
   EXPECT_EQ(m.version, drivers::mqtt::Version::kV311);
   ASSERT_EQ(m.subscriptions.size(), 2u);
+  EXPECT_EQ(m.subscriptions[0].filter, "sensors/#");
+  EXPECT_EQ(m.subscriptions[0].qos, 0);  // the source's qos
   EXPECT_EQ(m.subscriptions[1].filter, "meters/+/kwh");
-  EXPECT_EQ(m.subscriptions[1].qos, 0);
+  EXPECT_EQ(m.subscriptions[1].qos, 1);  // its own
   EXPECT_EQ(m.session_expiry_s, 86400u);
   EXPECT_EQ(m.password, "from-file");
   ASSERT_EQ(c.sim_sources.size(), 1u);
@@ -135,6 +137,10 @@ TEST_F(ConfigTest, EveryMistakeNamesFileKeyAndReason) {
       {"[[sources.mqtt]]\nkey_from_topic = \"sensors/#/x\"\n",
        "test.toml: sources.mqtt[0].key_from_topic: '#' must be the last level"},
       {"[[sources.mqtt]]\ntopics = []\n", "test.toml: sources.mqtt[0].topics: at least one topic filter is needed"},
+      {"[[sources.mqtt]]\ntopics = [{filter = \"a\", qos = 2}]\n", "test.toml: sources.mqtt[0].topics[0].qos: expected 0 or 1"},
+      {"[[sources.mqtt]]\ntopics = [{filter = \"a\", qso = 1}]\n", "test.toml: sources.mqtt[0].topics[0].qso: unknown key"},
+      {"[[sources.mqtt]]\ntopics = [\"a/#/b\"]\n", "test.toml: sources.mqtt[0].topics[0]: '#' must be the last"},
+      {"[[sources.mqtt]]\ntopics = [7]\n", "test.toml: sources.mqtt[0].topics[0]: expected a topic filter string"},
       {"[[sources.mqtt]]\nname = \"a\"\n[[sources.sim]]\nname = \"a\"\n",
        "test.toml: sources.sim[0].name: duplicate source name \"a\""},
       {"[[sources.sim]]\nkinds = [\"radiation\"]\n", "test.toml: sources.sim[0].kinds: unknown kind \"radiation\""},
@@ -161,7 +167,7 @@ TEST_F(ConfigTest, AMissingFileIsAnError) {
 }
 
 TEST_F(ConfigTest, ShippedConfigurationsAreValid) {
-  for (const char* file : {"packaging/tidegate.toml"}) {
+  for (const char* file : {"packaging/tidegate.toml", "examples/demo.toml"}) {
     auto text = [&] {
       std::ifstream in(std::string(TIDEGATE_SOURCE_DIR) + "/" + file);
       std::stringstream s;
@@ -169,10 +175,12 @@ TEST_F(ConfigTest, ShippedConfigurationsAreValid) {
       return s.str();
     }();
     ASSERT_FALSE(text.empty()) << file;
-    // Point the buffer somewhere writable; everything else as shipped.
-    const auto at = text.find("/var/lib/tidegate/buffer.db");
-    ASSERT_NE(at, std::string::npos);
-    text.replace(at, std::string("/var/lib/tidegate/buffer.db").size(), (dir_ / "b.db").string());
+    // Point the buffer somewhere writable (and fill in the demo's
+    // placeholders as scripts/run does); everything else as shipped.
+    for (const std::string from : {"/var/lib/tidegate/buffer.db", "@STATE@/buffer.db"}) {
+      if (auto at = text.find(from); at != std::string::npos) text.replace(at, from.size(), (dir_ / "b.db").string());
+    }
+    for (auto at = text.find("@PORT@"); at != std::string::npos; at = text.find("@PORT@")) text.replace(at, 6, "1883");
     auto r = parse(text);
     EXPECT_TRUE(r.config) << file << ": " << (r.errors.empty() ? "" : r.errors[0].text());
   }
