@@ -26,9 +26,12 @@
 #include <thread>
 #include <vector>
 
+#include "report.h"
 #include "tidegate/buffer/buffer.h"
 
 using namespace tidegate::buffer;
+namespace bench = tidegate::bench;
+using bench::fmt;
 using Steady = std::chrono::steady_clock;
 
 namespace {
@@ -208,23 +211,6 @@ double read_and_ack(std::size_t payload, std::uint64_t n, std::size_t batch) {
   return static_cast<double>(got) / secs;
 }
 
-std::string command_output(const char* cmd) {
-  std::string out;
-  if (FILE* p = ::popen(cmd, "r")) {
-    char buf[256];
-    while (std::fgets(buf, sizeof buf, p)) out += buf;
-    ::pclose(p);
-  }
-  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
-  return out;
-}
-
-std::string fmt(double v, int decimals = 0) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
-  return buf;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -292,27 +278,13 @@ int main(int argc, char** argv) {
   }
   std::filesystem::remove_all(g_scratch);
 
-  char date[32];
-  std::time_t now = std::time(nullptr);
-  std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&now));
-  utsname u{};
-  ::uname(&u);
   std::ostringstream doc;
-  doc << "# bench/buffer results, " << date << "\n\n"
-      << "- machine: " << command_output("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2") << ", "
-      << ::sysconf(_SC_NPROCESSORS_ONLN) << " cores, "
-      << command_output("awk '/MemTotal/ {printf \"%.1f GiB\", $2/1048576}' /proc/meminfo") << " RAM\n"
-      << "- kernel: " << u.sysname << " " << u.release << " " << u.machine << "\n"
-      << "- filesystem of the scratch directory: " << command_output(("stat -f -c %T " + g_scratch.parent_path().string()).c_str())
+  doc << "# bench/buffer results, " << bench::today_utc() << "\n\n"
+      << bench::machine_lines()
+      << "- filesystem of the scratch directory: " << bench::shell("stat -f -c %T " + g_scratch.parent_path().string())
       << "\n"
       << "- SQLite " << sqlite3_libversion() << ", mode: " << (quick ? "--quick" : "full") << "\n"
-      << "- command: `" << "build/bench/buffer/bench_buffer" << (quick ? " --quick" : "") << " --out bench/results`\n\n"
+      << "- command: `build/bench/buffer/bench_buffer" << (quick ? " --quick" : "") << " --out bench/results`\n\n"
       << table.str();
-  std::cout << doc.str();
-  if (!out_dir.empty()) {
-    std::filesystem::create_directories(out_dir);
-    const auto file = std::filesystem::path(out_dir) / (std::string("buffer-") + date + "-" + u.nodename + ".md");
-    std::ofstream(file) << doc.str();
-    std::cout << "\nwritten to " << file.string() << "\n";
-  }
+  bench::publish_results("buffer", out_dir, doc.str());
 }

@@ -28,10 +28,12 @@
 
 #include "mosquitto.h"
 #include "test_support.h"
+#include "report.h"
 #include "tidegate/buffer/buffer.h"
 #include "tidegate/drivers/mqtt/mqtt_source.h"
 
 using namespace tidegate;
+using bench::fmt;
 using Steady = std::chrono::steady_clock;
 
 namespace {
@@ -113,23 +115,6 @@ std::unique_ptr<buffer::Buffer> open_buffer(const std::filesystem::path& path) {
 double wait_records(buffer::Buffer& buf, std::uint64_t target, Steady::time_point t0) {
   while (buf.stats().records < target) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   return std::chrono::duration<double>(Steady::now() - t0).count();
-}
-
-std::string fmt(double v, int decimals = 0) {
-  char b[64];
-  std::snprintf(b, sizeof b, "%.*f", decimals, v);
-  return b;
-}
-
-std::string shell(const char* cmd) {
-  std::string out;
-  if (FILE* p = ::popen(cmd, "r")) {
-    char buf[256];
-    while (std::fgets(buf, sizeof buf, p)) out += buf;
-    ::pclose(p);
-  }
-  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
-  return out;
 }
 
 }  // namespace
@@ -241,27 +226,15 @@ int main(int argc, char** argv) {
     }
   }
 
-  char date[32];
-  std::time_t now = std::time(nullptr);
-  std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&now));
-  utsname u{};
-  ::uname(&u);
   std::ostringstream doc;
-  doc << "# bench/ingest results, " << date << "\n\n"
-      << "- machine: " << shell("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2") << ", "
-      << ::sysconf(_SC_NPROCESSORS_ONLN) << " cores; kernel " << u.release << " " << u.machine << "\n"
-      << "- " << shell("mosquitto -h 2>/dev/null | head -1") << "; buffer crash-safe, 10 ms commit window\n"
+  doc << "# bench/ingest results, " << bench::today_utc() << "\n\n"
+      << bench::machine_lines()
+      << "- " << bench::shell("mosquitto -h 2>/dev/null | head -1") << "; buffer crash-safe, 10 ms commit window\n"
       << "- payload 100 bytes; 16 topics; MQTT 5 for tidegate, mosquitto_sub's default (3.1.1) for the baseline\n"
       << "- command: `build/bench/ingest/bench_ingest" << (quick ? " --quick" : "") << " --out bench/results`\n\n"
       << "ratio = tidegate msg/s / mosquitto_sub msg/s (the broker's ceiling to a plain subscriber); each rate is the "
          "median of " << reps << " run(s).\n"
       << "RSS is of the whole benchmark process (gateway source and buffer, plus the Paho publisher in live runs).\n\n"
       << table.str();
-  std::cout << doc.str();
-  if (!out_dir.empty()) {
-    std::filesystem::create_directories(out_dir);
-    const auto file = std::filesystem::path(out_dir) / (std::string("ingest-") + date + "-" + u.nodename + ".md");
-    std::ofstream(file) << doc.str();
-    std::cout << "\nwritten to " << file.string() << "\n";
-  }
+  bench::publish_results("ingest", out_dir, doc.str());
 }

@@ -1,0 +1,64 @@
+// What every benchmark's results file needs: formatting, the machine it ran
+// on, the date, and writing the Markdown file. Header-only.
+#pragma once
+
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <string>
+
+namespace tidegate::bench {
+
+inline std::string shell(const std::string& cmd) {
+  std::string out;
+  if (FILE* p = ::popen(cmd.c_str(), "r")) {
+    char buf[256];
+    while (std::fgets(buf, sizeof buf, p)) out += buf;
+    ::pclose(p);
+  }
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  return out;
+}
+
+inline std::string fmt(double v, int decimals = 0) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+  return buf;
+}
+
+inline std::string today_utc() {
+  char date[32];
+  const std::time_t now = std::time(nullptr);
+  std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&now));
+  return date;
+}
+
+// "- machine: <cpu>, N cores, M GiB RAM\n- kernel: ...\n"
+inline std::string machine_lines() {
+  utsname u{};
+  ::uname(&u);
+  return "- machine: " + shell("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'") + ", " +
+         std::to_string(::sysconf(_SC_NPROCESSORS_ONLN)) + " cores, " +
+         shell("awk '/MemTotal/ {printf \"%.1f GiB\", $2/1048576}' /proc/meminfo") + " RAM\n- kernel: " + u.sysname +
+         " " + u.release + " " + u.machine + "\n";
+}
+
+// Prints `doc` and, with an output directory, writes it to
+// DIR/<name>-<date>-<host>.md.
+inline void publish_results(const std::string& name, const std::string& out_dir, const std::string& doc) {
+  std::cout << doc;
+  if (out_dir.empty()) return;
+  utsname u{};
+  ::uname(&u);
+  std::filesystem::create_directories(out_dir);
+  const auto file = std::filesystem::path(out_dir) / (name + "-" + today_utc() + "-" + u.nodename + ".md");
+  std::ofstream(file) << doc;
+  std::cout << "\nwritten to " << file.string() << "\n";
+}
+
+}  // namespace tidegate::bench
