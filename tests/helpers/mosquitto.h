@@ -3,7 +3,9 @@
 // PID. Bound to 127.0.0.1 on a port chosen at run time.
 #pragma once
 
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/prctl.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -77,8 +79,15 @@ class Mosquitto {
         << "log_dest file " << (dir_ / "mosquitto.log").string() << "\n"
         << extra_ << "\n";
     }
+    const auto console = (dir_ / "mosquitto.out").string();
     pid_ = ::fork();
     if (pid_ == 0) {
+      // Die with the test: a test that aborts must not leave a broker behind
+      // holding ctest's output pipe open (ctest would wait for ever).
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      const int out = ::open(console.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      ::dup2(out, STDOUT_FILENO);
+      ::dup2(out, STDERR_FILENO);
       ::execlp("mosquitto", "mosquitto", "-c", conf.c_str(), nullptr);
       std::_Exit(127);
     }

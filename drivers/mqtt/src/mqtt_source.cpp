@@ -49,6 +49,10 @@ class Stream {
       asio::async_write(*plain_, b, std::forward<Handler>(h));
     }
   }
+  // Per connection, so a late completion of an old connection's read never
+  // writes into the buffer a newer connection is using.
+  std::array<char, 64 * 1024> read_buf{};
+
   void close() {
     boost::system::error_code ignored;
     socket().shutdown(tcp::socket::shutdown_both, ignored);
@@ -199,7 +203,7 @@ class MqttSource::Impl : public std::enable_shared_from_this<MqttSource::Impl> {
     if (stopping_) return;
     set_state(State::kConnecting);
     generation_ += 1;
-    stream_.emplace(io_, tls_ctx_ ? &*tls_ctx_ : nullptr);
+    stream_ = std::make_shared<Stream>(io_, tls_ctx_ ? &*tls_ctx_ : nullptr);
     reader_ = PacketReader();
     write_queue_.clear();
     writing_ = false;
@@ -215,7 +219,8 @@ class MqttSource::Impl : public std::enable_shared_from_this<MqttSource::Impl> {
                               if (gen != generation_) return;
                               if (ec) return fail("resolve " + opts_.host + ": " + ec.message());
                               asio::async_connect(stream_->socket(), results,
-                                                  [this, gen](boost::system::error_code ec2, const tcp::endpoint&) {
+                                                  [this, gen, keep = stream_](boost::system::error_code ec2,
+                                                                              const tcp::endpoint&) {
                                                     if (gen != generation_) return;
                                                     if (ec2) return fail("connect: " + ec2.message());
                                                     on_tcp_connected();
@@ -238,7 +243,7 @@ class MqttSource::Impl : public std::enable_shared_from_this<MqttSource::Impl> {
     SSL_ctrl(tls->native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
              const_cast<char*>(opts_.host.c_str()));
     const auto gen = generation_;
-    tls->async_handshake(asio::ssl::stream_base::client, [this, gen](boost::system::error_code ec) {
+    tls->async_handshake(asio::ssl::stream_base::client, [this, gen, keep = stream_](boost::system::error_code ec) {
       if (gen != generation_) return;
       if (ec) return fail("TLS handshake: " + ec.message());
       send_connect();
@@ -322,12 +327,13 @@ class MqttSource::Impl : public std::enable_shared_from_this<MqttSource::Impl> {
     if (paused_ || stopping_ || reading_ || !stream_) return;
     reading_ = true;
     const auto gen = generation_;
-    stream_->async_read_some(asio::buffer(read_buf_), [this, gen](boost::system::error_code ec, std::size_t n) {
+    stream_->async_read_some(asio::buffer(stream_->read_buf), [this, gen, keep = stream_](boost::system::error_code ec,
+                                                                                          std::size_t n) {
       if (gen != generation_) return;
       reading_ = false;
       if (ec) return fail(ec == asio::error::eof ? "broker closed the connection" : "read: " + ec.message());
       last_received_ = SteadyClock::now();
-      reader_.feed(read_buf_.data(), n);
+      reader_.feed(keep->read_buf.data(), n);
       try {
         handle_packets();
       } catch (const ProtocolError& e) {
@@ -472,9 +478,13 @@ class MqttSource::Impl : public std::enable_shared_from_this<MqttSource::Impl> {
     writing_ = true;
     last_sent_ = SteadyClock::now();
     const auto gen = generation_;
-    stream_->async_write(asio::buffer(write_queue_.front()), [this, gen](boost::system::error_code ec, std::size_t) {
+    // The bytes live with the handler: a reconnect may clear the queue while
+    // an old write is still completing.
+    auto bytes = std::make_shared<std::string>(std::move(write_queue_.front()));
+    write_queue_.pop_front();
+    stream_->async_write(asio::buffer(*bytes), [this, gen, bytes, keep = stream_](boost::system::error_code ec,
+                                                                                  std::size_t) {
       if (gen != generation_) return;
-      write_queue_.pop_front();
       if (ec) {
         writing_ = false;
         return fail("write: " + ec.message());
@@ -527,7 +537,9 @@ class MqttSource::Impl : public std::enable_shared_from_this<MqttSource::Impl> {
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   std::thread thread_;
   std::optional<asio::ssl::context> tls_ctx_;
-  std::optional<Stream> stream_;
+  // Shared with the handlers of its pending operations: an SSL stream must
+  // outlive them, so closing a connection drops only our reference.
+  std::shared_ptr<Stream> stream_;
   tcp::resolver resolver_;
   asio::steady_timer timer_;
   asio::steady_timer keepalive_timer_;
@@ -535,7 +547,6 @@ class MqttSource::Impl : public std::enable_shared_from_this<MqttSource::Impl> {
   TopicPattern key_pattern_;
   ClockSyncProbe clock_sync_;
   PacketReader reader_;
-  std::array<char, 64 * 1024> read_buf_{};
   std::deque<std::string> write_queue_;
   bool writing_ = false;
   bool reading_ = false;
