@@ -165,6 +165,7 @@ class Buffer::Impl {
   Status remove_sink(std::string_view sink);
   std::vector<std::string> sinks() const;
   std::optional<std::uint64_t> acked_seq(std::string_view sink) const;
+  bool wait_for_records_after(std::uint64_t after_seq, std::chrono::milliseconds timeout) const;
   ReadResult read_after(std::uint64_t after, std::size_t max_records, std::size_t max_bytes) const;
   Status ack(std::string_view sink, std::uint64_t seq);
   RewindResult rewind_to_seq(std::string_view sink, std::uint64_t seq);
@@ -223,6 +224,12 @@ class Buffer::Impl {
   bool reserve_reached_ = false;
   Status failing_with_ = Status::kOk;  // last refusal logged, to log changes only
   std::uint64_t refused_since_logged_ = 0;
+
+  // Readers waiting for new records (wait_for_records_after).
+  mutable std::mutex new_records_mu_;
+  mutable std::condition_variable new_records_cv_;
+  std::atomic<std::uint64_t> last_committed_seq_{0};
+  std::atomic<bool> closed_{false};
 
   // Queue between appenders and the writer thread.
   mutable std::mutex queue_mu_;
@@ -283,6 +290,7 @@ void Buffer::Impl::open() {
   }
   report_.created = !existed;
   report_.next_seq = state_.next_seq;
+  last_committed_seq_ = state_.next_seq - 1;
 
   try {
     floor_.cover(state_.next_seq);
@@ -393,6 +401,11 @@ void Buffer::Impl::stop() {
   work_cv_.notify_all();
   space_cv_.notify_all();
   if (writer_.joinable()) writer_.join();
+  {
+    std::lock_guard lock(new_records_mu_);
+    closed_ = true;
+  }
+  new_records_cv_.notify_all();
   readers_.clear();
   std::lock_guard lock(state_mu_);
   store_.reset();
@@ -558,6 +571,13 @@ void Buffer::Impl::commit_group(std::vector<Pending>& group) {
       store_->commit();
       state_ = std::move(w);
       wal_dirty_ = true;
+      if (state_.next_seq - 1 > last_committed_seq_.load()) {
+        {
+          std::lock_guard waiters(new_records_mu_);
+          last_committed_seq_ = state_.next_seq - 1;
+        }
+        new_records_cv_.notify_all();
+      }
     } catch (const sql::SqliteError& e) {
       db_->rollback_quietly();
       failed = status_of(e);
@@ -794,6 +814,12 @@ std::optional<std::uint64_t> Buffer::Impl::acked_seq(std::string_view sink) cons
   auto it = state_.cursors.find(sink);
   if (it == state_.cursors.end()) return std::nullopt;
   return it->second.acked_seq;
+}
+
+bool Buffer::Impl::wait_for_records_after(std::uint64_t after_seq, std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(new_records_mu_);
+  new_records_cv_.wait_for(lock, timeout, [&] { return closed_.load() || last_committed_seq_.load() > after_seq; });
+  return last_committed_seq_.load() > after_seq;
 }
 
 ReadResult Buffer::Impl::read_after(std::uint64_t after, std::size_t max_records, std::size_t max_bytes) const {
@@ -1042,6 +1068,10 @@ ReadResult Buffer::read_after(std::uint64_t after_seq, std::size_t max_records, 
 }
 
 Status Buffer::ack(std::string_view sink, std::uint64_t seq) { return impl_->ack(sink, seq); }
+
+bool Buffer::wait_for_records_after(std::uint64_t after_seq, std::chrono::milliseconds timeout) const {
+  return impl_->wait_for_records_after(after_seq, timeout);
+}
 
 RewindResult Buffer::rewind_to_seq(std::string_view sink, std::uint64_t seq) {
   return impl_->rewind_to_seq(sink, seq);

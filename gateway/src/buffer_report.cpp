@@ -1,6 +1,6 @@
 #include "tidegate/gateway/buffer_report.h"
 
-#include "tidegate/gateway/json.h"
+#include "tidegate/proto/json.h"
 
 namespace tidegate::gateway {
 namespace {
@@ -22,7 +22,7 @@ std::string stats_json(const buffer::BufferStats& s) {
   o += ",\"bytes\":" + to_string(s.bytes);
   o += ",\"max_bytes\":" + to_string(s.max_bytes);
   o += ",\"max_records\":" + to_string(s.max_records);
-  o += ",\"full_policy\":" + json::quote(buffer::to_string(s.full_policy));
+  o += ",\"full_policy\":" + proto::json::quote(buffer::to_string(s.full_policy));
   o += ",\"oldest_seq\":" + to_string(s.oldest_seq);
   o += ",\"newest_seq\":" + to_string(s.newest_seq);
   o += ",\"next_seq\":" + to_string(s.next_seq);
@@ -50,7 +50,7 @@ std::string stats_json(const buffer::BufferStats& s) {
   for (std::size_t i = 0; i < s.sinks.size(); ++i) {
     const auto& k = s.sinks[i];
     if (i > 0) o += ',';
-    o += "{\"name\":" + json::quote(k.name);
+    o += "{\"name\":" + proto::json::quote(k.name);
     o += ",\"acked_seq\":" + to_string(k.acked_seq);
     o += ",\"lag_records\":" + to_string(k.lag_records);
     o += ",\"lag_bytes\":" + to_string(k.lag_bytes);
@@ -58,24 +58,6 @@ std::string stats_json(const buffer::BufferStats& s) {
     o += ",\"lost_by_eviction\":" + to_string(k.lost_by_eviction) + "}";
   }
   o += "]}";
-  return o;
-}
-
-std::string record_json(const buffer::Record& r) {
-  std::string o = "{\"seq\":" + std::to_string(r.seq);
-  o += ",\"ingest_ns\":" + std::to_string(r.ingest_ns);
-  o += ",\"clock_synced\":" + std::string(r.clock_synced ? "true" : "false");
-  o += ",\"source\":" + json::quote(r.source);
-  o += ",\"partition_key\":" + json::quote(r.partition_key);
-  o += ",\"topic\":" + json::quote(r.topic);
-  o += ",\"device_ts_ns\":" + optional_number(r.device_ts_ns);
-  o += ",\"content_type\":" + json::quote(r.content_type);
-  if (json::is_valid_utf8(r.payload)) {
-    o += ",\"payload\":" + json::quote(r.payload);
-  } else {
-    o += ",\"payload_base64\":" + json::quote(json::base64(r.payload));
-  }
-  o += "}";
   return o;
 }
 

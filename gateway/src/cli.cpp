@@ -11,6 +11,7 @@
 #include "tidegate/gateway/config.h"
 #include "tidegate/gateway/daemon.h"
 #include "tidegate/gateway/version.h"
+#include "tidegate/proto/envelope.h"
 
 namespace tidegate::gateway {
 namespace {
@@ -138,7 +139,7 @@ int buffer_command(const Args& args, std::ostream& out, std::ostream& err) {
           return 2;
         }
         if (batch.records.empty()) break;
-        for (const auto& r : batch.records) out << record_json(r) << "\n";
+        for (const auto& r : batch.records) out << proto::record_json(r) << "\n";
         after = batch.records.back().seq;
         limit -= batch.records.size();
       }

@@ -1,9 +1,9 @@
-#include "tidegate/gateway/json.h"
+#include "tidegate/proto/json.h"
 
 #include <cstdint>
 #include <cstdio>
 
-namespace tidegate::gateway::json {
+namespace tidegate::proto::json {
 namespace {
 
 // Length of the valid UTF-8 sequence starting at s[i], or 0 if invalid.
@@ -107,4 +107,4 @@ std::string base64(std::string_view bytes) {
   return out;
 }
 
-}  // namespace tidegate::gateway::json
+}  // namespace tidegate::proto::json

@@ -277,6 +277,21 @@ TEST_F(BufferTest, EachSinkHasItsOwnDurableCursor) {
   EXPECT_EQ(sinks, (std::vector<std::string>{"file", "kinesis"}));
 }
 
+TEST_F(BufferTest, ReadersCanWaitForNewRecords) {
+  auto b = open();
+  ASSERT_TRUE(b->append_wait(make_records(2)).ok());
+  EXPECT_TRUE(b->wait_for_records_after(1, std::chrono::milliseconds(0)));
+  EXPECT_FALSE(b->wait_for_records_after(2, std::chrono::milliseconds(20)));
+  std::thread later([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    b->append_wait(make_records(1));
+  });
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_TRUE(b->wait_for_records_after(2, std::chrono::seconds(10)));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));  // woken, not timed out
+  later.join();
+}
+
 TEST_F(BufferTest, ReadingDoesNotMoveTheCursorOnlyAckDoes) {
   auto b = open();
   ASSERT_EQ(b->ensure_sink("s", StartPosition::kEarliest), Status::kOk);

@@ -1,8 +1,8 @@
-#include "tidegate/gateway/json.h"
+#include "tidegate/proto/json.h"
 
 #include <gtest/gtest.h>
 
-namespace tidegate::gateway::json {
+namespace tidegate::proto::json {
 namespace {
 
 TEST(JsonQuote, EscapesQuotesBackslashesAndControlCharacters) {
@@ -42,4 +42,4 @@ TEST(JsonBase64, MatchesRfc4648TestVectors) {
 }
 
 }  // namespace
-}  // namespace tidegate::gateway::json
+}  // namespace tidegate::proto::json

@@ -11,6 +11,7 @@
 // acknowledges its producer only on kOk.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -90,6 +91,10 @@ class Buffer {
   // Same from an explicit position, for forwarders that pipeline batches.
   ReadResult read_after(std::uint64_t after_seq, std::size_t max_records,
                         std::size_t max_bytes) const;
+  // Waits until a record after `after_seq` is committed, the timeout passes
+  // or the buffer closes; true if there is one. Forwarders wait here instead
+  // of polling.
+  bool wait_for_records_after(std::uint64_t after_seq, std::chrono::milliseconds timeout) const;
   // Moves the sink's cursor to `seq` durably. An ack at or below the cursor
   // is a no-op (acks may arrive out of order); beyond the newest is an error.
   Status ack(std::string_view sink, std::uint64_t seq);

@@ -5,7 +5,7 @@
 #include <string>
 #include <string_view>
 
-namespace tidegate::gateway::json {
+namespace tidegate::proto::json {
 
 // `s` as a JSON string literal, quotes included. Control characters and
 // invalid UTF-8 bytes are escaped (\u00XX), so the output is always valid.
@@ -15,4 +15,4 @@ bool is_valid_utf8(std::string_view s);
 
 std::string base64(std::string_view bytes);
 
-}  // namespace tidegate::gateway::json
+}  // namespace tidegate::proto::json

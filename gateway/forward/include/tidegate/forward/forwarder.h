@@ -1,0 +1,68 @@
+// One forwarder per sink: reads batches after the sink's cursor, sends them,
+// and moves the cursor only once every record of the batch was acknowledged
+// by the upstream or dead-lettered. A crash at any point means re-sending,
+// never skipping (at-least-once). A slow or broken sink holds back only its
+// own cursor.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "tidegate/buffer/buffer.h"
+#include "tidegate/forward/sink.h"
+
+namespace tidegate::forward {
+
+struct ForwarderOptions {
+  buffer::StartPosition start = buffer::StartPosition::kEarliest;  // for a new sink
+  // Batching: send once max_records (from the sink's limits, or this if
+  // smaller) are waiting, or the oldest waiting record is this old.
+  std::size_t max_records = 500;
+  std::chrono::milliseconds linger{20};
+  // Retries: exponential backoff with full jitter between these.
+  std::chrono::milliseconds retry_min{200};
+  std::chrono::milliseconds retry_max{60'000};
+  // Cap on upstream bandwidth (accounted bytes per second, metered links).
+  // 0 = none.
+  std::uint64_t max_bytes_per_s = 0;
+};
+
+struct ForwarderStats {
+  std::string sink;
+  std::string destination;
+  std::string state;  // "idle", "sending", "backing-off", "stopped"
+  std::uint64_t sent_records_total = 0;
+  std::uint64_t sent_bytes_total = 0;
+  std::uint64_t batches_total = 0;
+  std::uint64_t retries_total = 0;          // send attempts that did not complete a batch
+  std::uint64_t resent_records_total = 0;   // records sent more than once (possible duplicates upstream)
+  std::uint64_t dead_lettered_total = 0;
+  std::int64_t last_success_ns = 0;
+  std::int64_t last_error_ns = 0;
+  std::string last_error;
+  std::uint64_t last_send_latency_us = 0;
+  std::uint64_t consecutive_failures = 0;
+};
+
+class Forwarder {
+ public:
+  Forwarder(buffer::Buffer& buffer, std::unique_ptr<Sink> sink, ForwarderOptions options, buffer::LogFn log);
+  ~Forwarder();
+  Forwarder(const Forwarder&) = delete;
+  Forwarder& operator=(const Forwarder&) = delete;
+
+  void start();
+  // Finishes the send in progress (its result is applied), then stops.
+  void stop();
+  ForwarderStats stats() const;
+  const std::string& sink_name() const;
+
+  class Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tidegate::forward

@@ -1,0 +1,52 @@
+// The interface every upstream (file, MQTT, Kinesis, HTTP) implements. A
+// forwarder thread owns one sink and calls it synchronously.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "tidegate/buffer/record.h"
+
+namespace tidegate::forward {
+
+// Fluent Bit's FLB_OK / FLB_RETRY / FLB_ERROR, per record.
+enum class Outcome {
+  kOk,      // the upstream acknowledged it
+  kRetry,   // not taken this time (network, throttling, 5xx): send again later
+  kReject,  // the upstream will never take it: dead letter, then move on
+};
+
+const char* to_string(Outcome outcome);
+
+struct SendResult {
+  Outcome batch = Outcome::kOk;  // for the whole batch, when per_record is empty
+  // Per record (same order and size as the batch) for upstreams that accept
+  // part of a batch (Kinesis PutRecords): only the kRetry ones are sent again.
+  std::vector<Outcome> per_record;
+  std::string error;  // why, when anything is not kOk
+  // Upstream asked to slow down (throttling): back off even on partial success.
+  bool throttled = false;
+
+  Outcome outcome_of(std::size_t i) const { return per_record.empty() ? batch : per_record[i]; }
+};
+
+struct SinkLimits {
+  std::size_t max_records = 500;       // per send() call
+  std::size_t max_bytes = 5u << 20;    // accounted bytes per call
+  std::size_t max_record_bytes = 1u << 20;  // larger records are rejected without sending
+};
+
+class Sink {
+ public:
+  virtual ~Sink() = default;
+  virtual const std::string& name() const = 0;
+  virtual SinkLimits limits() const = 0;
+  // Sends a batch (ascending seq) and reports what the upstream acknowledged.
+  // Must not throw: failures are results.
+  virtual SendResult send(const std::vector<buffer::Record>& batch) = 0;
+  // A short description of where it sends, for logs and the status page.
+  virtual std::string describe() const = 0;
+};
+
+}  // namespace tidegate::forward

@@ -1,0 +1,288 @@
+#include "tidegate/forward/forwarder.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "tidegate/drivers/ingest_support.h"
+
+namespace tidegate::forward {
+
+using buffer::LogLevel;
+using SteadyClock = std::chrono::steady_clock;
+
+const char* to_string(Outcome outcome) {
+  switch (outcome) {
+    case Outcome::kOk: return "ok";
+    case Outcome::kRetry: return "retry";
+    case Outcome::kReject: return "reject";
+  }
+  return "?";
+}
+
+class Forwarder::Impl {
+ public:
+  Impl(buffer::Buffer& buffer, std::unique_ptr<Sink> sink, ForwarderOptions options, buffer::LogFn log)
+      : buffer_(buffer),
+        sink_(std::move(sink)),
+        opts_(options),
+        log_(std::move(log)),
+        name_(sink_->name()),
+        backoff_(opts_.retry_min, opts_.retry_max) {
+    tokens_ = static_cast<double>(opts_.max_bytes_per_s);  // a full bucket to start
+    const auto limits = sink_->limits();
+    max_records_ = std::max<std::size_t>(1, std::min(opts_.max_records, limits.max_records));
+    max_bytes_ = std::max<std::size_t>(1, limits.max_bytes);
+    max_record_bytes_ = limits.max_record_bytes;
+    stats_.sink = name_;
+    stats_.destination = sink_->describe();
+    stats_.state = "idle";
+  }
+
+  ~Impl() { stop(); }
+
+  void start() {
+    if (thread_.joinable()) return;
+    stopping_ = false;
+    thread_ = std::thread([this] { run(); });
+  }
+
+  void stop() {
+    {
+      std::lock_guard lock(mu_);
+      if (!thread_.joinable()) return;
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+    set_state("stopped");
+  }
+
+  ForwarderStats stats() const {
+    std::lock_guard lock(mu_);
+    return stats_;
+  }
+
+  const std::string& name() const { return name_; }
+
+ private:
+  void log(LogLevel level, const std::string& message) {
+    if (log_) log_(level, "sink '" + name_ + "': " + message);
+  }
+
+  void set_state(const char* state) {
+    std::lock_guard lock(mu_);
+    stats_.state = state;
+  }
+
+  // Sleeps, waking early on stop(). Returns false if stopping.
+  bool pause_for(std::chrono::milliseconds d) {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, d, [&] { return stopping_; });
+    return !stopping_;
+  }
+
+  bool stopping() {
+    std::lock_guard lock(mu_);
+    return stopping_;
+  }
+
+  void note_failure(const std::string& error) {
+    std::lock_guard lock(mu_);
+    stats_.last_error = error;
+    stats_.last_error_ns = drivers::wall_now_ns();
+    stats_.consecutive_failures += 1;
+  }
+
+  void run() {
+    while (buffer_.ensure_sink(name_, opts_.start) != buffer::Status::kOk) {
+      log(LogLevel::kError, "cannot create the sink's cursor in the buffer; retrying");
+      if (!pause_for(backoff_.next())) return;
+    }
+    backoff_.reset();
+    log(LogLevel::kInfo, "forwarding to " + sink_->describe() + " from sequence " +
+                             std::to_string(buffer_.acked_seq(name_).value_or(0) + 1));
+    while (!stopping()) {
+      auto batch = next_batch();
+      if (batch.empty()) continue;
+      deliver(batch);
+    }
+  }
+
+  // A batch after the cursor: full, or as full as `linger` allows.
+  std::vector<buffer::Record> next_batch() {
+    const std::uint64_t acked = buffer_.acked_seq(name_).value_or(0);
+    if (!buffer_.wait_for_records_after(acked, std::chrono::milliseconds(200))) return {};
+    auto read = [&] {
+      auto r = buffer_.read(name_, max_records_, max_bytes_);
+      if (r.status != buffer::Status::kOk) {
+        note_failure("reading the buffer: " + r.error);
+        pause_for(std::chrono::milliseconds(500));
+        return std::vector<buffer::Record>{};
+      }
+      return std::move(r.records);
+    };
+    auto batch = read();
+    const auto deadline = SteadyClock::now() + opts_.linger;
+    while (!batch.empty() && batch.size() < max_records_ && SteadyClock::now() < deadline && !stopping()) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now());
+      if (!buffer_.wait_for_records_after(batch.back().seq, left + std::chrono::milliseconds(1))) break;
+      batch = read();
+    }
+    return batch;
+  }
+
+  void throttle_bandwidth(std::uint64_t bytes) {
+    if (opts_.max_bytes_per_s == 0) return;
+    // Token bucket of one second's worth: sends wait until their bytes fit.
+    const auto now = SteadyClock::now();
+    const double elapsed = std::chrono::duration<double>(now - bucket_time_).count();
+    bucket_time_ = now;
+    const double cap = static_cast<double>(opts_.max_bytes_per_s);
+    tokens_ = std::min(cap, tokens_ + elapsed * cap) - static_cast<double>(bytes);
+    if (tokens_ < 0) pause_for(std::chrono::milliseconds(static_cast<std::int64_t>(-tokens_ / cap * 1000.0)));
+  }
+
+  // Sends until every record of the batch is acknowledged or dead-lettered,
+  // then moves the cursor past the batch.
+  void deliver(const std::vector<buffer::Record>& batch) {
+    std::vector<bool> done(batch.size(), false);
+    std::size_t remaining = batch.size();
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      if (buffer::accounted_size(batch[i]) > max_record_bytes_) {
+        if (!dead_letter(batch[i], "record of " + std::to_string(batch[i].payload.size()) +
+                                       " bytes exceeds the sink's limit of " + std::to_string(max_record_bytes_))) {
+          return;  // the cursor stays: the batch comes again
+        }
+        done[i] = true;
+        remaining -= 1;
+      }
+    }
+    bool first_attempt = true;
+    while (remaining > 0) {
+      if (stopping()) return;
+      std::vector<buffer::Record> subset;
+      std::vector<std::size_t> index;
+      std::uint64_t bytes = 0;
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        if (done[i]) continue;
+        subset.push_back(batch[i]);
+        index.push_back(i);
+        bytes += buffer::accounted_size(batch[i]);
+      }
+      throttle_bandwidth(bytes);
+      set_state("sending");
+      const auto t0 = SteadyClock::now();
+      SendResult result = sink_->send(subset);
+      const auto latency =
+          std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - t0).count();
+
+      std::uint64_t ok = 0, ok_bytes = 0, retry = 0;
+      for (std::size_t k = 0; k < subset.size(); ++k) {
+        switch (result.outcome_of(k)) {
+          case Outcome::kOk:
+            done[index[k]] = true;
+            remaining -= 1;
+            ok += 1;
+            ok_bytes += buffer::accounted_size(subset[k]);
+            break;
+          case Outcome::kReject:
+            if (!dead_letter(subset[k], result.error.empty() ? "rejected by the upstream" : result.error)) return;
+            done[index[k]] = true;
+            remaining -= 1;
+            break;
+          case Outcome::kRetry:
+            retry += 1;
+            break;
+        }
+      }
+      {
+        std::lock_guard lock(mu_);
+        stats_.sent_records_total += ok;
+        stats_.sent_bytes_total += ok_bytes;
+        stats_.last_send_latency_us = static_cast<std::uint64_t>(latency);
+        if (!first_attempt) stats_.resent_records_total += subset.size();
+        if (ok > 0 && retry == 0) {
+          stats_.last_success_ns = drivers::wall_now_ns();
+          stats_.consecutive_failures = 0;
+        }
+      }
+      first_attempt = false;
+      if (retry == 0 && !result.throttled) break;
+      {
+        std::lock_guard lock(mu_);
+        stats_.retries_total += 1;
+      }
+      note_failure(result.error.empty() ? "upstream did not acknowledge" : result.error);
+      const auto delay = backoff_.next();
+      if (backoff_.attempts() == 1 || backoff_.attempts() % 10 == 0) {
+        log(LogLevel::kWarning, std::to_string(retry) + " of " + std::to_string(subset.size()) +
+                                    " records not acknowledged (" + result.error + "); retrying in " +
+                                    std::to_string(delay.count()) + " ms (attempt " +
+                                    std::to_string(backoff_.attempts()) + ")");
+      }
+      set_state("backing-off");
+      if (!pause_for(delay)) return;
+    }
+    if (backoff_.attempts() > 0) {
+      log(LogLevel::kInfo, "delivering again after " + std::to_string(backoff_.attempts()) + " failed attempt(s)");
+      backoff_.reset();
+    }
+    const auto st = buffer_.ack(name_, batch.back().seq);
+    if (st != buffer::Status::kOk) {
+      // The cursor stays; the batch will be sent again (duplicates upstream).
+      note_failure(std::string("moving the cursor failed: ") + buffer::to_string(st));
+      log(LogLevel::kError, std::string("moving the cursor failed (") + buffer::to_string(st) +
+                                "); the batch will be sent again");
+      pause_for(std::chrono::seconds(1));
+      return;
+    }
+    std::lock_guard lock(mu_);
+    stats_.batches_total += 1;
+    stats_.state = "idle";
+  }
+
+  bool dead_letter(const buffer::Record& record, const std::string& reason) {
+    if (buffer_.add_dead_letter(name_, record.seq, record, reason) != buffer::Status::kOk) {
+      note_failure("could not store a dead letter for seq " + std::to_string(record.seq));
+      pause_for(std::chrono::seconds(1));
+      return false;
+    }
+    {
+      std::lock_guard lock(mu_);
+      stats_.dead_lettered_total += 1;
+    }
+    log(LogLevel::kWarning, "record " + std::to_string(record.seq) + " dead-lettered: " + reason);
+    return true;
+  }
+
+  buffer::Buffer& buffer_;
+  std::unique_ptr<Sink> sink_;
+  ForwarderOptions opts_;
+  buffer::LogFn log_;
+  std::string name_;
+  drivers::Backoff backoff_;
+  std::size_t max_records_ = 500;
+  std::size_t max_bytes_ = 5u << 20;
+  std::size_t max_record_bytes_ = 1u << 20;
+  double tokens_ = 0;
+  SteadyClock::time_point bucket_time_ = SteadyClock::now();
+
+  std::thread thread_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  ForwarderStats stats_;
+};
+
+Forwarder::Forwarder(buffer::Buffer& buffer, std::unique_ptr<Sink> sink, ForwarderOptions options, buffer::LogFn log)
+    : impl_(std::make_unique<Impl>(buffer, std::move(sink), options, std::move(log))) {}
+Forwarder::~Forwarder() = default;
+void Forwarder::start() { impl_->start(); }
+void Forwarder::stop() { impl_->stop(); }
+ForwarderStats Forwarder::stats() const { return impl_->stats(); }
+const std::string& Forwarder::sink_name() const { return impl_->name(); }
+
+}  // namespace tidegate::forward

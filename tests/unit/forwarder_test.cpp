@@ -1,0 +1,253 @@
+// The forwarder against a real buffer, with scripted sinks standing in for
+// upstreams (the forwarder is what is under test; real upstreams have their
+// own integration tests).
+#include "tidegate/forward/forwarder.h"
+
+#include <gtest/gtest.h>
+
+#include <deque>
+#include <functional>
+#include <mutex>
+
+#include "test_support.h"
+
+namespace tidegate::forward {
+namespace {
+
+using testing::make_records;
+using testing::wait_for;
+
+// A sink whose answers a test scripts; it records every record it was sent.
+class ScriptedSink final : public Sink {
+ public:
+  using Script = std::function<SendResult(const std::vector<buffer::Record>&, int call)>;
+  ScriptedSink(std::string name, Script script, SinkLimits limits = {})
+      : name_(std::move(name)), script_(std::move(script)), limits_(limits) {}
+  const std::string& name() const override { return name_; }
+  SinkLimits limits() const override { return limits_; }
+  std::string describe() const override { return "scripted"; }
+  SendResult send(const std::vector<buffer::Record>& batch) override {
+    std::lock_guard lock(mu_);
+    auto result = script_(batch, calls_++);
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      attempts_.push_back(batch[i].seq);
+      if (result.outcome_of(i) == Outcome::kOk) accepted_.push_back(batch[i].seq);
+    }
+    batch_sizes_.push_back(batch.size());
+    return result;
+  }
+  std::vector<std::uint64_t> accepted() const {
+    std::lock_guard lock(mu_);
+    return accepted_;
+  }
+  std::vector<std::uint64_t> attempts() const {
+    std::lock_guard lock(mu_);
+    return attempts_;
+  }
+  std::vector<std::size_t> batch_sizes() const {
+    std::lock_guard lock(mu_);
+    return batch_sizes_;
+  }
+
+ private:
+  std::string name_;
+  Script script_;
+  SinkLimits limits_;
+  mutable std::mutex mu_;
+  int calls_ = 0;
+  std::vector<std::uint64_t> accepted_, attempts_;
+  std::vector<std::size_t> batch_sizes_;
+};
+
+SendResult ok() { return {}; }
+
+class ForwarderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    buffer::BufferOptions o;
+    o.path = dir_ / "buffer.db";
+    o.commit_window = std::chrono::milliseconds(1);
+    o.log = log_.fn();
+    buffer_ = buffer::Buffer::open(o);
+  }
+  ForwarderOptions fast() {
+    ForwarderOptions f;
+    f.linger = std::chrono::milliseconds(5);
+    f.retry_min = std::chrono::milliseconds(5);
+    f.retry_max = std::chrono::milliseconds(40);
+    return f;
+  }
+  static std::vector<std::uint64_t> range(std::uint64_t from, std::uint64_t to) {
+    std::vector<std::uint64_t> v;
+    for (auto s = from; s <= to; ++s) v.push_back(s);
+    return v;
+  }
+
+  testing::TempDir dir_;
+  testing::LogCapture log_;
+  std::unique_ptr<buffer::Buffer> buffer_;
+};
+
+TEST_F(ForwarderTest, DeliversEverythingInOrderInBatchesAndMovesTheCursor) {
+  SinkLimits limits;
+  limits.max_records = 100;
+  auto sink = std::make_unique<ScriptedSink>("up", [](auto&, int) { return ok(); }, limits);
+  auto* s = sink.get();
+  Forwarder f(*buffer_, std::move(sink), fast(), log_.fn());
+  f.start();
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(buffer_->append_wait(make_records(50)).ok());
+  ASSERT_TRUE(wait_for([&] { return buffer_->acked_seq("up") == 500u; }));
+  EXPECT_EQ(s->accepted(), range(1, 500));
+  for (auto n : s->batch_sizes()) EXPECT_LE(n, 100u);
+  auto st = f.stats();
+  EXPECT_EQ(st.sent_records_total, 500u);
+  EXPECT_EQ(st.retries_total, 0u);
+  EXPECT_GT(st.last_success_ns, 0);
+  EXPECT_EQ(st.destination, "scripted");
+}
+
+TEST_F(ForwarderTest, RetriesWithBackoffAndNeverSkips) {
+  auto sink = std::make_unique<ScriptedSink>("up", [](auto&, int call) {
+    SendResult r;
+    if (call < 4) {
+      r.batch = Outcome::kRetry;
+      r.error = "connection refused";
+    }
+    return r;
+  });
+  auto* s = sink.get();
+  ASSERT_TRUE(buffer_->append_wait(make_records(20)).ok());
+  Forwarder f(*buffer_, std::move(sink), fast(), log_.fn());
+  f.start();
+  ASSERT_TRUE(wait_for([&] { return buffer_->acked_seq("up") == 20u; }));
+  EXPECT_EQ(s->accepted(), range(1, 20));
+  auto st = f.stats();
+  EXPECT_EQ(st.retries_total, 4u);
+  EXPECT_EQ(st.resent_records_total, 4u * 20u);
+  EXPECT_EQ(st.last_error, "connection refused");
+  EXPECT_EQ(st.consecutive_failures, 0u);
+  EXPECT_TRUE(log_.contains("retrying in"));
+  EXPECT_TRUE(log_.contains("delivering again"));
+}
+
+TEST_F(ForwarderTest, PartialFailureResendsOnlyTheFailedRecords) {
+  // First call: every third record fails (as Kinesis PutRecords may answer).
+  auto sink = std::make_unique<ScriptedSink>("kinesis", [](const std::vector<buffer::Record>& batch, int call) {
+    SendResult r;
+    if (call == 0) {
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        r.per_record.push_back(i % 3 == 0 ? Outcome::kRetry : Outcome::kOk);
+      }
+      r.error = "ProvisionedThroughputExceededException";
+    }
+    return r;
+  });
+  auto* s = sink.get();
+  ASSERT_TRUE(buffer_->append_wait(make_records(30)).ok());
+  Forwarder f(*buffer_, std::move(sink), fast(), log_.fn());
+  f.start();
+  ASSERT_TRUE(wait_for([&] { return buffer_->acked_seq("kinesis") == 30u; }));
+  auto accepted = s->accepted();
+  std::sort(accepted.begin(), accepted.end());
+  EXPECT_EQ(accepted, range(1, 30));  // each exactly once
+  EXPECT_EQ(s->attempts().size(), 30u + 10u);  // only the 10 failed ones went again
+  EXPECT_EQ(f.stats().resent_records_total, 10u);
+}
+
+TEST_F(ForwarderTest, RejectedRecordsBecomeDeadLettersAndTheCursorMovesOn) {
+  auto sink = std::make_unique<ScriptedSink>("http", [](const std::vector<buffer::Record>& batch, int) {
+    SendResult r;
+    for (const auto& rec : batch) r.per_record.push_back(rec.payload == "r3" ? Outcome::kReject : Outcome::kOk);
+    r.error = "HTTP 400: schema violation";
+    return r;
+  });
+  ASSERT_TRUE(buffer_->append_wait(make_records(6)).ok());
+  Forwarder f(*buffer_, std::move(sink), fast(), log_.fn());
+  f.start();
+  ASSERT_TRUE(wait_for([&] { return buffer_->acked_seq("http") == 6u; }));
+  auto letters = buffer_->dead_letters(10);
+  ASSERT_EQ(letters.size(), 1u);
+  EXPECT_EQ(letters[0].sink, "http");
+  EXPECT_EQ(letters[0].seq, 4u);
+  EXPECT_EQ(letters[0].reason, "HTTP 400: schema violation");
+  EXPECT_EQ(f.stats().dead_lettered_total, 1u);
+}
+
+TEST_F(ForwarderTest, RecordsOverTheSinksLimitAreDeadLetteredWithoutSending) {
+  SinkLimits limits;
+  limits.max_record_bytes = 200;
+  auto sink = std::make_unique<ScriptedSink>("small", [](auto&, int) { return ok(); }, limits);
+  auto* s = sink.get();
+  ASSERT_TRUE(
+      buffer_->append_wait({testing::make_record("a"), testing::make_record(std::string(500, 'b')), testing::make_record("c")})
+          .ok());
+  Forwarder f(*buffer_, std::move(sink), fast(), log_.fn());
+  f.start();
+  ASSERT_TRUE(wait_for([&] { return buffer_->acked_seq("small") == 3u; }));
+  EXPECT_EQ(s->attempts(), (std::vector<std::uint64_t>{1, 3}));
+  ASSERT_EQ(buffer_->dead_letters(10).size(), 1u);
+  EXPECT_NE(buffer_->dead_letters(10)[0].reason.find("exceeds the sink's limit"), std::string::npos);
+}
+
+TEST_F(ForwarderTest, AStoppedForwarderResumesFromItsCursor) {
+  ASSERT_TRUE(buffer_->append_wait(make_records(40)).ok());
+  std::vector<std::uint64_t> seen;
+  {
+    SinkLimits limits;
+    limits.max_records = 10;
+    auto sink = std::make_unique<ScriptedSink>(
+        "up", [](auto&, int call) { return call < 2 ? ok() : SendResult{Outcome::kRetry, {}, "down", false}; }, limits);
+    Forwarder f(*buffer_, std::move(sink), fast(), log_.fn());
+    f.start();
+    ASSERT_TRUE(wait_for([&] { return buffer_->acked_seq("up") == 20u; }));
+    f.stop();  // with batch 21..30 failing
+  }
+  auto sink = std::make_unique<ScriptedSink>("up", [](auto&, int) { return ok(); });
+  auto* s = sink.get();
+  Forwarder f(*buffer_, std::move(sink), fast(), log_.fn());
+  f.start();
+  ASSERT_TRUE(wait_for([&] { return buffer_->acked_seq("up") == 40u; }));
+  EXPECT_EQ(s->accepted(), range(21, 40));  // nothing skipped, nothing before the cursor again
+}
+
+TEST_F(ForwarderTest, ABrokenSinkDoesNotHoldBackAnother) {
+  auto broken = std::make_unique<ScriptedSink>("broken", [](auto&, int) {
+    return SendResult{Outcome::kRetry, {}, "503 Service Unavailable", false};
+  });
+  auto healthy = std::make_unique<ScriptedSink>("healthy", [](auto&, int) { return ok(); });
+  Forwarder fb(*buffer_, std::move(broken), fast(), log_.fn());
+  Forwarder fh(*buffer_, std::move(healthy), fast(), log_.fn());
+  fb.start();
+  fh.start();
+  ASSERT_TRUE(buffer_->append_wait(make_records(100)).ok());
+  ASSERT_TRUE(wait_for([&] { return buffer_->acked_seq("healthy") == 100u; }));
+  EXPECT_EQ(buffer_->acked_seq("broken"), 0u);
+  EXPECT_TRUE(wait_for([&] { return fb.stats().state == "backing-off"; }));
+  EXPECT_GE(fb.stats().consecutive_failures, 1u);
+  // The broken sink's lag is what the status page will show.
+  for (const auto& k : buffer_->stats().sinks) {
+    if (k.name == "broken") {
+      EXPECT_EQ(k.lag_records, 100u);
+    }
+  }
+}
+
+TEST_F(ForwarderTest, BandwidthCapSpacesSendsOut) {
+  auto o = fast();
+  o.max_bytes_per_s = 20'000;
+  o.max_records = 10;
+  auto sink = std::make_unique<ScriptedSink>("metered", [](auto&, int) { return ok(); });
+  // 60 records of ~1 KiB: 3 seconds' worth at 20 kB/s, one second of which
+  // the initial bucket covers.
+  std::vector<buffer::NewRecord> records;
+  for (int i = 0; i < 60; ++i) records.push_back(testing::make_record(std::string(1000, 'x')));
+  ASSERT_TRUE(buffer_->append_wait(std::move(records)).ok());
+  Forwarder f(*buffer_, std::move(sink), o, log_.fn());
+  const auto start = std::chrono::steady_clock::now();
+  f.start();
+  ASSERT_TRUE(wait_for([&] { return buffer_->acked_seq("metered") == 60u; }, std::chrono::seconds(20)));
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1500));
+}
+
+}  // namespace
+}  // namespace tidegate::forward
