@@ -581,6 +581,42 @@ void read_sim_source(Section& s, drivers::sim::SimOptions& o) {
   o.mqtt_qos = static_cast<int>(s.integer("qos", 1, 0, 1, "mqtt mode: QoS of the publishes."));
 }
 
+// Keys every sink has: how its forwarder batches, retries and paces.
+void read_forwarder(Section& s, forward::ForwarderOptions& f) {
+  f.start = s.choice("start", "earliest", {"earliest", "latest"},
+                     "Where a new sink starts: the oldest record in the buffer (history plus live data) or only "
+                     "records from now on. Ignored once the sink has a cursor.") == "latest"
+                ? buffer::StartPosition::kLatest
+                : buffer::StartPosition::kEarliest;
+  f.max_records = static_cast<std::size_t>(
+      s.integer("batch_max_records", 500, 1, 100'000, "Records per send, at most (within the upstream's own limit)."));
+  f.linger = s.duration("linger", std::chrono::milliseconds(20),
+                        "How long a batch that is not full may wait for more records before it is sent.");
+  f.retry_min = s.duration("retry_min", std::chrono::milliseconds(200), "First retry delay after a failed send.");
+  f.retry_max = s.duration("retry_max", std::chrono::minutes(1),
+                           "Longest retry delay; delays double up to it, with random jitter.");
+  f.max_bytes_per_s = s.size("max_bandwidth", 0, "Bytes per second to this sink, at most (metered uplinks). 0 = no cap.");
+}
+
+void read_file_sink(Section& s, GatewayConfig::FileSinkConfig& c) {
+  c.sink.name = s.text("name", "file", "Name of this sink: its cursor in the buffer and its label on the status page.");
+  c.sink.directory = s.text("directory", "/var/lib/tidegate/out", "Where the files go (created if missing).");
+  c.sink.prefix = s.text("prefix", "tidegate", "File names: <prefix>-<UTC time>-<first seq>.jsonl (or .pb).");
+  c.sink.format = s.choice("format", "jsonl", {"jsonl", "protobuf"},
+                           "jsonl: one JSON object per record. protobuf: length-delimited tidegate.v1.Batch "
+                           "messages (proto/tidegate/v1/record.proto).") == "protobuf"
+                      ? sinks::FileFormat::kProtobuf
+                      : sinks::FileFormat::kJsonLines;
+  c.sink.max_file_bytes = s.size("max_file_size", 64ull << 20, "Start a new file past this size.");
+  c.sink.max_file_age = std::chrono::duration_cast<std::chrono::seconds>(
+      s.duration("max_file_age", std::chrono::hours(1), "Start a new file after this long."));
+  c.sink.max_files = static_cast<std::size_t>(
+      s.integer("max_files", 0, 0, 1'000'000, "Keep at most this many complete files, deleting the oldest. 0 = all."));
+  c.sink.fsync = s.boolean("fsync", true, "Acknowledge a batch only once it is on disk (fdatasync).");
+  if (!s.context().docs) check_buffer_path(s.context(), s.key_path("directory"), c.sink.directory / "x");
+  read_forwarder(s, c.forwarder);
+}
+
 void read_document(Section& root, GatewayConfig& c) {
   root.table("gateway", "gateway", "The gateway itself.", [&](Section& g) {
     char host[256] = "tidegate";
@@ -610,6 +646,17 @@ void read_document(Section& root, GatewayConfig& c) {
                                 c.sim_sources.push_back(std::move(o));
                               });
              });
+  root.table("sinks", "sinks",
+             "Where readings go. Each sink has its own cursor in the buffer and its own forwarder: a slow or broken "
+             "sink never holds back another.",
+             [&](Section& sinks) {
+               sinks.tables("file", "sinks.file", "Rotating local files ([[sinks.file]]).",
+                            [&](Section& s, std::size_t) {
+                              GatewayConfig::FileSinkConfig f;
+                              read_file_sink(s, f);
+                              c.file_sinks.push_back(std::move(f));
+                            });
+             });
 }
 
 void check_whole(Context& ctx, const GatewayConfig& c) {
@@ -621,6 +668,14 @@ void check_whole(Context& ctx, const GatewayConfig& c) {
   };
   for (std::size_t i = 0; i < c.mqtt_sources.size(); ++i) check_name("mqtt", i, c.mqtt_sources[i].name);
   for (std::size_t i = 0; i < c.sim_sources.size(); ++i) check_name("sim", i, c.sim_sources[i].name);
+  std::set<std::string> sink_names;
+  for (std::size_t i = 0; i < c.file_sinks.size(); ++i) {
+    const auto key = "sinks.file[" + std::to_string(i) + "].name";
+    if (c.file_sinks[i].sink.name.empty()) ctx.error(key, "must not be empty");
+    if (!sink_names.insert(c.file_sinks[i].sink.name).second) {
+      ctx.error(key, "duplicate sink name " + quoted(c.file_sinks[i].sink.name));
+    }
+  }
   std::set<std::string> client_ids;
   for (std::size_t i = 0; i < c.mqtt_sources.size(); ++i) {
     const auto& s = c.mqtt_sources[i];
@@ -666,6 +721,7 @@ LoadResult parse_config(const std::string& toml_text, const std::string& file_na
   Section root(ctx, &doc, "", "");
   read_document(root, config);
   root.finish();
+  for (auto& f : config.file_sinks) f.sink.gateway_id = config.gateway_id;
   check_whole(ctx, config);
   result.errors = std::move(ctx.errors);
   if (result.errors.empty()) result.config = std::move(config);
@@ -712,7 +768,7 @@ std::string config_reference_markdown() {
     }
   }
   for (const auto& section : order) {
-    const bool array = section == "sources.mqtt" || section == "sources.sim";
+    const bool array = section == "sources.mqtt" || section == "sources.sim" || section == "sinks.file";
     out += "\n## `" + std::string(array ? "[[" : "[") + section + (array ? "]]" : "]") + "`\n\n" + help[section] + "\n";
     if (rows[section].empty()) continue;
     out += "\n| key | type | default | meaning |\n|---|---|---|---|\n";

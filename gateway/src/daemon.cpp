@@ -14,6 +14,8 @@
 #include "tidegate/buffer/buffer.h"
 #include "tidegate/drivers/mqtt/mqtt_source.h"
 #include "tidegate/drivers/sim/sim_source.h"
+#include "tidegate/forward/forwarder.h"
+#include "tidegate/sinks/file_sink.h"
 #include "tidegate/gateway/config.h"
 #include "tidegate/gateway/logger.h"
 #include "tidegate/gateway/version.h"
@@ -74,6 +76,18 @@ class Gateway {
     }
     report_open();
 
+    for (const auto& f : config_.file_sinks) {
+      try {
+        forwarders_.push_back(std::make_unique<forward::Forwarder>(
+            *buffer_, std::make_unique<sinks::FileSink>(f.sink), f.forwarder, logger_.fn()));
+      } catch (const std::exception& e) {
+        log(LogLevel::kError, "sink '" + f.sink.name + "': " + e.what());
+        return 1;
+      }
+    }
+    warn_about_unconfigured_cursors();
+    for (auto& f : forwarders_) f->start();
+
     for (const auto& o : config_.sim_sources) {
       sources_.push_back(std::make_unique<drivers::sim::SimSource>(o, *buffer_, logger_.fn()));
     }
@@ -84,7 +98,8 @@ class Gateway {
     // MQTT sources first, so simulated sensors publishing to the broker find
     // their subscriber's session in place.
     for (auto it = sources_.rbegin(); it != sources_.rend(); ++it) (*it)->start();
-    log(LogLevel::kInfo, "running with " + std::to_string(sources_.size()) + " source(s)");
+    log(LogLevel::kInfo, "running with " + std::to_string(sources_.size()) + " source(s) and " +
+                             std::to_string(forwarders_.size()) + " sink(s)");
     sd_notify("READY=1");
 
     for (;;) {
@@ -102,6 +117,8 @@ class Gateway {
     sd_notify("STOPPING=1");
     for (auto& s : sources_) s->stop();  // each waits for its commits and acknowledgements
     buffer_->flush();
+    for (auto& f : forwarders_) f->stop();  // each finishes the send in progress
+    forwarders_.clear();
     const auto stats = buffer_->stats();
     buffer_.reset();
     log(LogLevel::kInfo, "stopped cleanly; buffer holds " + std::to_string(stats.records) + " records, next sequence " +
@@ -111,6 +128,19 @@ class Gateway {
 
  private:
   void log(LogLevel level, const std::string& message) { logger_.write(level, "", message); }
+
+  // A cursor whose sink left the configuration still holds back retention.
+  void warn_about_unconfigured_cursors() {
+    for (const auto& cursor : buffer_->sinks()) {
+      bool configured = false;
+      for (const auto& f : config_.file_sinks) configured = configured || f.sink.name == cursor;
+      if (!configured) {
+        log(LogLevel::kWarning, "the buffer keeps a cursor for sink '" + cursor +
+                                    "', which is not configured: records it has not acknowledged are kept for it "
+                                    "until the cap evicts them");
+      }
+    }
+  }
 
   void report_open() {
     const auto& r = buffer_->open_report();
@@ -137,6 +167,13 @@ class Gateway {
       const auto st = src->stats();
       line += "; " + st.name + (st.connected ? " up" : " DOWN") + " rx " + std::to_string(st.received_total);
     }
+    for (const auto& k : s.sinks) {
+      line += "; sink " + k.name + " lag " + std::to_string(k.lag_records);
+    }
+    for (const auto& f : forwarders_) {
+      const auto st = f->stats();
+      if (st.consecutive_failures > 0) line += "; sink " + st.sink + " FAILING: " + st.last_error;
+    }
     log(LogLevel::kInfo, line);
   }
 
@@ -155,7 +192,7 @@ class Gateway {
     }
     std::vector<std::string> restart;
     if (raw && raw_) {
-      for (const char* section : {"buffer", "sources"}) {
+      for (const char* section : {"buffer", "sources", "sinks"}) {
         const auto* before = raw_->get_as<toml::table>(section);
         const auto* after = raw->get_as<toml::table>(section);
         const bool same = (!before && !after) || (before && after && *before == *after);
@@ -180,6 +217,7 @@ class Gateway {
   std::optional<toml::table> raw_;
   std::unique_ptr<buffer::Buffer> buffer_;
   std::vector<std::unique_ptr<drivers::Source>> sources_;
+  std::vector<std::unique_ptr<forward::Forwarder>> forwarders_;
 };
 
 }  // namespace

@@ -180,6 +180,9 @@ TEST_F(ConfigTest, ShippedConfigurationsAreValid) {
     for (const std::string from : {"/var/lib/tidegate/buffer.db", "@STATE@/buffer.db"}) {
       if (auto at = text.find(from); at != std::string::npos) text.replace(at, from.size(), (dir_ / "b.db").string());
     }
+    for (auto at = text.find("@STATE@"); at != std::string::npos; at = text.find("@STATE@")) {
+      text.replace(at, 7, dir_.path().string());
+    }
     for (auto at = text.find("@PORT@"); at != std::string::npos; at = text.find("@PORT@")) text.replace(at, 6, "1883");
     auto r = parse(text);
     EXPECT_TRUE(r.config) << file << ": " << (r.errors.empty() ? "" : r.errors[0].text());

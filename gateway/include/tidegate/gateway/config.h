@@ -14,6 +14,8 @@
 #include "tidegate/buffer/options.h"
 #include "tidegate/drivers/mqtt/mqtt_source.h"
 #include "tidegate/drivers/sim/sim_source.h"
+#include "tidegate/forward/forwarder.h"
+#include "tidegate/sinks/file_sink.h"
 
 namespace tidegate::gateway {
 
@@ -30,6 +32,12 @@ struct GatewayConfig {
   buffer::BufferOptions buffer;
   std::vector<drivers::mqtt::MqttSourceOptions> mqtt_sources;
   std::vector<drivers::sim::SimOptions> sim_sources;
+
+  struct FileSinkConfig {
+    sinks::FileSinkOptions sink;
+    forward::ForwarderOptions forwarder;
+  };
+  std::vector<FileSinkConfig> file_sinks;
 };
 
 // Looks up environment variables (injected so tests need not set real ones).
