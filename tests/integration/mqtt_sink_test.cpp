@@ -1,0 +1,158 @@
+// The upstream MQTT sink behind a forwarder, against a real mosquitto as the
+// upstream, read back by a real subscriber.
+#include "tidegate/sinks/mqtt_sink.h"
+
+#include <gtest/gtest.h>
+#include <mqtt/async_client.h>
+
+#include <mutex>
+#include <nlohmann/json.hpp>
+
+#include "mosquitto.h"
+#include "test_support.h"
+#include "tidegate/forward/forwarder.h"
+
+namespace tidegate::sinks {
+namespace {
+
+using testing::wait_for;
+
+// A persistent QoS 1 subscriber on the upstream, collecting what arrives.
+class Collector : public ::mqtt::callback {
+ public:
+  Collector(const std::string& uri, const std::string& filter) : client_(uri, "collector", 0, nullptr) {
+    client_.set_callback(*this);
+    auto opts = ::mqtt::connect_options_builder().clean_session(false).automatic_reconnect(true).finalize();
+    client_.connect(opts)->wait();
+    client_.subscribe(filter, 1)->wait();
+  }
+  ~Collector() override {
+    try {
+      client_.disconnect()->wait_for(std::chrono::seconds(2));
+    } catch (...) {
+    }
+  }
+  void message_arrived(::mqtt::const_message_ptr msg) override {
+    std::lock_guard lock(mu_);
+    messages_.emplace_back(msg->get_topic(), msg->to_string());
+  }
+  std::vector<std::pair<std::string, std::string>> messages() {
+    std::lock_guard lock(mu_);
+    return messages_;
+  }
+
+ private:
+  ::mqtt::async_client client_;
+  std::mutex mu_;
+  std::vector<std::pair<std::string, std::string>> messages_;
+};
+
+class MqttSinkTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    upstream_ = std::make_unique<testing::Mosquitto>(dir_ / "upstream");
+    buffer::BufferOptions o;
+    o.path = dir_ / "buffer.db";
+    o.commit_window = std::chrono::milliseconds(1);
+    o.log = log_.fn();
+    buffer_ = buffer::Buffer::open(o);
+  }
+  MqttSinkOptions sink_options() {
+    MqttSinkOptions o;
+    o.name = "cloud";
+    o.port = upstream_->port();
+    o.gateway_id = "gw-1";
+    o.topic_template = "up/{gateway}/{key}";
+    o.timeout = std::chrono::milliseconds(2000);
+    return o;
+  }
+  forward::ForwarderOptions fast() {
+    forward::ForwarderOptions f;
+    f.linger = std::chrono::milliseconds(5);
+    f.retry_min = std::chrono::milliseconds(50);
+    f.retry_max = std::chrono::milliseconds(300);
+    return f;
+  }
+  testing::TempDir dir_;
+  testing::LogCapture log_;
+  std::unique_ptr<testing::Mosquitto> upstream_;
+  std::unique_ptr<buffer::Buffer> buffer_;
+};
+
+TEST(MqttSinkTopic, TemplatesExpandFromTheRecord) {
+  buffer::Record r;
+  r.source = "local";
+  r.partition_key = "d-7";
+  r.topic = "sensors/d-7/t";
+  EXPECT_EQ(expand_topic("tidegate/{gateway}/{topic}", "gw", r), "tidegate/gw/sensors/d-7/t");
+  EXPECT_EQ(expand_topic("{source}/{key}/{unknown}", "gw", r), "local/d-7/{unknown}");
+}
+
+TEST_F(MqttSinkTest, EveryRecordArrivesUpstreamInOrderWithItsIdentity) {
+  Collector collector(upstream_->uri(), "up/#");
+  forward::Forwarder f(*buffer_, std::make_unique<MqttSink>(sink_options()), fast(), log_.fn());
+  f.start();
+  for (int i = 0; i < 10; ++i) {
+    std::vector<buffer::NewRecord> batch;
+    for (int k = 0; k < 100; ++k) batch.push_back(testing::make_record("{\"n\":" + std::to_string(i * 100 + k) + "}",
+                                                                       "d-" + std::to_string(k % 3)));
+    ASSERT_TRUE(buffer_->append_wait(std::move(batch)).ok());
+  }
+  ASSERT_TRUE(wait_for([&] { return collector.messages().size() >= 1000; })) << f.stats().last_error;
+  ASSERT_TRUE(wait_for([&] { return buffer_->acked_seq("cloud") == 1000u; }));
+  auto got = collector.messages();
+  ASSERT_EQ(got.size(), 1000u);
+  std::uint64_t last = 0;
+  for (const auto& [topic, body] : got) {
+    auto j = nlohmann::json::parse(body);
+    EXPECT_EQ(j["gateway"], "gw-1");
+    const auto seq = j["seq"].get<std::uint64_t>();
+    EXPECT_GT(seq, last);  // one connection, one order
+    last = seq;
+    EXPECT_EQ(topic, "up/gw-1/" + j["partition_key"].get<std::string>());
+  }
+}
+
+TEST_F(MqttSinkTest, AnUpstreamOutageIsRiddenOutWithNothingLost) {
+  Collector collector(upstream_->uri(), "up/#");
+  forward::Forwarder f(*buffer_, std::make_unique<MqttSink>(sink_options()), fast(), log_.fn());
+  f.start();
+  ASSERT_TRUE(buffer_->append_wait(testing::make_records(50, "before-")).ok());
+  ASSERT_TRUE(wait_for([&] { return buffer_->acked_seq("cloud") == 50u; }));
+
+  upstream_->stop();
+  ASSERT_TRUE(buffer_->append_wait(testing::make_records(300, "during-")).ok());
+  ASSERT_TRUE(wait_for([&] { return f.stats().state == "backing-off"; })) << f.stats().state;
+  EXPECT_FALSE(f.stats().last_error.empty());
+  EXPECT_EQ(buffer_->acked_seq("cloud"), 50u);  // the backlog waits in the buffer
+  upstream_->start();
+
+  ASSERT_TRUE(wait_for([&] { return buffer_->acked_seq("cloud") == 350u; }, std::chrono::seconds(30)))
+      << f.stats().last_error;
+  ASSERT_TRUE(wait_for([&] {
+    std::set<std::string> payloads;
+    for (const auto& [t, body] : collector.messages()) payloads.insert(nlohmann::json::parse(body)["payload"]);
+    for (int i = 0; i < 300; ++i) {
+      if (!payloads.count("during-" + std::to_string(i))) return false;
+    }
+    return true;
+  }));
+  EXPECT_GT(f.stats().retries_total, 0u);
+  EXPECT_TRUE(log_.contains("retrying in"));
+}
+
+TEST_F(MqttSinkTest, RawPayloadModeSendsTheSensorsBytes) {
+  Collector collector(upstream_->uri(), "raw/#");
+  auto o = sink_options();
+  o.payload = MqttPayload::kRaw;
+  o.topic_template = "raw/{topic}";
+  forward::Forwarder f(*buffer_, std::make_unique<MqttSink>(o), fast(), log_.fn());
+  f.start();
+  ASSERT_TRUE(buffer_->append_wait({testing::make_record(std::string("\x01\x02{}", 4), "d-9")}).ok());
+  ASSERT_TRUE(wait_for([&] { return collector.messages().size() == 1; }));
+  EXPECT_EQ(collector.messages()[0].first, "raw/sensors/d-9/temp");
+  EXPECT_EQ(collector.messages()[0].second, std::string("\x01\x02{}", 4));
+}
+
+}  // namespace
+}  // namespace tidegate::sinks
