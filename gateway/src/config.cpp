@@ -617,6 +617,50 @@ void read_file_sink(Section& s, GatewayConfig::FileSinkConfig& c) {
   read_forwarder(s, c.forwarder);
 }
 
+void read_mqtt_sink(Section& s, GatewayConfig::MqttSinkConfig& c) {
+  Context& ctx = s.context();
+  auto& o = c.sink;
+  o.name = s.text("name", "mqtt-upstream", "Name of this sink: its cursor in the buffer and its status label.");
+  const std::string url = s.text("url", "mqtts://iot.example.com:8883",
+                                 "Upstream broker: mqtt://host:port or mqtts://host:port (TLS).");
+  if (!ctx.docs && !parse_broker_url(url, o.host, o.port, o.tls)) {
+    ctx.error(s.key_path("url"), "not a broker address: " + quoted(url));
+  }
+  o.client_id = s.text("client_id", "", "Client id at the upstream. Empty: \"tidegate-<gateway id>-<name>\".");
+  o.topic_template = s.text("topic", "tidegate/{gateway}/{topic}",
+                            "Topic per record: {gateway}, {source}, {key} (partition key) and {topic} are replaced.");
+  o.payload = s.choice("payload", "envelope", {"envelope", "raw"},
+                       "envelope: the JSON envelope with gateway id and sequence (consumers can drop duplicates). "
+                       "raw: the sensor's bytes only.") == "raw"
+                  ? sinks::MqttPayload::kRaw
+                  : sinks::MqttPayload::kEnvelope;
+  o.timeout = s.duration("timeout", std::chrono::seconds(10), "Connect timeout, and how long to wait for PUBACKs.");
+  const std::string username = s.text("username", "", "User name. TIDEGATE_SINK_<NAME>_USERNAME overrides it.");
+  const std::string password = s.text("password", "", "Password. Prefer TIDEGATE_SINK_<NAME>_PASSWORD, which "
+                                                      "overrides it; never logged.");
+  if (!ctx.docs) {
+    std::string prefix = "TIDEGATE_SINK_";
+    for (char ch : o.name) prefix += std::isalnum(static_cast<unsigned char>(ch)) ? static_cast<char>(std::toupper(ch)) : '_';
+    const auto env_user = ctx.env(prefix + "_USERNAME");
+    const auto env_pass = ctx.env(prefix + "_PASSWORD");
+    if (env_user || !username.empty()) o.username = env_user.value_or(username);
+    if (env_pass || !password.empty()) o.password = env_pass.value_or(password);
+  }
+  s.table("tls", "sinks.mqtt.tls", "TLS of an upstream MQTT sink (mqtts:// URLs), e.g. AWS IoT Core's device "
+                                   "certificate.", [&](Section& t) {
+    o.ca_file = t.text("ca_file", "", "CA certificates to verify the upstream. Empty: the system's trust store.");
+    o.cert_file = t.text("cert_file", "", "Client certificate (PEM).");
+    o.key_file = t.text("key_file", "", "Private key (PEM) of the client certificate.");
+    o.insecure_skip_verify = t.boolean("insecure_skip_verify", false, "Do not verify the upstream's certificate.");
+    if (!ctx.docs) {
+      check_readable_file(ctx, t.key_path("ca_file"), o.ca_file, "CA file");
+      check_readable_file(ctx, t.key_path("cert_file"), o.cert_file, "certificate file");
+      check_readable_file(ctx, t.key_path("key_file"), o.key_file, "key file");
+    }
+  });
+  read_forwarder(s, c.forwarder);
+}
+
 void read_document(Section& root, GatewayConfig& c) {
   root.table("gateway", "gateway", "The gateway itself.", [&](Section& g) {
     char host[256] = "tidegate";
@@ -656,6 +700,14 @@ void read_document(Section& root, GatewayConfig& c) {
                               read_file_sink(s, f);
                               c.file_sinks.push_back(std::move(f));
                             });
+               sinks.tables("mqtt", "sinks.mqtt",
+                            "An upstream MQTT broker ([[sinks.mqtt]]), e.g. AWS IoT Core: QoS 1, a record counts as "
+                            "delivered on the broker's PUBACK.",
+                            [&](Section& s, std::size_t) {
+                              GatewayConfig::MqttSinkConfig m;
+                              read_mqtt_sink(s, m);
+                              c.mqtt_sinks.push_back(std::move(m));
+                            });
              });
 }
 
@@ -669,13 +721,13 @@ void check_whole(Context& ctx, const GatewayConfig& c) {
   for (std::size_t i = 0; i < c.mqtt_sources.size(); ++i) check_name("mqtt", i, c.mqtt_sources[i].name);
   for (std::size_t i = 0; i < c.sim_sources.size(); ++i) check_name("sim", i, c.sim_sources[i].name);
   std::set<std::string> sink_names;
-  for (std::size_t i = 0; i < c.file_sinks.size(); ++i) {
-    const auto key = "sinks.file[" + std::to_string(i) + "].name";
-    if (c.file_sinks[i].sink.name.empty()) ctx.error(key, "must not be empty");
-    if (!sink_names.insert(c.file_sinks[i].sink.name).second) {
-      ctx.error(key, "duplicate sink name " + quoted(c.file_sinks[i].sink.name));
-    }
-  }
+  auto check_sink = [&](const std::string& kind, std::size_t i, const std::string& name) {
+    const auto key = "sinks." + kind + "[" + std::to_string(i) + "].name";
+    if (name.empty()) ctx.error(key, "must not be empty");
+    if (!sink_names.insert(name).second) ctx.error(key, "duplicate sink name " + quoted(name));
+  };
+  for (std::size_t i = 0; i < c.file_sinks.size(); ++i) check_sink("file", i, c.file_sinks[i].sink.name);
+  for (std::size_t i = 0; i < c.mqtt_sinks.size(); ++i) check_sink("mqtt", i, c.mqtt_sinks[i].sink.name);
   std::set<std::string> client_ids;
   for (std::size_t i = 0; i < c.mqtt_sources.size(); ++i) {
     const auto& s = c.mqtt_sources[i];
@@ -722,6 +774,7 @@ LoadResult parse_config(const std::string& toml_text, const std::string& file_na
   read_document(root, config);
   root.finish();
   for (auto& f : config.file_sinks) f.sink.gateway_id = config.gateway_id;
+  for (auto& m : config.mqtt_sinks) m.sink.gateway_id = config.gateway_id;
   check_whole(ctx, config);
   result.errors = std::move(ctx.errors);
   if (result.errors.empty()) result.config = std::move(config);
@@ -768,7 +821,8 @@ std::string config_reference_markdown() {
     }
   }
   for (const auto& section : order) {
-    const bool array = section == "sources.mqtt" || section == "sources.sim" || section == "sinks.file";
+    const bool array =
+        section == "sources.mqtt" || section == "sources.sim" || section == "sinks.file" || section == "sinks.mqtt";
     out += "\n## `" + std::string(array ? "[[" : "[") + section + (array ? "]]" : "]") + "`\n\n" + help[section] + "\n";
     if (rows[section].empty()) continue;
     out += "\n| key | type | default | meaning |\n|---|---|---|---|\n";

@@ -16,6 +16,7 @@
 #include "tidegate/drivers/sim/sim_source.h"
 #include "tidegate/forward/forwarder.h"
 #include "tidegate/sinks/file_sink.h"
+#include "tidegate/sinks/mqtt_sink.h"
 #include "tidegate/gateway/config.h"
 #include "tidegate/gateway/logger.h"
 #include "tidegate/gateway/version.h"
@@ -85,6 +86,10 @@ class Gateway {
         return 1;
       }
     }
+    for (const auto& m : config_.mqtt_sinks) {
+      forwarders_.push_back(std::make_unique<forward::Forwarder>(*buffer_, std::make_unique<sinks::MqttSink>(m.sink),
+                                                                 m.forwarder, logger_.fn()));
+    }
     warn_about_unconfigured_cursors();
     for (auto& f : forwarders_) f->start();
 
@@ -134,6 +139,7 @@ class Gateway {
     for (const auto& cursor : buffer_->sinks()) {
       bool configured = false;
       for (const auto& f : config_.file_sinks) configured = configured || f.sink.name == cursor;
+      for (const auto& m : config_.mqtt_sinks) configured = configured || m.sink.name == cursor;
       if (!configured) {
         log(LogLevel::kWarning, "the buffer keeps a cursor for sink '" + cursor +
                                     "', which is not configured: records it has not acknowledged are kept for it "

@@ -34,7 +34,7 @@ class ConfigTest : public ::testing::Test {
 };
 
 TEST_F(ConfigTest, AFullFileParsesIntoTheOptions) {
-  auto r = parse(buffer_section() + R"(
+  auto text = buffer_section() + R"(
 max_bytes = "32MiB"
 max_records = 100000
 full_policy = "reject-new"
@@ -65,7 +65,27 @@ name = "sim"
 devices = 3
 rate = 0.5
 kinds = ["co2"]
-)");
+
+[[sinks.file]]
+name = "archive"
+directory = "DIR/out"
+format = "protobuf"
+max_file_size = "8MiB"
+max_file_age = "15m"
+max_files = 10
+linger = "50ms"
+max_bandwidth = "16KiB"
+
+[[sinks.mqtt]]
+name = "iot-core"
+url = "mqtts://iot.example.com:8883"
+topic = "dt/{gateway}/{key}"
+payload = "raw"
+start = "latest"
+retry_max = "5m"
+)";
+  text.replace(text.find("DIR/out"), 7, (dir_ / "out").string());
+  auto r = parse(text);
   ASSERT_TRUE(r.config) << (r.errors.empty() ? "" : r.errors[0].text());
   const auto& c = *r.config;
   EXPECT_EQ(c.gateway_id, "plant-3");
@@ -95,6 +115,25 @@ kinds = ["co2"]
   ASSERT_EQ(c.sim_sources.size(), 1u);
   EXPECT_EQ(c.sim_sources[0].devices, 3u);
   EXPECT_EQ(c.sim_sources[0].kinds, std::vector<std::string>{"co2"});
+  ASSERT_EQ(c.file_sinks.size(), 1u);
+  const auto& f = c.file_sinks[0];
+  EXPECT_EQ(f.sink.name, "archive");
+  EXPECT_EQ(f.sink.format, sinks::FileFormat::kProtobuf);
+  EXPECT_EQ(f.sink.max_file_bytes, 8u << 20);
+  EXPECT_EQ(f.sink.max_file_age, std::chrono::minutes(15));
+  EXPECT_EQ(f.sink.max_files, 10u);
+  EXPECT_EQ(f.sink.gateway_id, "plant-3");
+  EXPECT_EQ(f.forwarder.linger, std::chrono::milliseconds(50));
+  EXPECT_EQ(f.forwarder.max_bytes_per_s, 16u << 10);
+  ASSERT_EQ(c.mqtt_sinks.size(), 1u);
+  const auto& up = c.mqtt_sinks[0];
+  EXPECT_EQ(up.sink.host, "iot.example.com");
+  EXPECT_EQ(up.sink.port, 8883);
+  EXPECT_TRUE(up.sink.tls);
+  EXPECT_EQ(up.sink.topic_template, "dt/{gateway}/{key}");
+  EXPECT_EQ(up.sink.payload, sinks::MqttPayload::kRaw);
+  EXPECT_EQ(up.forwarder.start, buffer::StartPosition::kLatest);
+  EXPECT_EQ(up.forwarder.retry_max, std::chrono::minutes(5));
 }
 
 TEST_F(ConfigTest, DefaultsApplyToAnEmptyFile) {
@@ -144,6 +183,10 @@ TEST_F(ConfigTest, EveryMistakeNamesFileKeyAndReason) {
       {"[[sources.mqtt]]\nname = \"a\"\n[[sources.sim]]\nname = \"a\"\n",
        "test.toml: sources.sim[0].name: duplicate source name \"a\""},
       {"[[sources.sim]]\nkinds = [\"radiation\"]\n", "test.toml: sources.sim[0].kinds: unknown kind \"radiation\""},
+      {"[[sinks.mqtt]]\nname = \"a\"\nurl = \"mqtt://x\"\n[[sinks.mqtt]]\nname = \"a\"\nurl = \"mqtt://y\"\n",
+       "test.toml: sinks.mqtt[1].name: duplicate sink name \"a\""},
+      {"[[sinks.mqtt]]\nurl = \"mqtt://x\"\npayload = \"xml\"\n", "test.toml: sinks.mqtt[0].payload: unknown value"},
+      {"[[sinks.file]]\ndirectory = \"/proc/1/nope\"\nformat = \"csv\"\n", "test.toml: sinks.file[0].format: unknown value"},
       {"[gateway\n", "test.toml: line 1"},
   };
   for (const auto& c : cases) {

@@ -16,6 +16,7 @@
 #include "tidegate/drivers/sim/sim_source.h"
 #include "tidegate/forward/forwarder.h"
 #include "tidegate/sinks/file_sink.h"
+#include "tidegate/sinks/mqtt_sink.h"
 
 namespace tidegate::gateway {
 
@@ -38,6 +39,12 @@ struct GatewayConfig {
     forward::ForwarderOptions forwarder;
   };
   std::vector<FileSinkConfig> file_sinks;
+
+  struct MqttSinkConfig {
+    sinks::MqttSinkOptions sink;
+    forward::ForwarderOptions forwarder;
+  };
+  std::vector<MqttSinkConfig> mqtt_sinks;
 };
 
 // Looks up environment variables (injected so tests need not set real ones).
