@@ -1,0 +1,55 @@
+// Amazon Kinesis Data Streams sink: PutRecords over HTTP(S) (Boost.Beast,
+// OpenSSL), signed with Signature V4. The partition key is the record's
+// partition key (the device), never random, so each device stays ordered
+// within its shard. Per-record failures in the response (FailedRecordCount)
+// are retried alone; throttling backs off.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "tidegate/forward/sink.h"
+#include "tidegate/sinks/sigv4.h"
+
+namespace tidegate::sinks {
+
+enum class KinesisData {
+  kEnvelope,  // the JSON envelope: gateway id and sequence travel with the reading
+  kRaw,       // the sensor's bytes only
+};
+
+struct KinesisSinkOptions {
+  std::string name = "kinesis";
+  std::string stream;
+  std::string region = "us-east-1";
+  // Empty: https://kinesis.<region>.amazonaws.com. Else http(s)://host[:port].
+  std::string endpoint;
+  sigv4::Credentials credentials;  // from the config or AWS_* environment variables
+  KinesisData data = KinesisData::kEnvelope;
+  std::chrono::milliseconds timeout{10'000};
+  std::string ca_file;  // empty: the system's trust store
+  std::string gateway_id;
+};
+
+class KinesisSink final : public forward::Sink {
+ public:
+  // Throws std::invalid_argument for an endpoint it cannot parse.
+  explicit KinesisSink(KinesisSinkOptions options);
+  ~KinesisSink() override;
+  const std::string& name() const override;
+  forward::SinkLimits limits() const override;
+  forward::SendResult send(const std::vector<buffer::Record>& batch) override;
+  std::string describe() const override;
+
+  // The PutRecords JSON body for a batch (exposed for tests).
+  std::string put_records_body(const std::vector<buffer::Record>& batch) const;
+  // Maps an HTTP status and body to per-record outcomes (exposed for tests).
+  forward::SendResult interpret(int http_status, const std::string& body, std::size_t records) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tidegate::sinks

@@ -1,0 +1,320 @@
+// The Kinesis sink against kinesalite (a real Kinesis API on loopback, read
+// back with the AWS SDK), a small PutRecords server of the test's own for
+// what kinesalite never does (partial failure, throttling), and
+// @smithy/signature-v4 for the signature (kinesalite does not check it).
+#include "tidegate/sinks/kinesis_sink.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "mosquitto.h"  // free_loopback_port, port_accepts
+#include "process.h"
+#include "test_support.h"
+#include "tidegate/forward/forwarder.h"
+
+namespace tidegate::sinks {
+namespace {
+
+using testing::wait_for;
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+const std::string kPeerDir = TIDEGATE_KINESIS_PEER_DIR;
+
+std::string node_output(const std::vector<std::string>& args, const std::filesystem::path& out) {
+  std::vector<std::string> argv = {"/usr/bin/node", kPeerDir + "/peer.js"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::filesystem::remove(out);
+  testing::Process p(argv, out);
+  const int status = p.wait();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << p.output();
+  return p.output();
+}
+
+std::string base64_decode(const std::string& in) {
+  static const std::string chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  int val = 0, bits = -8;
+  for (char c : in) {
+    const auto pos = chars.find(c);
+    if (pos == std::string::npos) break;
+    val = (val << 6) + static_cast<int>(pos);
+    bits += 6;
+    if (bits >= 0) {
+      out.push_back(static_cast<char>((val >> bits) & 0xff));
+      bits -= 8;
+    }
+  }
+  return out;
+}
+
+TEST(KinesisSignature, MatchesSmithySignatureV4ForAPutRecordsRequest) {
+  testing::TempDir dir;
+  sigv4::Request r;
+  r.method = "POST";
+  r.payload = "{\"StreamName\":\"s\",\"Records\":[{\"Data\":\"e30=\",\"PartitionKey\":\"d-1\"}]}";
+  r.headers = {{"host", "kinesis.eu-west-1.amazonaws.com"},
+               {"content-type", "application/x-amz-json-1.1"},
+               {"x-amz-target", "Kinesis_20131202.PutRecords"},
+               {"x-amz-date", "20261125T221708Z"}};
+  const sigv4::Credentials c{"AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", ""};
+  const auto ours = sigv4::sign(r, c, "eu-west-1", "kinesis", "20261125T221708Z");
+  nlohmann::json q;
+  q["method"] = "POST";
+  q["host"] = "kinesis.eu-west-1.amazonaws.com";
+  q["path"] = "/";
+  q["body"] = r.payload;
+  q["region"] = "eu-west-1";
+  q["service"] = "kinesis";
+  q["accessKeyId"] = c.access_key_id;
+  q["secretAccessKey"] = c.secret_access_key;
+  q["amzDate"] = "20261125T221708Z";
+  for (const auto& [k, v] : r.headers) q["headers"][k] = v;
+  auto theirs = node_output({"sign", q.dump()}, dir / "sign.out");
+  while (!theirs.empty() && theirs.back() == '\n') theirs.pop_back();
+  EXPECT_EQ(ours.authorization, theirs);
+}
+
+class KinesaliteTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    port_ = testing::free_loopback_port();
+    peer_ = std::make_unique<testing::Process>(
+        std::vector<std::string>{"/usr/bin/node", kPeerDir + "/peer.js", "serve", std::to_string(port_)},
+        dir_ / "kinesalite.log");
+    ASSERT_TRUE(wait_for([&] { return testing::port_accepts(port_); })) << peer_->output();
+    node_output({"create", std::to_string(port_), "readings", "2"}, dir_ / "create.out");
+    buffer::BufferOptions o;
+    o.path = dir_ / "buffer.db";
+    o.commit_window = std::chrono::milliseconds(1);
+    o.log = log_.fn();
+    buffer_ = buffer::Buffer::open(o);
+  }
+  KinesisSinkOptions sink_options() {
+    KinesisSinkOptions k;
+    k.stream = "readings";
+    k.endpoint = "http://127.0.0.1:" + std::to_string(port_);
+    k.credentials = {"AKIDEXAMPLE", "secret", ""};
+    k.gateway_id = "gw-k";
+    return k;
+  }
+  std::vector<nlohmann::json> read_stream() {
+    std::vector<nlohmann::json> out;
+    std::istringstream lines(node_output({"read", std::to_string(port_), "readings"}, dir_ / "read.out"));
+    for (std::string line; std::getline(lines, line);) {
+      if (!line.empty() && line[0] == '{') out.push_back(nlohmann::json::parse(line));
+    }
+    return out;
+  }
+  testing::TempDir dir_;
+  testing::LogCapture log_;
+  std::uint16_t port_ = 0;
+  std::unique_ptr<testing::Process> peer_;
+  std::unique_ptr<buffer::Buffer> buffer_;
+};
+
+TEST_F(KinesaliteTest, RecordsLandInTheStreamByteIdenticalAndInOrderPerDevice) {
+  forward::ForwarderOptions fo;
+  fo.linger = std::chrono::milliseconds(5);
+  forward::Forwarder f(*buffer_, std::make_unique<KinesisSink>(sink_options()), fo, log_.fn());
+  f.start();
+  constexpr int kRecords = 600;
+  for (int b = 0; b < 6; ++b) {
+    std::vector<buffer::NewRecord> batch;
+    for (int i = 0; i < 100; ++i) {
+      const int n = b * 100 + i;
+      auto r = testing::make_record("{\"n\":" + std::to_string(n) + "}", "dev-" + std::to_string(n % 6));
+      if (n % 50 == 0) r.payload += std::string("\0\xff", 2);  // bytes, not text
+      batch.push_back(std::move(r));
+    }
+    ASSERT_TRUE(buffer_->append_wait(std::move(batch)).ok());
+  }
+  ASSERT_TRUE(wait_for([&] { return buffer_->acked_seq("kinesis") == static_cast<std::uint64_t>(kRecords); }))
+      << f.stats().last_error;
+  auto got = read_stream();
+  ASSERT_EQ(got.size(), static_cast<std::size_t>(kRecords));
+  std::map<std::string, std::uint64_t> last_seq_per_key;
+  std::map<std::string, std::string> shard_of_key;
+  for (const auto& rec : got) {
+    auto envelope = nlohmann::json::parse(base64_decode(rec["data"].get<std::string>()));
+    const auto seq = envelope["seq"].get<std::uint64_t>();
+    const auto key = rec["key"].get<std::string>();
+    EXPECT_EQ(envelope["gateway"], "gw-k");
+    EXPECT_EQ(envelope["partition_key"], key);  // the device is the partition key
+    const std::string payload = envelope.contains("payload")
+                                    ? envelope["payload"].get<std::string>()
+                                    : base64_decode(envelope["payload_base64"].get<std::string>());
+    std::string expected = "{\"n\":" + std::to_string(seq - 1) + "}";
+    if ((seq - 1) % 50 == 0) expected += std::string("\0\xff", 2);
+    EXPECT_EQ(payload, expected);
+    // Within its shard, each device's records come back in the gateway's order.
+    EXPECT_GT(seq, last_seq_per_key[key]) << key;
+    last_seq_per_key[key] = seq;
+    if (shard_of_key.count(key)) {
+      EXPECT_EQ(shard_of_key[key], rec["shard"].get<std::string>());
+    }
+    shard_of_key[key] = rec["shard"].get<std::string>();
+  }
+  EXPECT_EQ(last_seq_per_key.size(), 6u);
+}
+
+// A PutRecords server of the test's own: kinesalite never fails a record or
+// throttles. It answers each call from a script and keeps what it was sent.
+class ScriptedKinesis {
+ public:
+  using Reply = std::function<std::pair<int, std::string>(const nlohmann::json& request, int call)>;
+  explicit ScriptedKinesis(Reply reply)
+      : reply_(std::move(reply)), acceptor_(io_, {boost::asio::ip::make_address("127.0.0.1"), 0}) {
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~ScriptedKinesis() {
+    stop_ = true;
+    boost::system::error_code ec;
+    boost::asio::ip::tcp::socket poke(io_);
+    poke.connect(acceptor_.local_endpoint(), ec);
+    thread_.join();
+  }
+  std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
+  std::vector<std::vector<std::string>> calls() {
+    std::lock_guard lock(mu_);
+    return calls_;
+  }
+
+ private:
+  void serve() {
+    for (int call = 0; !stop_;) {
+      boost::asio::ip::tcp::socket socket(io_);
+      boost::system::error_code ec;
+      acceptor_.accept(socket, ec);
+      if (ec || stop_) return;
+      beast::flat_buffer buffer;
+      http::request<http::string_body> req;
+      http::read(socket, buffer, req, ec);
+      if (ec) continue;
+      auto body = nlohmann::json::parse(req.body());
+      std::vector<std::string> data;
+      for (const auto& r : body["Records"]) data.push_back(base64_decode(r["Data"].get<std::string>()));
+      {
+        std::lock_guard lock(mu_);
+        calls_.push_back(data);
+      }
+      auto [status, reply] = reply_(body, call++);
+      http::response<http::string_body> res{static_cast<http::status>(status), 11};
+      res.set(http::field::content_type, "application/x-amz-json-1.1");
+      res.body() = reply;
+      res.prepare_payload();
+      http::write(socket, res, ec);
+    }
+  }
+  Reply reply_;
+  boost::asio::io_context io_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::vector<std::vector<std::string>> calls_;
+};
+
+std::string all_ok(std::size_t n) {
+  nlohmann::json r;
+  r["FailedRecordCount"] = 0;
+  r["Records"] = nlohmann::json::array();
+  for (std::size_t i = 0; i < n; ++i) {
+    r["Records"].push_back({{"SequenceNumber", std::to_string(i)}, {"ShardId", "shardId-0"}});
+  }
+  return r.dump();
+}
+
+TEST(KinesisPartialFailure, OnlyFailedRecordsAreResentAndThrottlingBacksOff) {
+  testing::TempDir dir;
+  ScriptedKinesis server([](const nlohmann::json& req, int call) -> std::pair<int, std::string> {
+    const auto n = req["Records"].size();
+    if (call == 0) {  // records 1 and 3 of the batch fail
+      nlohmann::json r;
+      r["FailedRecordCount"] = 2;
+      for (std::size_t i = 0; i < n; ++i) {
+        if (i == 1 || i == 3) {
+          r["Records"].push_back({{"ErrorCode", "ProvisionedThroughputExceededException"},
+                                  {"ErrorMessage", "Rate exceeded for shard shardId-0"}});
+        } else {
+          r["Records"].push_back({{"SequenceNumber", "1"}, {"ShardId", "shardId-0"}});
+        }
+      }
+      return {200, r.dump()};
+    }
+    if (call == 1) return {400, "{\"__type\":\"ThrottlingException\",\"message\":\"Rate exceeded\"}"};
+    return {200, all_ok(n)};
+  });
+  buffer::BufferOptions bo;
+  bo.path = dir / "buffer.db";
+  bo.commit_window = std::chrono::milliseconds(1);
+  auto buf = buffer::Buffer::open(bo);
+  KinesisSinkOptions k;
+  k.stream = "s";
+  k.endpoint = "http://127.0.0.1:" + std::to_string(server.port());
+  k.credentials = {"A", "S", ""};
+  k.data = KinesisData::kRaw;
+  forward::ForwarderOptions fo;
+  fo.retry_min = std::chrono::milliseconds(5);
+  fo.retry_max = std::chrono::milliseconds(20);
+  testing::LogCapture log;
+  ASSERT_TRUE(buf->append_wait(testing::make_records(6, "r")).ok());
+  forward::Forwarder f(*buf, std::make_unique<KinesisSink>(k), fo, log.fn());
+  f.start();
+  ASSERT_TRUE(wait_for([&] { return buf->acked_seq("kinesis") == 6u; })) << f.stats().last_error;
+  auto calls = server.calls();
+  ASSERT_EQ(calls.size(), 3u);
+  EXPECT_EQ(calls[0], (std::vector<std::string>{"r0", "r1", "r2", "r3", "r4", "r5"}));
+  EXPECT_EQ(calls[1], (std::vector<std::string>{"r1", "r3"}));  // only the failed ones
+  EXPECT_EQ(calls[2], (std::vector<std::string>{"r1", "r3"}));  // again after the throttled call
+  EXPECT_EQ(f.stats().retries_total, 2u);
+  EXPECT_TRUE(log.contains("ProvisionedThroughputExceededException"));
+}
+
+TEST(KinesisResponses, AreInterpretedPerRecord) {
+  KinesisSinkOptions k;
+  k.stream = "s";
+  k.endpoint = "http://127.0.0.1:9";
+  KinesisSink sink(k);
+  EXPECT_EQ(sink.interpret(200, all_ok(2), 2).batch, forward::Outcome::kOk);
+  auto bad = sink.interpret(200, "{\"FailedRecordCount\":0,\"Records\":[]}", 2);
+  EXPECT_EQ(bad.batch, forward::Outcome::kRetry);  // a response that does not add up is no acknowledgement
+  auto missing = sink.interpret(400, "{\"__type\":\"ResourceNotFoundException\",\"message\":\"Stream s not found\"}", 2);
+  EXPECT_EQ(missing.batch, forward::Outcome::kRetry);
+  EXPECT_FALSE(missing.throttled);
+  EXPECT_NE(missing.error.find("Stream s not found"), std::string::npos);
+  EXPECT_EQ(sink.interpret(503, "Service Unavailable", 2).batch, forward::Outcome::kRetry);
+  EXPECT_TRUE(sink.interpret(400, "{\"__type\":\"LimitExceededException\"}", 2).throttled);
+}
+
+TEST(KinesisRequests, UseTheDeviceAsPartitionKeyAndStayWithinTheApiLimits) {
+  KinesisSinkOptions k;
+  k.stream = "readings";
+  k.endpoint = "http://127.0.0.1:9";
+  k.gateway_id = "gw";
+  KinesisSink sink(k);
+  buffer::Record r;
+  static_cast<buffer::NewRecord&>(r) = testing::make_record("{}", "boiler-7");
+  r.seq = 42;
+  auto body = nlohmann::json::parse(sink.put_records_body({r}));
+  EXPECT_EQ(body["StreamName"], "readings");
+  EXPECT_EQ(body["Records"][0]["PartitionKey"], "boiler-7");
+  EXPECT_EQ(nlohmann::json::parse(base64_decode(body["Records"][0]["Data"].get<std::string>()))["seq"], 42);
+  const auto limits = sink.limits();
+  EXPECT_LE(limits.max_records, 500u);
+  EXPECT_LE(limits.max_bytes * 4 / 3, 5u << 20);        // base64 of a batch stays under 5 MiB
+  EXPECT_LE(limits.max_record_bytes * 4 / 3, 1u << 20);  // and of each record under 1 MiB
+}
+
+}  // namespace
+}  // namespace tidegate::sinks

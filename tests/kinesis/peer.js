@@ -1,0 +1,75 @@
+// Test peer for the Kinesis sink (run by tests/integration/kinesis_sink_test.cpp):
+//   node peer.js serve PORT [DIR]           kinesalite on 127.0.0.1:PORT only (data in DIR if given)
+//   node peer.js create PORT STREAM SHARDS  create a stream, wait until ACTIVE
+//   node peer.js read PORT STREAM           every record, one JSON line each
+//   node peer.js sign JSON                  @smithy/signature-v4's Authorization for a request
+'use strict';
+const [cmd, ...args] = process.argv.slice(2);
+
+function client(port) {
+  const { KinesisClient } = require('@aws-sdk/client-kinesis');
+  const { NodeHttpHandler } = require('@smithy/node-http-handler');
+  return new KinesisClient({
+    endpoint: `http://127.0.0.1:${port}`,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY' },
+    requestHandler: new NodeHttpHandler(), // kinesalite speaks HTTP/1.1 only
+  });
+}
+
+async function main() {
+  if (cmd === 'serve') {
+    // kinesalite crashes on a request the client aborts unless someone handles it.
+    process.on('uncaughtException', (e) => console.error('peer: ' + e.message));
+    const server = require('kinesalite')({ createStreamMs: 20, deleteStreamMs: 20, updateStreamMs: 20,
+                                           path: args[1] || undefined });
+    server.on('connection', (socket) => socket.on('error', () => {}));
+    server.listen(Number(args[0]), '127.0.0.1', () => console.log('listening'));
+    return;
+  }
+  const k = require('@aws-sdk/client-kinesis');
+  if (cmd === 'create') {
+    const c = client(args[0]);
+    await c.send(new k.CreateStreamCommand({ StreamName: args[1], ShardCount: Number(args[2]) }));
+    for (;;) {
+      const d = await c.send(new k.DescribeStreamCommand({ StreamName: args[1] }));
+      if (d.StreamDescription.StreamStatus === 'ACTIVE') break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    console.log('active');
+    return;
+  }
+  if (cmd === 'read') {
+    const c = client(args[0]);
+    const shards = (await c.send(new k.ListShardsCommand({ StreamName: args[1] }))).Shards;
+    for (const shard of shards) {
+      let it = (await c.send(new k.GetShardIteratorCommand({
+        StreamName: args[1], ShardId: shard.ShardId, ShardIteratorType: 'TRIM_HORIZON' }))).ShardIterator;
+      for (;;) {
+        const r = await c.send(new k.GetRecordsCommand({ ShardIterator: it, Limit: 10000 }));
+        for (const rec of r.Records) {
+          console.log(JSON.stringify({ shard: shard.ShardId, sequence: rec.SequenceNumber, key: rec.PartitionKey,
+                                       data: Buffer.from(rec.Data).toString('base64') }));
+        }
+        if (r.Records.length === 0 || !r.NextShardIterator) break;
+        it = r.NextShardIterator;
+      }
+    }
+    return;
+  }
+  if (cmd === 'sign') {
+    const { SignatureV4 } = require('@smithy/signature-v4');
+    const { Sha256 } = require('@aws-crypto/sha256-js');
+    const q = JSON.parse(args[0]);
+    const signer = new SignatureV4({ service: q.service, region: q.region, sha256: Sha256, applyChecksum: false,
+      credentials: { accessKeyId: q.accessKeyId, secretAccessKey: q.secretAccessKey } });
+    const d = q.amzDate;
+    const when = new Date(Date.UTC(+d.slice(0, 4), +d.slice(4, 6) - 1, +d.slice(6, 8), +d.slice(9, 11), +d.slice(11, 13), +d.slice(13, 15)));
+    const signed = await signer.sign({ method: q.method, protocol: 'https:', hostname: q.host, path: q.path,
+      headers: q.headers, body: q.body }, { signingDate: when });
+    console.log(signed.headers.authorization);
+    return;
+  }
+  throw new Error('unknown command ' + cmd);
+}
+main().catch((e) => { console.error(e); process.exit(1); });
