@@ -661,6 +661,42 @@ void read_mqtt_sink(Section& s, GatewayConfig::MqttSinkConfig& c) {
   read_forwarder(s, c.forwarder);
 }
 
+void read_kinesis_sink(Section& s, GatewayConfig::KinesisSinkConfig& c) {
+  Context& ctx = s.context();
+  auto& o = c.sink;
+  o.name = s.text("name", "kinesis", "Name of this sink: its cursor in the buffer and its status label.");
+  o.stream = s.text("stream", "", "Kinesis data stream name (required).");
+  o.region = s.text("region", "us-east-1", "AWS region of the stream.");
+  o.endpoint = s.text("endpoint", "", "Endpoint override, http(s)://host[:port] (VPC endpoints, test peers). Empty: "
+                                      "https://kinesis.<region>.amazonaws.com.");
+  o.data = s.choice("data", "envelope", {"envelope", "raw"},
+                    "envelope: each Kinesis record holds the JSON envelope (gateway id, sequence, metadata, payload). "
+                    "raw: the sensor's bytes only.") == "raw"
+               ? sinks::KinesisData::kRaw
+               : sinks::KinesisData::kEnvelope;
+  o.timeout = s.duration("timeout", std::chrono::seconds(10), "Time allowed for one PutRecords call.");
+  o.ca_file = s.text("ca_file", "", "CA certificates for the endpoint. Empty: the system's trust store.");
+  const auto key_id = s.text("access_key_id", "", "AWS access key id. Empty: AWS_ACCESS_KEY_ID from the environment.");
+  const auto secret = s.text("secret_access_key", "", "AWS secret access key. Empty: AWS_SECRET_ACCESS_KEY from the "
+                                                      "environment (preferred: never logged).");
+  const auto token = s.text("session_token", "", "Session token of temporary credentials. Empty: AWS_SESSION_TOKEN.");
+  if (!ctx.docs) {
+    o.credentials.access_key_id = !key_id.empty() ? key_id : ctx.env("AWS_ACCESS_KEY_ID").value_or("");
+    o.credentials.secret_access_key = !secret.empty() ? secret : ctx.env("AWS_SECRET_ACCESS_KEY").value_or("");
+    o.credentials.session_token = !token.empty() ? token : ctx.env("AWS_SESSION_TOKEN").value_or("");
+    if (o.stream.empty()) ctx.error(s.key_path("stream"), "a stream name is required");
+    if (o.credentials.access_key_id.empty() || o.credentials.secret_access_key.empty()) {
+      ctx.error(s.key_path("access_key_id"), "no AWS credentials: set access_key_id and secret_access_key, or "
+                                             "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment");
+    }
+    if (!o.endpoint.empty() && o.endpoint.rfind("http://", 0) != 0 && o.endpoint.rfind("https://", 0) != 0) {
+      ctx.error(s.key_path("endpoint"), "must start with http:// or https://");
+    }
+    check_readable_file(ctx, s.key_path("ca_file"), o.ca_file, "CA file");
+  }
+  read_forwarder(s, c.forwarder);
+}
+
 void read_document(Section& root, GatewayConfig& c) {
   root.table("gateway", "gateway", "The gateway itself.", [&](Section& g) {
     char host[256] = "tidegate";
@@ -708,6 +744,14 @@ void read_document(Section& root, GatewayConfig& c) {
                               read_mqtt_sink(s, m);
                               c.mqtt_sinks.push_back(std::move(m));
                             });
+               sinks.tables("kinesis", "sinks.kinesis",
+                            "Amazon Kinesis Data Streams ([[sinks.kinesis]]): PutRecords signed with Signature V4; the "
+                            "partition key is the device, so each device stays ordered within its shard.",
+                            [&](Section& s, std::size_t) {
+                              GatewayConfig::KinesisSinkConfig k;
+                              read_kinesis_sink(s, k);
+                              c.kinesis_sinks.push_back(std::move(k));
+                            });
              });
 }
 
@@ -728,6 +772,7 @@ void check_whole(Context& ctx, const GatewayConfig& c) {
   };
   for (std::size_t i = 0; i < c.file_sinks.size(); ++i) check_sink("file", i, c.file_sinks[i].sink.name);
   for (std::size_t i = 0; i < c.mqtt_sinks.size(); ++i) check_sink("mqtt", i, c.mqtt_sinks[i].sink.name);
+  for (std::size_t i = 0; i < c.kinesis_sinks.size(); ++i) check_sink("kinesis", i, c.kinesis_sinks[i].sink.name);
   std::set<std::string> client_ids;
   for (std::size_t i = 0; i < c.mqtt_sources.size(); ++i) {
     const auto& s = c.mqtt_sources[i];
@@ -775,6 +820,7 @@ LoadResult parse_config(const std::string& toml_text, const std::string& file_na
   root.finish();
   for (auto& f : config.file_sinks) f.sink.gateway_id = config.gateway_id;
   for (auto& m : config.mqtt_sinks) m.sink.gateway_id = config.gateway_id;
+  for (auto& k : config.kinesis_sinks) k.sink.gateway_id = config.gateway_id;
   check_whole(ctx, config);
   result.errors = std::move(ctx.errors);
   if (result.errors.empty()) result.config = std::move(config);
@@ -822,7 +868,8 @@ std::string config_reference_markdown() {
   }
   for (const auto& section : order) {
     const bool array =
-        section == "sources.mqtt" || section == "sources.sim" || section == "sinks.file" || section == "sinks.mqtt";
+        section == "sources.mqtt" || section == "sources.sim" ||
+        (section.rfind("sinks.", 0) == 0 && section.find('.', 6) == std::string::npos);
     out += "\n## `" + std::string(array ? "[[" : "[") + section + (array ? "]]" : "]") + "`\n\n" + help[section] + "\n";
     if (rows[section].empty()) continue;
     out += "\n| key | type | default | meaning |\n|---|---|---|---|\n";

@@ -16,6 +16,7 @@
 #include "tidegate/drivers/sim/sim_source.h"
 #include "tidegate/forward/forwarder.h"
 #include "tidegate/sinks/file_sink.h"
+#include "tidegate/sinks/kinesis_sink.h"
 #include "tidegate/sinks/mqtt_sink.h"
 #include "tidegate/gateway/config.h"
 #include "tidegate/gateway/logger.h"
@@ -90,6 +91,15 @@ class Gateway {
       forwarders_.push_back(std::make_unique<forward::Forwarder>(*buffer_, std::make_unique<sinks::MqttSink>(m.sink),
                                                                  m.forwarder, logger_.fn()));
     }
+    for (const auto& k : config_.kinesis_sinks) {
+      try {
+        forwarders_.push_back(std::make_unique<forward::Forwarder>(
+            *buffer_, std::make_unique<sinks::KinesisSink>(k.sink), k.forwarder, logger_.fn()));
+      } catch (const std::exception& e) {
+        log(LogLevel::kError, "sink '" + k.sink.name + "': " + e.what());
+        return 1;
+      }
+    }
     warn_about_unconfigured_cursors();
     for (auto& f : forwarders_) f->start();
 
@@ -140,6 +150,7 @@ class Gateway {
       bool configured = false;
       for (const auto& f : config_.file_sinks) configured = configured || f.sink.name == cursor;
       for (const auto& m : config_.mqtt_sinks) configured = configured || m.sink.name == cursor;
+      for (const auto& k : config_.kinesis_sinks) configured = configured || k.sink.name == cursor;
       if (!configured) {
         log(LogLevel::kWarning, "the buffer keeps a cursor for sink '" + cursor +
                                     "', which is not configured: records it has not acknowledged are kept for it "

@@ -5,11 +5,13 @@
 #include "tidegate/sinks/kinesis_sink.h"
 
 #include <gtest/gtest.h>
+#include <mqtt/async_client.h>
 
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -32,7 +34,7 @@ namespace http = beast::http;
 const std::string kPeerDir = TIDEGATE_KINESIS_PEER_DIR;
 
 std::string node_output(const std::vector<std::string>& args, const std::filesystem::path& out) {
-  std::vector<std::string> argv = {"/usr/bin/node", kPeerDir + "/peer.js"};
+  std::vector<std::string> argv = {TIDEGATE_NODE, kPeerDir + "/peer.js"};
   argv.insert(argv.end(), args.begin(), args.end());
   std::filesystem::remove(out);
   testing::Process p(argv, out);
@@ -90,7 +92,7 @@ class KinesaliteTest : public ::testing::Test {
   void SetUp() override {
     port_ = testing::free_loopback_port();
     peer_ = std::make_unique<testing::Process>(
-        std::vector<std::string>{"/usr/bin/node", kPeerDir + "/peer.js", "serve", std::to_string(port_)},
+        std::vector<std::string>{TIDEGATE_NODE, kPeerDir + "/peer.js", "serve", std::to_string(port_)},
         dir_ / "kinesalite.log");
     ASSERT_TRUE(wait_for([&] { return testing::port_accepts(port_); })) << peer_->output();
     node_output({"create", std::to_string(port_), "readings", "2"}, dir_ / "create.out");
@@ -166,6 +168,52 @@ TEST_F(KinesaliteTest, RecordsLandInTheStreamByteIdenticalAndInOrderPerDevice) {
     shard_of_key[key] = rec["shard"].get<std::string>();
   }
   EXPECT_EQ(last_seq_per_key.size(), 6u);
+}
+
+// End to end, as deployed: sensors publish QoS 1 to mosquitto, the tidegate
+// process takes them in and forwards them to the stream.
+TEST_F(KinesaliteTest, ReadingsPublishedOverMqttLandInTheStream) {
+  testing::Mosquitto broker(dir_ / "broker");
+  const auto config = dir_ / "tidegate.toml";
+  std::ofstream(config) << "[gateway]\nid = \"e2e\"\n[buffer]\npath = \"" << (dir_ / "gw.db").string()
+                        << "\"\ndisk_reserve = 0\n[[sources.mqtt]]\nname = \"local\"\nurl = \"mqtt://127.0.0.1:"
+                        << broker.port() << "\"\ntopics = [\"sensors/#\"]\nkey_from_topic = \"sensors/{device}/#\"\n"
+                        << "[[sinks.kinesis]]\nname = \"stream\"\nstream = \"readings\"\ndata = \"raw\"\n"
+                        << "endpoint = \"http://127.0.0.1:" << port_ << "\"\naccess_key_id = \"AKIDEXAMPLE\"\n"
+                        << "secret_access_key = \"secret\"\n";
+  testing::Process gw({TIDEGATE_BINARY, "run", "--config", config.string()}, dir_ / "gateway.log");
+  ASSERT_TRUE(wait_for([&] { return gw.output().find("connected to") != std::string::npos; })) << gw.output();
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // SUBACK
+  constexpr int kMessages = 300;
+  {
+    ::mqtt::async_client pub(broker.uri(), "sensor-sim", 10000, nullptr);
+    pub.connect(::mqtt::connect_options_builder().clean_session(true).finalize())->wait();
+    std::vector<::mqtt::delivery_token_ptr> tokens;
+    for (int i = 0; i < kMessages; ++i) {
+      tokens.push_back(pub.publish(::mqtt::make_message("sensors/dev-" + std::to_string(i % 4) + "/t",
+                                                        "{\"i\":" + std::to_string(i) + "}", 1, false)));
+    }
+    for (auto& t : tokens) t->wait();
+    pub.disconnect()->wait();
+  }
+  std::vector<nlohmann::json> got;
+  ASSERT_TRUE(wait_for([&] {
+    got = read_stream();
+    return got.size() >= static_cast<std::size_t>(kMessages);
+  }, std::chrono::seconds(30))) << got.size() << "\n" << gw.output();
+  EXPECT_EQ(WEXITSTATUS(gw.signal_and_wait(SIGTERM)), 0);
+  ASSERT_EQ(got.size(), static_cast<std::size_t>(kMessages));  // nothing failed, so exactly once
+  std::map<std::string, int> last;
+  for (const auto& rec : got) {
+    const auto data = base64_decode(rec["data"].get<std::string>());  // raw: the sensor's bytes
+    const int i = nlohmann::json::parse(data)["i"].get<int>();
+    const auto key = rec["key"].get<std::string>();
+    EXPECT_EQ(key, "dev-" + std::to_string(i % 4));
+    if (last.count(key)) {
+      EXPECT_GT(i, last[key]) << key;  // in order per device
+    }
+    last[key] = i;
+  }
 }
 
 // A PutRecords server of the test's own: kinesalite never fails a record or

@@ -34,6 +34,8 @@ class ConfigTest : public ::testing::Test {
 };
 
 TEST_F(ConfigTest, AFullFileParsesIntoTheOptions) {
+  env_["AWS_ACCESS_KEY_ID"] = "AKIDFROMENV";
+  env_["AWS_SECRET_ACCESS_KEY"] = "secret";
   auto text = buffer_section() + R"(
 max_bytes = "32MiB"
 max_records = 100000
@@ -75,6 +77,12 @@ max_file_age = "15m"
 max_files = 10
 linger = "50ms"
 max_bandwidth = "16KiB"
+
+[[sinks.kinesis]]
+name = "stream"
+stream = "plant-readings"
+region = "eu-central-1"
+data = "raw"
 
 [[sinks.mqtt]]
 name = "iot-core"
@@ -125,6 +133,11 @@ retry_max = "5m"
   EXPECT_EQ(f.sink.gateway_id, "plant-3");
   EXPECT_EQ(f.forwarder.linger, std::chrono::milliseconds(50));
   EXPECT_EQ(f.forwarder.max_bytes_per_s, 16u << 10);
+  ASSERT_EQ(c.kinesis_sinks.size(), 1u);
+  EXPECT_EQ(c.kinesis_sinks[0].sink.stream, "plant-readings");
+  EXPECT_EQ(c.kinesis_sinks[0].sink.region, "eu-central-1");
+  EXPECT_EQ(c.kinesis_sinks[0].sink.credentials.access_key_id, "AKIDFROMENV");  // from AWS_ACCESS_KEY_ID
+  EXPECT_EQ(c.kinesis_sinks[0].sink.data, sinks::KinesisData::kRaw);
   ASSERT_EQ(c.mqtt_sinks.size(), 1u);
   const auto& up = c.mqtt_sinks[0];
   EXPECT_EQ(up.sink.host, "iot.example.com");
@@ -187,6 +200,9 @@ TEST_F(ConfigTest, EveryMistakeNamesFileKeyAndReason) {
        "test.toml: sinks.mqtt[1].name: duplicate sink name \"a\""},
       {"[[sinks.mqtt]]\nurl = \"mqtt://x\"\npayload = \"xml\"\n", "test.toml: sinks.mqtt[0].payload: unknown value"},
       {"[[sinks.file]]\ndirectory = \"/proc/1/nope\"\nformat = \"csv\"\n", "test.toml: sinks.file[0].format: unknown value"},
+      {"[[sinks.kinesis]]\nstream = \"s\"\n", "test.toml: sinks.kinesis[0].access_key_id: no AWS credentials"},
+      {"[[sinks.kinesis]]\naccess_key_id = \"a\"\nsecret_access_key = \"b\"\n",
+       "test.toml: sinks.kinesis[0].stream: a stream name is required"},
       {"[gateway\n", "test.toml: line 1"},
   };
   for (const auto& c : cases) {

@@ -16,6 +16,7 @@
 #include "tidegate/drivers/sim/sim_source.h"
 #include "tidegate/forward/forwarder.h"
 #include "tidegate/sinks/file_sink.h"
+#include "tidegate/sinks/kinesis_sink.h"
 #include "tidegate/sinks/mqtt_sink.h"
 
 namespace tidegate::gateway {
@@ -45,6 +46,12 @@ struct GatewayConfig {
     forward::ForwarderOptions forwarder;
   };
   std::vector<MqttSinkConfig> mqtt_sinks;
+
+  struct KinesisSinkConfig {
+    sinks::KinesisSinkOptions sink;
+    forward::ForwarderOptions forwarder;
+  };
+  std::vector<KinesisSinkConfig> kinesis_sinks;
 };
 
 // Looks up environment variables (injected so tests need not set real ones).
