@@ -1,61 +1,28 @@
 #include "tidegate/sinks/kinesis_sink.h"
 
-#include <utility>
-// (utility first: Boost 1.74's asio/awaitable.hpp uses std::exchange)
-#include <boost/asio/connect.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <stdexcept>
 
+#include "tidegate/net/http_client.h"
 #include "tidegate/proto/envelope.h"
 #include "tidegate/proto/json.h"
 
 namespace tidegate::sinks {
 
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-
 struct KinesisSink::Impl {
   KinesisSinkOptions opts;
-  bool tls = true;
-  std::string host;
-  std::string port = "443";
-  std::optional<asio::ssl::context> ssl_ctx;
+  std::optional<net::HttpClient> client;
 
-  void parse_endpoint() {
-    std::string e = opts.endpoint.empty() ? "https://kinesis." + opts.region + ".amazonaws.com" : opts.endpoint;
-    if (e.rfind("https://", 0) == 0) {
-      e = e.substr(8);
-    } else if (e.rfind("http://", 0) == 0) {
-      tls = false;
-      port = "80";
-      e = e.substr(7);
-    } else {
-      throw std::invalid_argument("endpoint must start with http:// or https://: " + opts.endpoint);
-    }
-    if (!e.empty() && e.back() == '/') e.pop_back();
-    const auto colon = e.rfind(':');
-    host = e.substr(0, colon);
-    if (colon != std::string::npos) port = e.substr(colon + 1);
-    if (host.empty()) throw std::invalid_argument("endpoint has no host: " + opts.endpoint);
-  }
+  std::string url() const { return client ? client->url().text() : opts.endpoint; }
 
-  std::string url() const { return std::string(tls ? "https://" : "http://") + host + ":" + port; }
-
-  // One POST; returns the HTTP status and body, or throws on a network error.
-  std::pair<int, std::string> post(const std::string& body) {
+  // One signed PutRecords call; throws net::HttpError on a network failure.
+  net::HttpResponse post(const std::string& body) {
     const std::string amz_date = sigv4::amz_date_now();
-    const std::string host_header = (port == (tls ? "443" : "80")) ? host : host + ":" + port;
     sigv4::Request req;
     req.method = "POST";
     req.payload = body;
-    req.headers = {{"host", host_header},
+    req.headers = {{"host", client->url().host_header()},
                    {"content-type", "application/x-amz-json-1.1"},
                    {"x-amz-date", amz_date},
                    {"x-amz-target", "Kinesis_20131202.PutRecords"}};
@@ -63,69 +30,20 @@ struct KinesisSink::Impl {
       req.headers.emplace_back("x-amz-security-token", opts.credentials.session_token);
     }
     const auto signature = sigv4::sign(req, opts.credentials, opts.region, "kinesis", amz_date);
-
-    http::request<http::string_body> request{http::verb::post, "/", 11};
-    for (const auto& [name, value] : req.headers) request.set(name, value);
-    request.set(http::field::authorization, signature.authorization);
-    request.set(http::field::user_agent, "tidegate");
-    request.body() = body;
-    request.prepare_payload();
-
-    asio::io_context io;
-    asio::ip::tcp::resolver resolver(io);
-    beast::flat_buffer buffer;
-    http::response<http::string_body> response;
-    beast::error_code failure;
-    auto check = [&](beast::error_code ec, const char* what) {
-      if (ec && !failure) failure = ec;
-      if (ec) throw beast::system_error(ec, what);
-    };
-    const auto results = resolver.resolve(host, port);
-    if (tls) {
-      if (!ssl_ctx) {
-        ssl_ctx.emplace(asio::ssl::context::tls_client);
-        if (opts.ca_file.empty()) {
-          ssl_ctx->set_default_verify_paths();
-        } else {
-          ssl_ctx->load_verify_file(opts.ca_file);
-        }
-        ssl_ctx->set_verify_mode(asio::ssl::verify_peer);
-      }
-      beast::ssl_stream<beast::tcp_stream> stream(io, *ssl_ctx);
-      stream.set_verify_callback(asio::ssl::host_name_verification(host));
-      SSL_ctrl(stream.native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
-               const_cast<char*>(host.c_str()));
-      beast::get_lowest_layer(stream).expires_after(opts.timeout);
-      beast::get_lowest_layer(stream).async_connect(results, [&](beast::error_code ec, auto) {
-        if (ec) return check(ec, "connect");
-        stream.async_handshake(asio::ssl::stream_base::client, [&](beast::error_code ec2) {
-          if (ec2) return check(ec2, "TLS handshake");
-          http::async_write(stream, request, [&](beast::error_code ec3, std::size_t) {
-            if (ec3) return check(ec3, "write");
-            http::async_read(stream, buffer, response, [&](beast::error_code ec4, std::size_t) { check(ec4, "read"); });
-          });
-        });
-      });
-      io.run();
-    } else {
-      beast::tcp_stream stream(io);
-      stream.expires_after(opts.timeout);
-      stream.async_connect(results, [&](beast::error_code ec, auto) {
-        if (ec) return check(ec, "connect");
-        http::async_write(stream, request, [&](beast::error_code ec3, std::size_t) {
-          if (ec3) return check(ec3, "write");
-          http::async_read(stream, buffer, response, [&](beast::error_code ec4, std::size_t) { check(ec4, "read"); });
-        });
-      });
-      io.run();
+    std::vector<std::pair<std::string, std::string>> headers;
+    for (const auto& h : req.headers) {
+      if (h.first != "host") headers.push_back(h);  // the client sets Host itself, to the same value
     }
-    return {response.result_int(), response.body()};
+    headers.emplace_back("authorization", signature.authorization);
+    return client->post(headers, body);
   }
 };
 
 KinesisSink::KinesisSink(KinesisSinkOptions options) : impl_(std::make_unique<Impl>()) {
   impl_->opts = std::move(options);
-  impl_->parse_endpoint();
+  const std::string endpoint =
+      impl_->opts.endpoint.empty() ? "https://kinesis." + impl_->opts.region + ".amazonaws.com" : impl_->opts.endpoint;
+  impl_->client.emplace(net::Url::parse(endpoint), impl_->opts.timeout, impl_->opts.ca_file);
 }
 
 KinesisSink::~KinesisSink() = default;
@@ -206,8 +124,8 @@ forward::SendResult KinesisSink::send(const std::vector<buffer::Record>& batch) 
   forward::SendResult result;
   if (batch.empty()) return result;
   try {
-    const auto [status, body] = impl_->post(put_records_body(batch));
-    return interpret(status, body, batch.size());
+    const auto response = impl_->post(put_records_body(batch));
+    return interpret(response.status, response.body, batch.size());
   } catch (const std::exception& e) {
     result.batch = forward::Outcome::kRetry;
     result.error = std::string("PutRecords to ") + impl_->url() + ": " + e.what();

@@ -1,0 +1,207 @@
+// The HTTP sink behind a forwarder, against a real HTTP server on loopback
+// (Boost.Beast, in the test) that checks the token, unzips and parses what
+// it is sent, and answers from a script.
+#include "tidegate/sinks/http_sink.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <functional>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "record.pb.h"
+#include "test_support.h"
+#include "tidegate/forward/forwarder.h"
+
+namespace tidegate::sinks {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+using testing::wait_for;
+
+struct Received {
+  std::string content_type;
+  std::string encoding;
+  std::string authorization;
+  std::string body;  // after gunzip
+};
+
+class Upstream {
+ public:
+  using Reply = std::function<int(const Received&, int call)>;
+  explicit Upstream(Reply reply) : reply_(std::move(reply)), acceptor_(io_, {boost::asio::ip::make_address("127.0.0.1"), 0}) {
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~Upstream() {
+    stop_ = true;
+    boost::system::error_code ec;
+    boost::asio::ip::tcp::socket poke(io_);
+    poke.connect(acceptor_.local_endpoint(), ec);
+    thread_.join();
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()) + "/ingest"; }
+  std::vector<Received> received() {
+    std::lock_guard lock(mu_);
+    return received_;
+  }
+
+ private:
+  void serve() {
+    for (int call = 0; !stop_;) {
+      boost::asio::ip::tcp::socket socket(io_);
+      boost::system::error_code ec;
+      acceptor_.accept(socket, ec);
+      if (ec || stop_) return;
+      beast::flat_buffer buffer;
+      http::request<http::string_body> req;
+      http::read(socket, buffer, req, ec);
+      if (ec) continue;
+      Received r;
+      r.content_type = std::string(req[http::field::content_type]);
+      r.encoding = std::string(req[http::field::content_encoding]);
+      r.authorization = std::string(req[http::field::authorization]);
+      r.body = r.encoding == "gzip" ? gzip_decompress(req.body()) : req.body();
+      EXPECT_EQ(req.target(), "/ingest");
+      const int status = reply_(r, call++);
+      {
+        std::lock_guard lock(mu_);
+        received_.push_back(r);
+      }
+      http::response<http::string_body> res{static_cast<http::status>(status), 11};
+      res.body() = status < 300 ? "" : "no thanks";
+      res.prepare_payload();
+      http::write(socket, res, ec);
+    }
+  }
+  Reply reply_;
+  boost::asio::io_context io_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::vector<Received> received_;
+};
+
+class HttpSinkTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    buffer::BufferOptions o;
+    o.path = dir_ / "buffer.db";
+    o.commit_window = std::chrono::milliseconds(1);
+    o.log = log_.fn();
+    buffer_ = buffer::Buffer::open(o);
+  }
+  forward::ForwarderOptions fast() {
+    forward::ForwarderOptions f;
+    f.linger = std::chrono::milliseconds(5);
+    f.retry_min = std::chrono::milliseconds(5);
+    f.retry_max = std::chrono::milliseconds(30);
+    return f;
+  }
+  testing::TempDir dir_;
+  testing::LogCapture log_;
+  std::unique_ptr<buffer::Buffer> buffer_;
+};
+
+TEST(Gzip, RoundTrips) {
+  const std::string data = std::string(10000, 'a') + "tail";
+  const auto z = gzip_compress(data);
+  EXPECT_LT(z.size(), data.size() / 10);
+  EXPECT_EQ(static_cast<unsigned char>(z[0]), 0x1f);  // RFC 1952 magic
+  EXPECT_EQ(static_cast<unsigned char>(z[1]), 0x8b);
+  EXPECT_EQ(gzip_decompress(z), data);
+}
+
+TEST_F(HttpSinkTest, ProtobufBatchesGzippedWithTheBearerToken) {
+  Upstream up([](const Received& r, int) { return r.authorization == "Bearer s3cret" ? 204 : 401; });
+  HttpSinkOptions o;
+  o.url = up.url();
+  o.bearer_token = "s3cret";
+  o.gateway_id = "gw-h";
+  forward::Forwarder f(*buffer_, std::make_unique<HttpSink>(o), fast(), log_.fn());
+  f.start();
+  ASSERT_TRUE(buffer_->append_wait(testing::make_records(250, "p")).ok());
+  ASSERT_TRUE(wait_for([&] { return buffer_->acked_seq("http") == 250u; })) << f.stats().last_error;
+  std::uint64_t expect = 1;
+  for (const auto& r : up.received()) {
+    EXPECT_EQ(r.encoding, "gzip");
+    EXPECT_NE(r.content_type.find("application/x-protobuf"), std::string::npos);
+    tidegate::v1::Batch batch;
+    ASSERT_TRUE(batch.ParseFromString(r.body));
+    EXPECT_EQ(batch.format_version(), 1u);
+    EXPECT_EQ(batch.gateway_id(), "gw-h");
+    for (const auto& rec : batch.records()) {
+      EXPECT_EQ(rec.seq(), expect);
+      EXPECT_EQ(rec.payload(), "p" + std::to_string(expect - 1));
+      ++expect;
+    }
+  }
+  EXPECT_EQ(expect, 251u);
+}
+
+TEST_F(HttpSinkTest, JsonLinesWithoutGzip) {
+  Upstream up([](const Received&, int) { return 200; });
+  HttpSinkOptions o;
+  o.url = up.url();
+  o.format = HttpFormat::kJsonLines;
+  o.gzip = false;
+  o.gateway_id = "gw-h";
+  forward::Forwarder f(*buffer_, std::make_unique<HttpSink>(o), fast(), log_.fn());
+  f.start();
+  ASSERT_TRUE(buffer_->append_wait(testing::make_records(3)).ok());
+  ASSERT_TRUE(wait_for([&] { return buffer_->acked_seq("http") == 3u; }));
+  const auto r = up.received().at(0);
+  EXPECT_EQ(r.encoding, "");
+  EXPECT_EQ(r.content_type, "application/x-ndjson");
+  std::istringstream lines(r.body);
+  std::string line;
+  std::getline(lines, line);
+  EXPECT_EQ(nlohmann::json::parse(line)["seq"], 1);
+}
+
+TEST_F(HttpSinkTest, ServerErrorsAreRetriedAndBadRequestsDeadLettered) {
+  // 503 twice, then 400 for the batch with "r2" in it, then fine.
+  Upstream up([](const Received& r, int call) {
+    if (call < 2) return 503;
+    if (r.body.find("\"payload\":\"r2\"") != std::string::npos) return 400;
+    return 200;
+  });
+  HttpSinkOptions o;
+  o.url = up.url();
+  o.format = HttpFormat::kJsonLines;
+  auto fo = fast();
+  fo.max_records = 2;
+  forward::Forwarder f(*buffer_, std::make_unique<HttpSink>(o), fo, log_.fn());
+  ASSERT_TRUE(buffer_->append_wait(testing::make_records(6, "r")).ok());
+  f.start();
+  ASSERT_TRUE(wait_for([&] { return buffer_->acked_seq("http") == 6u; })) << f.stats().last_error;
+  EXPECT_EQ(f.stats().retries_total, 2u);
+  auto letters = buffer_->dead_letters(10);
+  ASSERT_EQ(letters.size(), 2u);  // the batch r2, r3 was refused for good
+  EXPECT_EQ(letters[0].record.payload, "r2");
+  EXPECT_EQ(letters[1].record.payload, "r3");
+  EXPECT_NE(letters[0].reason.find("HTTP 400"), std::string::npos);
+}
+
+TEST_F(HttpSinkTest, AnUnreachableEndpointIsRetriedNotDropped) {
+  HttpSinkOptions o;
+  o.url = "http://127.0.0.1:9/ingest";  // discard port: nothing listens
+  o.timeout = std::chrono::milliseconds(500);
+  forward::Forwarder f(*buffer_, std::make_unique<HttpSink>(o), fast(), log_.fn());
+  ASSERT_TRUE(buffer_->append_wait(testing::make_records(2)).ok());
+  f.start();
+  ASSERT_TRUE(wait_for([&] { return f.stats().retries_total >= 2; }));
+  EXPECT_EQ(buffer_->acked_seq("http"), 0u);
+  EXPECT_NE(f.stats().last_error.find("connect"), std::string::npos) << f.stats().last_error;
+  EXPECT_TRUE(buffer_->dead_letters(10).empty());
+}
+
+}  // namespace
+}  // namespace tidegate::sinks
