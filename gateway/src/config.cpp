@@ -39,7 +39,7 @@ struct Context {
   void error(const std::string& key, const std::string& reason) { errors.push_back({file, key, reason}); }
 };
 
-std::string quoted(const std::string& s) { return "\"" + s + "\""; }
+std::string in_quotes(const std::string& s) { return "\"" + s + "\""; }
 
 // "64MiB", "1GB", "512k" or a plain integer: bytes.
 std::optional<std::uint64_t> parse_size(std::string_view text) {
@@ -98,7 +98,7 @@ class Section {
   std::string key_path(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
 
   std::string text(const std::string& key, const std::string& def, const std::string& help) {
-    declare(key, "string", def.empty() ? "(empty)" : quoted(def), help);
+    declare(key, "string", def.empty() ? "(empty)" : in_quotes(def), help);
     const toml::node* n = node(key);
     if (!n) return def;
     if (auto v = n->value<std::string>()) return *v;
@@ -159,7 +159,7 @@ class Section {
 
   std::uint64_t size(const std::string& key, std::uint64_t def, const std::string& help) {
     const std::string shown = format_size(def);
-    declare(key, "size (bytes, or \"64MiB\", \"1GB\")", shown == std::to_string(def) ? shown : quoted(shown), help);
+    declare(key, "size (bytes, or \"64MiB\", \"1GB\")", shown == std::to_string(def) ? shown : in_quotes(shown), help);
     const toml::node* n = node(key);
     if (!n) return def;
     if (auto v = n->value_exact<std::int64_t>(); v && *v >= 0) return static_cast<std::uint64_t>(*v);
@@ -171,7 +171,7 @@ class Section {
   }
 
   std::chrono::milliseconds duration(const std::string& key, std::chrono::milliseconds def, const std::string& help) {
-    declare(key, "duration (\"250ms\", \"10s\", \"5m\", \"2h\", \"7d\")", quoted(format_duration(def.count())), help);
+    declare(key, "duration (\"250ms\", \"10s\", \"5m\", \"2h\", \"7d\")", in_quotes(format_duration(def.count())), help);
     const toml::node* n = node(key);
     if (!n) return def;
     if (auto s = n->value_exact<std::string>()) {
@@ -184,22 +184,22 @@ class Section {
   std::string choice(const std::string& key, const std::string& def, const std::vector<std::string>& allowed,
                      const std::string& help) {
     std::string type = "one of";
-    for (const auto& a : allowed) type += " " + quoted(a);
-    declare(key, type, quoted(def), help);
+    for (const auto& a : allowed) type += " " + in_quotes(a);
+    declare(key, type, in_quotes(def), help);
     const std::string v = text_quiet(key, def);
     for (const auto& a : allowed) {
       if (v == a) return v;
     }
     std::string list;
-    for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + quoted(a);
-    ctx_.error(key_path(key), "unknown value " + quoted(v) + " (allowed: " + list + ")");
+    for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + in_quotes(a);
+    ctx_.error(key_path(key), "unknown value " + in_quotes(v) + " (allowed: " + list + ")");
     return def;
   }
 
   std::vector<std::string> text_list(const std::string& key, const std::vector<std::string>& def,
                                      const std::string& help) {
     std::string d = "[";
-    for (const auto& s : def) d += (d.size() > 1 ? ", " : "") + quoted(s);
+    for (const auto& s : def) d += (d.size() > 1 ? ", " : "") + in_quotes(s);
     declare(key, "list of strings", d + "]", help);
     const toml::node* n = node(key);
     if (!n) return def;
@@ -351,7 +351,7 @@ class Section {
 
 void check_readable_file(Context& ctx, const std::string& key, const std::string& path, const char* what) {
   if (path.empty()) return;
-  if (::access(path.c_str(), R_OK) != 0) ctx.error(key, std::string(what) + " " + quoted(path) + " is not readable");
+  if (::access(path.c_str(), R_OK) != 0) ctx.error(key, std::string(what) + " " + in_quotes(path) + " is not readable");
 }
 
 // The buffer's directory must exist and be writable, or be creatable.
@@ -360,14 +360,14 @@ void check_buffer_path(Context& ctx, const std::string& key, const std::filesyst
   std::filesystem::path dir = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
   std::error_code ec;
   if (std::filesystem::exists(path, ec) && ::access(path.c_str(), R_OK | W_OK) != 0) {
-    return ctx.error(key, quoted(path.string()) + " exists but is not readable and writable");
+    return ctx.error(key, in_quotes(path.string()) + " exists but is not readable and writable");
   }
   while (!std::filesystem::exists(dir, ec)) {
     if (!dir.has_parent_path() || dir.parent_path() == dir) break;
     dir = dir.parent_path();
   }
   if (!std::filesystem::is_directory(dir, ec) || ::access(dir.c_str(), W_OK | X_OK) != 0) {
-    ctx.error(key, "directory " + quoted(dir.string()) + " is not writable, so " + quoted(path.string()) +
+    ctx.error(key, "directory " + in_quotes(dir.string()) + " is not writable, so " + in_quotes(path.string()) +
                        " cannot be created");
   }
 }
@@ -471,7 +471,7 @@ void read_mqtt_source(Section& s, drivers::mqtt::MqttSourceOptions& o) {
                                  "omitted).");
   bool url_tls = false;
   if (!ctx.docs && !parse_broker_url(url, o.host, o.port, url_tls)) {
-    ctx.error(s.key_path("url"), "not a broker address: " + quoted(url) + " (expected mqtt://host:port or "
+    ctx.error(s.key_path("url"), "not a broker address: " + in_quotes(url) + " (expected mqtt://host:port or "
                                                                           "mqtts://host:port)");
   }
   o.tls.enabled = url_tls;
@@ -567,7 +567,7 @@ void read_sim_source(Section& s, drivers::sim::SimOptions& o) {
                         "Sensor kinds, assigned to devices in turn.");
   for (const auto& k : o.kinds) {
     if (k != "temperature" && k != "humidity" && k != "co2" && k != "power") {
-      ctx.error(s.key_path("kinds"), "unknown kind " + quoted(k) + " (temperature, humidity, co2, power)");
+      ctx.error(s.key_path("kinds"), "unknown kind " + in_quotes(k) + " (temperature, humidity, co2, power)");
     }
   }
   if (!ctx.docs && o.kinds.empty()) ctx.error(s.key_path("kinds"), "at least one kind is needed");
@@ -624,7 +624,7 @@ void read_mqtt_sink(Section& s, GatewayConfig::MqttSinkConfig& c) {
   const std::string url = s.text("url", "mqtts://iot.example.com:8883",
                                  "Upstream broker: mqtt://host:port or mqtts://host:port (TLS).");
   if (!ctx.docs && !parse_broker_url(url, o.host, o.port, o.tls)) {
-    ctx.error(s.key_path("url"), "not a broker address: " + quoted(url));
+    ctx.error(s.key_path("url"), "not a broker address: " + in_quotes(url));
   }
   o.client_id = s.text("client_id", "", "Client id at the upstream. Empty: \"tidegate-<gateway id>-<name>\".");
   o.topic_template = s.text("topic", "tidegate/{gateway}/{topic}",
@@ -697,6 +697,34 @@ void read_kinesis_sink(Section& s, GatewayConfig::KinesisSinkConfig& c) {
   read_forwarder(s, c.forwarder);
 }
 
+void read_http_sink(Section& s, GatewayConfig::HttpSinkConfig& c) {
+  Context& ctx = s.context();
+  auto& o = c.sink;
+  o.name = s.text("name", "http", "Name of this sink: its cursor in the buffer and its status label.");
+  o.url = s.text("url", "", "Where batches are POSTed: http(s)://host[:port]/path (required).");
+  o.format = s.choice("format", "protobuf", {"protobuf", "jsonl"},
+                      "protobuf: one tidegate.v1.Batch per request (proto/tidegate/v1/record.proto). jsonl: one JSON "
+                      "envelope per line.") == "jsonl"
+                 ? sinks::HttpFormat::kJsonLines
+                 : sinks::HttpFormat::kProtobuf;
+  o.gzip = s.boolean("gzip", true, "Compress request bodies (Content-Encoding: gzip).");
+  const auto token = s.text("bearer_token", "", "Sent as Authorization: Bearer. Prefer TIDEGATE_SINK_<NAME>_TOKEN, "
+                                                "which overrides it; never logged.");
+  o.timeout = s.duration("timeout", std::chrono::seconds(10), "Time allowed for one request.");
+  o.ca_file = s.text("ca_file", "", "CA certificates for https. Empty: the system's trust store.");
+  o.max_batch_bytes = s.size("max_request_size", 1u << 20, "Records per request stop before this many bytes.");
+  if (!ctx.docs) {
+    std::string env = "TIDEGATE_SINK_";
+    for (char ch : o.name) env += std::isalnum(static_cast<unsigned char>(ch)) ? static_cast<char>(std::toupper(ch)) : '_';
+    o.bearer_token = ctx.env(env + "_TOKEN").value_or(token);
+    if (o.url.rfind("http://", 0) != 0 && o.url.rfind("https://", 0) != 0) {
+      ctx.error(s.key_path("url"), "expected http(s)://host[:port]/path, got " + in_quotes(o.url));
+    }
+    check_readable_file(ctx, s.key_path("ca_file"), o.ca_file, "CA file");
+  }
+  read_forwarder(s, c.forwarder);
+}
+
 void read_document(Section& root, GatewayConfig& c) {
   root.table("gateway", "gateway", "The gateway itself.", [&](Section& g) {
     char host[256] = "tidegate";
@@ -752,6 +780,14 @@ void read_document(Section& root, GatewayConfig& c) {
                               read_kinesis_sink(s, k);
                               c.kinesis_sinks.push_back(std::move(k));
                             });
+               sinks.tables("http", "sinks.http",
+                            "An HTTP(S) endpoint ([[sinks.http]]): batches POSTed as Protobuf or JSON lines; any 2xx "
+                            "acknowledges; 5xx, 408, 429, 401, 403, 404 are retried; other 4xx dead-letter the batch.",
+                            [&](Section& s, std::size_t) {
+                              GatewayConfig::HttpSinkConfig h;
+                              read_http_sink(s, h);
+                              c.http_sinks.push_back(std::move(h));
+                            });
              });
 }
 
@@ -760,7 +796,7 @@ void check_whole(Context& ctx, const GatewayConfig& c) {
   auto check_name = [&](const std::string& kind, std::size_t i, const std::string& name) {
     const std::string key = "sources." + kind + "[" + std::to_string(i) + "].name";
     if (name.empty()) ctx.error(key, "must not be empty");
-    if (!names.insert(name).second) ctx.error(key, "duplicate source name " + quoted(name));
+    if (!names.insert(name).second) ctx.error(key, "duplicate source name " + in_quotes(name));
   };
   for (std::size_t i = 0; i < c.mqtt_sources.size(); ++i) check_name("mqtt", i, c.mqtt_sources[i].name);
   for (std::size_t i = 0; i < c.sim_sources.size(); ++i) check_name("sim", i, c.sim_sources[i].name);
@@ -768,18 +804,19 @@ void check_whole(Context& ctx, const GatewayConfig& c) {
   auto check_sink = [&](const std::string& kind, std::size_t i, const std::string& name) {
     const auto key = "sinks." + kind + "[" + std::to_string(i) + "].name";
     if (name.empty()) ctx.error(key, "must not be empty");
-    if (!sink_names.insert(name).second) ctx.error(key, "duplicate sink name " + quoted(name));
+    if (!sink_names.insert(name).second) ctx.error(key, "duplicate sink name " + in_quotes(name));
   };
   for (std::size_t i = 0; i < c.file_sinks.size(); ++i) check_sink("file", i, c.file_sinks[i].sink.name);
   for (std::size_t i = 0; i < c.mqtt_sinks.size(); ++i) check_sink("mqtt", i, c.mqtt_sinks[i].sink.name);
   for (std::size_t i = 0; i < c.kinesis_sinks.size(); ++i) check_sink("kinesis", i, c.kinesis_sinks[i].sink.name);
+  for (std::size_t i = 0; i < c.http_sinks.size(); ++i) check_sink("http", i, c.http_sinks[i].sink.name);
   std::set<std::string> client_ids;
   for (std::size_t i = 0; i < c.mqtt_sources.size(); ++i) {
     const auto& s = c.mqtt_sources[i];
     const std::string id = s.client_id.empty() ? "tidegate-" + s.name : s.client_id;
     if (!client_ids.insert(s.host + ":" + std::to_string(s.port) + "/" + id).second) {
       ctx.error("sources.mqtt[" + std::to_string(i) + "].client_id",
-                "two sources use client id " + quoted(id) + " on the same broker: they would take each other's "
+                "two sources use client id " + in_quotes(id) + " on the same broker: they would take each other's "
                                                              "session");
     }
   }
@@ -821,6 +858,7 @@ LoadResult parse_config(const std::string& toml_text, const std::string& file_na
   for (auto& f : config.file_sinks) f.sink.gateway_id = config.gateway_id;
   for (auto& m : config.mqtt_sinks) m.sink.gateway_id = config.gateway_id;
   for (auto& k : config.kinesis_sinks) k.sink.gateway_id = config.gateway_id;
+  for (auto& h : config.http_sinks) h.sink.gateway_id = config.gateway_id;
   check_whole(ctx, config);
   result.errors = std::move(ctx.errors);
   if (result.errors.empty()) result.config = std::move(config);

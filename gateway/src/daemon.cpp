@@ -16,6 +16,7 @@
 #include "tidegate/drivers/sim/sim_source.h"
 #include "tidegate/forward/forwarder.h"
 #include "tidegate/sinks/file_sink.h"
+#include "tidegate/sinks/http_sink.h"
 #include "tidegate/sinks/kinesis_sink.h"
 #include "tidegate/sinks/mqtt_sink.h"
 #include "tidegate/gateway/config.h"
@@ -100,6 +101,15 @@ class Gateway {
         return 1;
       }
     }
+    for (const auto& h : config_.http_sinks) {
+      try {
+        forwarders_.push_back(std::make_unique<forward::Forwarder>(*buffer_, std::make_unique<sinks::HttpSink>(h.sink),
+                                                                   h.forwarder, logger_.fn()));
+      } catch (const std::exception& e) {
+        log(LogLevel::kError, "sink '" + h.sink.name + "': " + e.what());
+        return 1;
+      }
+    }
     warn_about_unconfigured_cursors();
     for (auto& f : forwarders_) f->start();
 
@@ -151,6 +161,7 @@ class Gateway {
       for (const auto& f : config_.file_sinks) configured = configured || f.sink.name == cursor;
       for (const auto& m : config_.mqtt_sinks) configured = configured || m.sink.name == cursor;
       for (const auto& k : config_.kinesis_sinks) configured = configured || k.sink.name == cursor;
+      for (const auto& h : config_.http_sinks) configured = configured || h.sink.name == cursor;
       if (!configured) {
         log(LogLevel::kWarning, "the buffer keeps a cursor for sink '" + cursor +
                                     "', which is not configured: records it has not acknowledged are kept for it "

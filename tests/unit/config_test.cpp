@@ -36,6 +36,7 @@ class ConfigTest : public ::testing::Test {
 TEST_F(ConfigTest, AFullFileParsesIntoTheOptions) {
   env_["AWS_ACCESS_KEY_ID"] = "AKIDFROMENV";
   env_["AWS_SECRET_ACCESS_KEY"] = "secret";
+  env_["TIDEGATE_SINK_COLLECTOR_TOKEN"] = "tok-from-env";
   auto text = buffer_section() + R"(
 max_bytes = "32MiB"
 max_records = 100000
@@ -83,6 +84,12 @@ name = "stream"
 stream = "plant-readings"
 region = "eu-central-1"
 data = "raw"
+
+[[sinks.http]]
+name = "collector"
+url = "https://collector.example.com/v1/ingest"
+format = "jsonl"
+gzip = false
 
 [[sinks.mqtt]]
 name = "iot-core"
@@ -138,6 +145,11 @@ retry_max = "5m"
   EXPECT_EQ(c.kinesis_sinks[0].sink.region, "eu-central-1");
   EXPECT_EQ(c.kinesis_sinks[0].sink.credentials.access_key_id, "AKIDFROMENV");  // from AWS_ACCESS_KEY_ID
   EXPECT_EQ(c.kinesis_sinks[0].sink.data, sinks::KinesisData::kRaw);
+  ASSERT_EQ(c.http_sinks.size(), 1u);
+  EXPECT_EQ(c.http_sinks[0].sink.url, "https://collector.example.com/v1/ingest");
+  EXPECT_EQ(c.http_sinks[0].sink.format, sinks::HttpFormat::kJsonLines);
+  EXPECT_FALSE(c.http_sinks[0].sink.gzip);
+  EXPECT_EQ(c.http_sinks[0].sink.bearer_token, "tok-from-env");  // TIDEGATE_SINK_COLLECTOR_TOKEN
   ASSERT_EQ(c.mqtt_sinks.size(), 1u);
   const auto& up = c.mqtt_sinks[0];
   EXPECT_EQ(up.sink.host, "iot.example.com");
@@ -201,6 +213,7 @@ TEST_F(ConfigTest, EveryMistakeNamesFileKeyAndReason) {
       {"[[sinks.mqtt]]\nurl = \"mqtt://x\"\npayload = \"xml\"\n", "test.toml: sinks.mqtt[0].payload: unknown value"},
       {"[[sinks.file]]\ndirectory = \"/proc/1/nope\"\nformat = \"csv\"\n", "test.toml: sinks.file[0].format: unknown value"},
       {"[[sinks.kinesis]]\nstream = \"s\"\n", "test.toml: sinks.kinesis[0].access_key_id: no AWS credentials"},
+      {"[[sinks.http]]\nurl = \"ftp://x\"\n", "test.toml: sinks.http[0].url: expected http(s)://"},
       {"[[sinks.kinesis]]\naccess_key_id = \"a\"\nsecret_access_key = \"b\"\n",
        "test.toml: sinks.kinesis[0].stream: a stream name is required"},
       {"[gateway\n", "test.toml: line 1"},

@@ -16,6 +16,7 @@
 #include "tidegate/drivers/sim/sim_source.h"
 #include "tidegate/forward/forwarder.h"
 #include "tidegate/sinks/file_sink.h"
+#include "tidegate/sinks/http_sink.h"
 #include "tidegate/sinks/kinesis_sink.h"
 #include "tidegate/sinks/mqtt_sink.h"
 
@@ -52,6 +53,12 @@ struct GatewayConfig {
     forward::ForwarderOptions forwarder;
   };
   std::vector<KinesisSinkConfig> kinesis_sinks;
+
+  struct HttpSinkConfig {
+    sinks::HttpSinkOptions sink;
+    forward::ForwarderOptions forwarder;
+  };
+  std::vector<HttpSinkConfig> http_sinks;
 };
 
 // Looks up environment variables (injected so tests need not set real ones).
