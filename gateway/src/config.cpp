@@ -674,6 +674,9 @@ void read_kinesis_sink(Section& s, GatewayConfig::KinesisSinkConfig& c) {
                     "raw: the sensor's bytes only.") == "raw"
                ? sinks::KinesisData::kRaw
                : sinks::KinesisData::kEnvelope;
+  o.aggregate = s.boolean("aggregate", false,
+                          "Pack each device's readings of a batch into KPL aggregated records (fewer, fuller Kinesis "
+                          "records; consumers de-aggregate with the KCL or the KPL deaggregation libraries).");
   o.timeout = s.duration("timeout", std::chrono::seconds(10), "Time allowed for one PutRecords call.");
   o.ca_file = s.text("ca_file", "", "CA certificates for the endpoint. Empty: the system's trust store.");
   const auto key_id = s.text("access_key_id", "", "AWS access key id. Empty: AWS_ACCESS_KEY_ID from the environment.");

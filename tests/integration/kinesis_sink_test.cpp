@@ -23,6 +23,7 @@
 #include "process.h"
 #include "test_support.h"
 #include "tidegate/forward/forwarder.h"
+#include "tidegate/sinks/kpl.h"
 
 namespace tidegate::sinks {
 namespace {
@@ -168,6 +169,39 @@ TEST_F(KinesaliteTest, RecordsLandInTheStreamByteIdenticalAndInOrderPerDevice) {
     shard_of_key[key] = rec["shard"].get<std::string>();
   }
   EXPECT_EQ(last_seq_per_key.size(), 6u);
+}
+
+TEST_F(KinesaliteTest, AggregatedRecordsDeaggregateToEveryReadingInOrder) {
+  auto o = sink_options();
+  o.aggregate = true;
+  o.data = KinesisData::kRaw;
+  forward::ForwarderOptions fo;
+  fo.linger = std::chrono::milliseconds(20);
+  forward::Forwarder f(*buffer_, std::make_unique<KinesisSink>(o), fo, log_.fn());
+  std::vector<buffer::NewRecord> batch;
+  for (int n = 0; n < 400; ++n) batch.push_back(testing::make_record(std::to_string(n), "dev-" + std::to_string(n % 4)));
+  ASSERT_TRUE(buffer_->append_wait(std::move(batch)).ok());
+  f.start();
+  ASSERT_TRUE(wait_for([&] { return buffer_->acked_seq("kinesis") == 400u; })) << f.stats().last_error;
+  auto got = read_stream();
+  EXPECT_LT(got.size(), 40u);  // a handful of Kinesis records carry 400 readings
+  std::map<std::string, int> last;
+  std::size_t readings = 0;
+  for (const auto& rec : got) {
+    auto inner = kpl::deaggregate(base64_decode(rec["data"].get<std::string>()));
+    ASSERT_TRUE(inner.has_value());
+    const auto key = rec["key"].get<std::string>();
+    for (const auto& d : *inner) {
+      const int n = std::stoi(d);
+      EXPECT_EQ(key, "dev-" + std::to_string(n % 4));
+      if (last.count(key)) {
+        EXPECT_GT(n, last[key]);
+      }
+      last[key] = n;
+      ++readings;
+    }
+  }
+  EXPECT_EQ(readings, 400u);
 }
 
 // End to end, as deployed: sensors publish QoS 1 to mosquitto, the tidegate

@@ -1,10 +1,12 @@
 #include "tidegate/sinks/kinesis_sink.h"
 
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <stdexcept>
 
 #include "tidegate/net/http_client.h"
+#include "tidegate/sinks/kpl.h"
 #include "tidegate/proto/envelope.h"
 #include "tidegate/proto/json.h"
 
@@ -64,18 +66,58 @@ std::string KinesisSink::describe() const {
   return "Kinesis stream " + impl_->opts.stream + " at " + impl_->url();
 }
 
-std::string KinesisSink::put_records_body(const std::vector<buffer::Record>& batch) const {
+std::vector<KinesisSink::Entry> KinesisSink::entries(const std::vector<buffer::Record>& batch) const {
   const auto& o = impl_->opts;
-  std::string body = "{\"StreamName\":" + proto::json::quote(o.stream) + ",\"Records\":[";
-  for (std::size_t i = 0; i < batch.size(); ++i) {
-    const auto& r = batch[i];
-    const std::string data = o.data == KinesisData::kEnvelope ? proto::record_json(r, o.gateway_id) : r.payload;
+  auto key_of = [](const buffer::Record& r) {
     // Kinesis needs 1 to 256 characters of partition key.
     std::string key = r.partition_key.empty() ? r.source : r.partition_key;
     if (key.empty()) key = "tidegate";
     if (key.size() > 256) key.resize(256);
+    return key;
+  };
+  auto data_of = [&](const buffer::Record& r) {
+    return o.data == KinesisData::kEnvelope ? proto::record_json(r, o.gateway_id) : r.payload;
+  };
+  std::vector<Entry> out;
+  if (!o.aggregate) {
+    for (std::size_t i = 0; i < batch.size(); ++i) out.push_back({key_of(batch[i]), data_of(batch[i]), {i}});
+    return out;
+  }
+  // One aggregated record per device, in order of each device's first
+  // reading; a device's readings keep their order inside it.
+  constexpr std::size_t kMaxAggregate = 900 * 1024;  // under the 1 MiB record limit, before base64 framing
+  std::map<std::string, std::size_t> open;  // device -> index in `groups`
+  struct Group {
+    std::string key;
+    std::vector<std::string> datas;
+    std::vector<std::size_t> records;
+    std::size_t bytes = 0;
+  };
+  std::vector<Group> groups;
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    const auto key = key_of(batch[i]);
+    auto data = data_of(batch[i]);
+    auto it = open.find(key);
+    if (it == open.end() || groups[it->second].bytes + data.size() +
+                                    kpl::overhead(groups[it->second].records.size() + 1, key.size()) > kMaxAggregate) {
+      groups.push_back({key, {}, {}, 0});
+      it = open.insert_or_assign(key, groups.size() - 1).first;
+    }
+    auto& g = groups[it->second];
+    g.bytes += data.size();
+    g.datas.push_back(std::move(data));
+    g.records.push_back(i);
+  }
+  for (auto& g : groups) out.push_back({g.key, kpl::aggregate(g.key, g.datas), std::move(g.records)});
+  return out;
+}
+
+std::string KinesisSink::put_records_body(const std::vector<Entry>& entries) const {
+  std::string body = "{\"StreamName\":" + proto::json::quote(impl_->opts.stream) + ",\"Records\":[";
+  for (std::size_t i = 0; i < entries.size(); ++i) {
     if (i > 0) body += ',';
-    body += "{\"Data\":\"" + proto::json::base64(data) + "\",\"PartitionKey\":" + proto::json::quote(key) + "}";
+    body += "{\"Data\":\"" + proto::json::base64(entries[i].data) +
+            "\",\"PartitionKey\":" + proto::json::quote(entries[i].partition_key) + "}";
   }
   body += "]}";
   return body;
@@ -124,8 +166,17 @@ forward::SendResult KinesisSink::send(const std::vector<buffer::Record>& batch) 
   forward::SendResult result;
   if (batch.empty()) return result;
   try {
-    const auto response = impl_->post(put_records_body(batch));
-    return interpret(response.status, response.body, batch.size());
+    const auto puts = entries(batch);
+    const auto response = impl_->post(put_records_body(puts));
+    auto per_put = interpret(response.status, response.body, puts.size());
+    if (per_put.per_record.empty()) return per_put;
+    // Map each Kinesis record's outcome back to the readings it carried.
+    result = per_put;
+    result.per_record.assign(batch.size(), forward::Outcome::kOk);
+    for (std::size_t p = 0; p < puts.size(); ++p) {
+      for (auto i : puts[p].records) result.per_record[i] = per_put.per_record[p];
+    }
+    return result;
   } catch (const std::exception& e) {
     result.batch = forward::Outcome::kRetry;
     result.error = std::string("PutRecords to ") + impl_->url() + ": " + e.what();
