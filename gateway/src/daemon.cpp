@@ -197,6 +197,12 @@ class Gateway {
     }
     for (const auto& k : s.sinks) {
       line += "; sink " + k.name + " lag " + std::to_string(k.lag_records);
+      for (const auto& f : forwarders_) {
+        if (f->sink_name() != k.name || k.lag_records == 0) continue;
+        if (auto eta = forward::estimated_drain_seconds(f->stats(), k.lag_records)) {
+          line += " (drained in ~" + std::to_string(static_cast<long long>(*eta)) + " s)";
+        }
+      }
     }
     for (const auto& f : forwarders_) {
       const auto st = f->stats();

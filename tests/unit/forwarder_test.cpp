@@ -101,6 +101,11 @@ TEST_F(ForwarderTest, DeliversEverythingInOrderInBatchesAndMovesTheCursor) {
   for (auto n : s->batch_sizes()) EXPECT_LE(n, 100u);
   auto st = f.stats();
   EXPECT_EQ(st.sent_records_total, 500u);
+  EXPECT_GT(st.delivery_rate_per_s, 0.0);
+  EXPECT_EQ(estimated_drain_seconds(st, 0), 0.0);
+  ASSERT_TRUE(estimated_drain_seconds(st, 1000).has_value());
+  EXPECT_NEAR(*estimated_drain_seconds(st, 1000), 1000.0 / st.delivery_rate_per_s, 1e-9);
+  EXPECT_FALSE(estimated_drain_seconds(ForwarderStats{}, 10).has_value());
   EXPECT_EQ(st.retries_total, 0u);
   EXPECT_GT(st.last_success_ns, 0);
   EXPECT_EQ(st.destination, "scripted");

@@ -13,6 +13,12 @@ namespace tidegate::forward {
 using buffer::LogLevel;
 using SteadyClock = std::chrono::steady_clock;
 
+std::optional<double> estimated_drain_seconds(const ForwarderStats& stats, std::uint64_t lag_records) {
+  if (lag_records == 0) return 0.0;
+  if (stats.delivery_rate_per_s <= 0) return std::nullopt;
+  return static_cast<double>(lag_records) / stats.delivery_rate_per_s;
+}
+
 const char* to_string(Outcome outcome) {
   switch (outcome) {
     case Outcome::kOk: return "ok";
@@ -148,6 +154,7 @@ class Forwarder::Impl {
   // Sends until every record of the batch is acknowledged or dead-lettered,
   // then moves the cursor past the batch.
   void deliver(const std::vector<buffer::Record>& batch) {
+    const auto started = SteadyClock::now();
     std::vector<bool> done(batch.size(), false);
     std::size_t remaining = batch.size();
     for (std::size_t i = 0; i < batch.size(); ++i) {
@@ -242,6 +249,11 @@ class Forwarder::Impl {
     std::lock_guard lock(mu_);
     stats_.batches_total += 1;
     stats_.state = "idle";
+    // The rate counts the time from read to ack, retries included, so the
+    // estimate reflects what the uplink really achieves.
+    const double secs = std::max(1e-6, std::chrono::duration<double>(SteadyClock::now() - started).count());
+    const double rate = static_cast<double>(batch.size()) / secs;
+    stats_.delivery_rate_per_s = stats_.delivery_rate_per_s == 0 ? rate : 0.9 * stats_.delivery_rate_per_s + 0.1 * rate;
   }
 
   bool dead_letter(const buffer::Record& record, const std::string& reason) {

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "tidegate/buffer/buffer.h"
@@ -44,7 +45,14 @@ struct ForwarderStats {
   std::string last_error;
   std::uint64_t last_send_latency_us = 0;
   std::uint64_t consecutive_failures = 0;
+  // Delivery rate while there was something to send (records/s, smoothed
+  // over about ten batches); with the sink's lag it gives the time to drain.
+  double delivery_rate_per_s = 0;
 };
+
+// Seconds until a backlog of `lag_records` is delivered at the recent rate;
+// nullopt while nothing has been delivered yet (no rate to go by).
+std::optional<double> estimated_drain_seconds(const ForwarderStats& stats, std::uint64_t lag_records);
 
 class Forwarder {
  public:
