@@ -14,6 +14,8 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <random>
+#include <set>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -248,6 +250,111 @@ TEST_F(KinesaliteTest, ReadingsPublishedOverMqttLandInTheStream) {
     }
     last[key] = i;
   }
+}
+
+// Crash during forwarding: the tidegate process is killed with SIGKILL again
+// and again while simulated sensors write and the Kinesis sink forwards.
+// Every record reaches the stream at least once.
+TEST_F(KinesaliteTest, EveryRecordReachesTheStreamThroughRepeatedKills) {
+  const auto config = dir_ / "tidegate.toml";
+  auto write_config = [&](bool with_sensors) {
+    std::ofstream(config) << "[gateway]\nid = \"kill\"\n[buffer]\npath = \"" << (dir_ / "gw.db").string()
+                          << "\"\ndisk_reserve = 0\n"
+                          << (with_sensors ? "[[sources.sim]]\nname = \"sim\"\ndevices = 8\nrate = 50\n" : "")
+                          << "[[sinks.kinesis]]\nname = \"stream\"\nstream = \"readings\"\nlinger = \"5ms\"\n"
+                          << "endpoint = \"http://127.0.0.1:" << port_ << "\"\naccess_key_id = \"AKIDEXAMPLE\"\n"
+                          << "secret_access_key = \"secret\"\n";
+  };
+  write_config(true);
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int> up_ms(150, 400);
+  for (int kill = 0; kill < 10; ++kill) {
+    testing::Process gw({TIDEGATE_BINARY, "run", "--config", config.string()}, dir_ / "gateway.log");
+    std::this_thread::sleep_for(std::chrono::milliseconds(up_ms(rng)));
+    gw.signal_and_wait(SIGKILL);
+  }
+  // A last run without sensors delivers what is left.
+  write_config(false);
+  buffer::BufferOptions ro;
+  ro.path = dir_ / "gw.db";
+  ro.read_only = true;
+  ro.log = [](buffer::LogLevel, std::string_view) {};
+  const std::uint64_t last_seq = buffer::Buffer::open(ro)->stats().next_seq - 1;
+  ASSERT_GT(last_seq, 100u);
+  testing::Process gw({TIDEGATE_BINARY, "run", "--config", config.string()}, dir_ / "gateway.log");
+  ASSERT_TRUE(wait_for([&] { return buffer::Buffer::open(ro)->acked_seq("stream") == last_seq; },
+                       std::chrono::seconds(60)));
+  EXPECT_EQ(WEXITSTATUS(gw.signal_and_wait(SIGTERM)), 0);
+  std::set<std::uint64_t> seqs;
+  std::size_t lines = 0;
+  for (const auto& rec : read_stream()) {
+    seqs.insert(nlohmann::json::parse(base64_decode(rec["data"].get<std::string>()))["seq"].get<std::uint64_t>());
+    ++lines;
+  }
+  for (std::uint64_t s = 1; s <= last_seq; ++s) ASSERT_TRUE(seqs.count(s)) << "seq " << s << " never reached the stream";
+  std::printf("kinesis crash test: %llu records, %zu in the stream, %zu duplicates\n",
+              static_cast<unsigned long long>(last_seq), lines, lines - seqs.size());
+}
+
+// Uplink outage: kinesalite (keeping its data on disk) is stopped while
+// readings keep arriving; the backlog waits in the buffer; it comes back and
+// everything is delivered.
+TEST(KinesisOutage, TheBacklogIsDeliveredWhenTheStreamComesBack) {
+  testing::TempDir dir;
+  const auto port = testing::free_loopback_port();
+  const auto data = (dir / "kinesalite").string();
+  std::filesystem::create_directories(data);
+  auto start_peer = [&] {
+    auto p = std::make_unique<testing::Process>(
+        std::vector<std::string>{TIDEGATE_NODE, kPeerDir + "/peer.js", "serve", std::to_string(port), data},
+        dir / "kinesalite.log");
+    EXPECT_TRUE(wait_for([&] { return testing::port_accepts(port); })) << p->output();
+    return p;
+  };
+  auto peer = start_peer();
+  node_output({"create", std::to_string(port), "readings", "1"}, dir / "create.out");
+  buffer::BufferOptions bo;
+  bo.path = dir / "buffer.db";
+  bo.commit_window = std::chrono::milliseconds(1);
+  auto buf = buffer::Buffer::open(bo);
+  KinesisSinkOptions k;
+  k.stream = "readings";
+  k.endpoint = "http://127.0.0.1:" + std::to_string(port);
+  k.credentials = {"AKIDEXAMPLE", "secret", ""};
+  k.timeout = std::chrono::milliseconds(1000);
+  forward::ForwarderOptions fo;
+  fo.linger = std::chrono::milliseconds(5);
+  fo.retry_min = std::chrono::milliseconds(50);
+  fo.retry_max = std::chrono::milliseconds(300);
+  testing::LogCapture log;
+  forward::Forwarder f(*buf, std::make_unique<KinesisSink>(k), fo, log.fn());
+  f.start();
+  ASSERT_TRUE(buf->append_wait(testing::make_records(100, "before-")).ok());
+  ASSERT_TRUE(wait_for([&] { return buf->acked_seq("kinesis") == 100u; })) << f.stats().last_error;
+
+  peer->signal_and_wait(SIGTERM);
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(buf->append_wait(testing::make_records(100, "during-")).ok());
+  ASSERT_TRUE(wait_for([&] { return f.stats().state == "backing-off"; }));
+  EXPECT_EQ(buf->acked_seq("kinesis"), 100u);
+  for (const auto& s : buf->stats().sinks) {
+    EXPECT_EQ(s.lag_records, 1000u);  // the backlog, on disk
+  }
+  peer = start_peer();
+  ASSERT_TRUE(wait_for([&] { return buf->acked_seq("kinesis") == 1100u; }, std::chrono::seconds(30)))
+      << f.stats().last_error;
+  std::set<std::uint64_t> seqs;
+  for (const auto& line : [&] {
+         std::vector<nlohmann::json> out;
+         std::istringstream lines(node_output({"read", std::to_string(port), "readings"}, dir / "read.out"));
+         for (std::string l; std::getline(lines, l);) {
+           if (!l.empty() && l[0] == '{') out.push_back(nlohmann::json::parse(l));
+         }
+         return out;
+       }()) {
+    seqs.insert(nlohmann::json::parse(base64_decode(line["data"].get<std::string>()))["seq"].get<std::uint64_t>());
+  }
+  for (std::uint64_t s = 1; s <= 1100; ++s) ASSERT_TRUE(seqs.count(s)) << "seq " << s;
+  EXPECT_GT(f.stats().retries_total, 0u);
 }
 
 // A PutRecords server of the test's own: kinesalite never fails a record or
