@@ -379,9 +379,10 @@ buffer::LogLevel parse_level(const std::string& s) {
   return buffer::LogLevel::kInfo;
 }
 
-std::string env_name(const std::string& source, const char* what) {
-  std::string out = "TIDEGATE_MQTT_";
-  for (char c : source) out += std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::toupper(c)) : '_';
+// TIDEGATE_<KIND>_<NAME>_<WHAT>, NAME upper-cased with other characters as '_'.
+std::string env_name(const char* kind, const std::string& name, const char* what) {
+  std::string out = std::string("TIDEGATE_") + kind + "_";
+  for (char c : name) out += std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::toupper(c)) : '_';
   return out + "_" + what;
 }
 
@@ -500,8 +501,8 @@ void read_mqtt_source(Section& s, drivers::mqtt::MqttSourceOptions& o) {
                                                       "TIDEGATE_MQTT_<NAME>_PASSWORD, which overrides it; it is never "
                                                       "logged.");
   if (!ctx.docs) {
-    const auto env_user = ctx.env(env_name(o.name, "USERNAME"));
-    const auto env_pass = ctx.env(env_name(o.name, "PASSWORD"));
+    const auto env_user = ctx.env(env_name("MQTT", o.name, "USERNAME"));
+    const auto env_pass = ctx.env(env_name("MQTT", o.name, "PASSWORD"));
     if (env_user || !username.empty()) o.username = env_user.value_or(username);
     if (env_pass || !password.empty()) o.password = env_pass.value_or(password);
   }
@@ -639,10 +640,8 @@ void read_mqtt_sink(Section& s, GatewayConfig::MqttSinkConfig& c) {
   const std::string password = s.text("password", "", "Password. Prefer TIDEGATE_SINK_<NAME>_PASSWORD, which "
                                                       "overrides it; never logged.");
   if (!ctx.docs) {
-    std::string prefix = "TIDEGATE_SINK_";
-    for (char ch : o.name) prefix += std::isalnum(static_cast<unsigned char>(ch)) ? static_cast<char>(std::toupper(ch)) : '_';
-    const auto env_user = ctx.env(prefix + "_USERNAME");
-    const auto env_pass = ctx.env(prefix + "_PASSWORD");
+    const auto env_user = ctx.env(env_name("SINK", o.name, "USERNAME"));
+    const auto env_pass = ctx.env(env_name("SINK", o.name, "PASSWORD"));
     if (env_user || !username.empty()) o.username = env_user.value_or(username);
     if (env_pass || !password.empty()) o.password = env_pass.value_or(password);
   }
@@ -717,15 +716,24 @@ void read_http_sink(Section& s, GatewayConfig::HttpSinkConfig& c) {
   o.ca_file = s.text("ca_file", "", "CA certificates for https. Empty: the system's trust store.");
   o.max_batch_bytes = s.size("max_request_size", 1u << 20, "Records per request stop before this many bytes.");
   if (!ctx.docs) {
-    std::string env = "TIDEGATE_SINK_";
-    for (char ch : o.name) env += std::isalnum(static_cast<unsigned char>(ch)) ? static_cast<char>(std::toupper(ch)) : '_';
-    o.bearer_token = ctx.env(env + "_TOKEN").value_or(token);
+    o.bearer_token = ctx.env(env_name("SINK", o.name, "TOKEN")).value_or(token);
     if (o.url.rfind("http://", 0) != 0 && o.url.rfind("https://", 0) != 0) {
       ctx.error(s.key_path("url"), "expected http(s)://host[:port]/path, got " + in_quotes(o.url));
     }
     check_readable_file(ctx, s.key_path("ca_file"), o.ca_file, "CA file");
   }
   read_forwarder(s, c.forwarder);
+}
+
+// Reads every [[sinks.KIND]] table with `read` into `out`.
+template <typename Config>
+void add_sinks(Section& sinks, const std::string& kind, const std::string& help,
+               void (*read)(Section&, Config&), std::vector<Config>& out) {
+  sinks.tables(kind, "sinks." + kind, help, [&](Section& s, std::size_t) {
+    Config c;
+    read(s, c);
+    out.push_back(std::move(c));
+  });
 }
 
 void read_document(Section& root, GatewayConfig& c) {
@@ -761,40 +769,23 @@ void read_document(Section& root, GatewayConfig& c) {
              "Where readings go. Each sink has its own cursor in the buffer and its own forwarder: a slow or broken "
              "sink never holds back another.",
              [&](Section& sinks) {
-               sinks.tables("file", "sinks.file", "Rotating local files ([[sinks.file]]).",
-                            [&](Section& s, std::size_t) {
-                              GatewayConfig::FileSinkConfig f;
-                              read_file_sink(s, f);
-                              c.file_sinks.push_back(std::move(f));
-                            });
-               sinks.tables("mqtt", "sinks.mqtt",
-                            "An upstream MQTT broker ([[sinks.mqtt]]), e.g. AWS IoT Core: QoS 1, a record counts as "
-                            "delivered on the broker's PUBACK.",
-                            [&](Section& s, std::size_t) {
-                              GatewayConfig::MqttSinkConfig m;
-                              read_mqtt_sink(s, m);
-                              c.mqtt_sinks.push_back(std::move(m));
-                            });
-               sinks.tables("kinesis", "sinks.kinesis",
-                            "Amazon Kinesis Data Streams ([[sinks.kinesis]]): PutRecords signed with Signature V4; the "
-                            "partition key is the device, so each device stays ordered within its shard.",
-                            [&](Section& s, std::size_t) {
-                              GatewayConfig::KinesisSinkConfig k;
-                              read_kinesis_sink(s, k);
-                              c.kinesis_sinks.push_back(std::move(k));
-                            });
-               sinks.tables("http", "sinks.http",
-                            "An HTTP(S) endpoint ([[sinks.http]]): batches POSTed as Protobuf or JSON lines; any 2xx "
-                            "acknowledges; 5xx, 408, 429, 401, 403, 404 are retried; other 4xx dead-letter the batch.",
-                            [&](Section& s, std::size_t) {
-                              GatewayConfig::HttpSinkConfig h;
-                              read_http_sink(s, h);
-                              c.http_sinks.push_back(std::move(h));
-                            });
+               add_sinks(sinks, "file", "Rotating local files ([[sinks.file]]).", read_file_sink, c.file_sinks);
+               add_sinks(sinks, "mqtt",
+                         "An upstream MQTT broker ([[sinks.mqtt]]), e.g. AWS IoT Core: QoS 1, a record counts as "
+                         "delivered on the broker's PUBACK.",
+                         read_mqtt_sink, c.mqtt_sinks);
+               add_sinks(sinks, "kinesis",
+                         "Amazon Kinesis Data Streams ([[sinks.kinesis]]): PutRecords signed with Signature V4; the "
+                         "partition key is the device, so each device stays ordered within its shard.",
+                         read_kinesis_sink, c.kinesis_sinks);
+               add_sinks(sinks, "http",
+                         "An HTTP(S) endpoint ([[sinks.http]]): batches POSTed as Protobuf or JSON lines; any 2xx "
+                         "acknowledges; 5xx, 408, 429, 401, 403, 404 are retried; other 4xx dead-letter the batch.",
+                         read_http_sink, c.http_sinks);
              });
 }
 
-void check_whole(Context& ctx, const GatewayConfig& c) {
+void check_whole(Context& ctx, GatewayConfig& c) {
   std::set<std::string> names;
   auto check_name = [&](const std::string& kind, std::size_t i, const std::string& name) {
     const std::string key = "sources." + kind + "[" + std::to_string(i) + "].name";
@@ -804,15 +795,11 @@ void check_whole(Context& ctx, const GatewayConfig& c) {
   for (std::size_t i = 0; i < c.mqtt_sources.size(); ++i) check_name("mqtt", i, c.mqtt_sources[i].name);
   for (std::size_t i = 0; i < c.sim_sources.size(); ++i) check_name("sim", i, c.sim_sources[i].name);
   std::set<std::string> sink_names;
-  auto check_sink = [&](const std::string& kind, std::size_t i, const std::string& name) {
-    const auto key = "sinks." + kind + "[" + std::to_string(i) + "].name";
+  c.for_each_sink([&](const char* kind, std::size_t i, const std::string& name, std::string&) {
+    const auto key = std::string("sinks.") + kind + "[" + std::to_string(i) + "].name";
     if (name.empty()) ctx.error(key, "must not be empty");
     if (!sink_names.insert(name).second) ctx.error(key, "duplicate sink name " + in_quotes(name));
-  };
-  for (std::size_t i = 0; i < c.file_sinks.size(); ++i) check_sink("file", i, c.file_sinks[i].sink.name);
-  for (std::size_t i = 0; i < c.mqtt_sinks.size(); ++i) check_sink("mqtt", i, c.mqtt_sinks[i].sink.name);
-  for (std::size_t i = 0; i < c.kinesis_sinks.size(); ++i) check_sink("kinesis", i, c.kinesis_sinks[i].sink.name);
-  for (std::size_t i = 0; i < c.http_sinks.size(); ++i) check_sink("http", i, c.http_sinks[i].sink.name);
+  });
   std::set<std::string> client_ids;
   for (std::size_t i = 0; i < c.mqtt_sources.size(); ++i) {
     const auto& s = c.mqtt_sources[i];
@@ -858,10 +845,9 @@ LoadResult parse_config(const std::string& toml_text, const std::string& file_na
   Section root(ctx, &doc, "", "");
   read_document(root, config);
   root.finish();
-  for (auto& f : config.file_sinks) f.sink.gateway_id = config.gateway_id;
-  for (auto& m : config.mqtt_sinks) m.sink.gateway_id = config.gateway_id;
-  for (auto& k : config.kinesis_sinks) k.sink.gateway_id = config.gateway_id;
-  for (auto& h : config.http_sinks) h.sink.gateway_id = config.gateway_id;
+  config.for_each_sink([&](const char*, std::size_t, const std::string&, std::string& gateway_id) {
+    gateway_id = config.gateway_id;
+  });
   check_whole(ctx, config);
   result.errors = std::move(ctx.errors);
   if (result.errors.empty()) result.config = std::move(config);

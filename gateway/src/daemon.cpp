@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <set>
 #include <toml++/toml.h>
 #include <vector>
 
@@ -79,36 +80,9 @@ class Gateway {
     }
     report_open();
 
-    for (const auto& f : config_.file_sinks) {
-      try {
-        forwarders_.push_back(std::make_unique<forward::Forwarder>(
-            *buffer_, std::make_unique<sinks::FileSink>(f.sink), f.forwarder, logger_.fn()));
-      } catch (const std::exception& e) {
-        log(LogLevel::kError, "sink '" + f.sink.name + "': " + e.what());
-        return 1;
-      }
-    }
-    for (const auto& m : config_.mqtt_sinks) {
-      forwarders_.push_back(std::make_unique<forward::Forwarder>(*buffer_, std::make_unique<sinks::MqttSink>(m.sink),
-                                                                 m.forwarder, logger_.fn()));
-    }
-    for (const auto& k : config_.kinesis_sinks) {
-      try {
-        forwarders_.push_back(std::make_unique<forward::Forwarder>(
-            *buffer_, std::make_unique<sinks::KinesisSink>(k.sink), k.forwarder, logger_.fn()));
-      } catch (const std::exception& e) {
-        log(LogLevel::kError, "sink '" + k.sink.name + "': " + e.what());
-        return 1;
-      }
-    }
-    for (const auto& h : config_.http_sinks) {
-      try {
-        forwarders_.push_back(std::make_unique<forward::Forwarder>(*buffer_, std::make_unique<sinks::HttpSink>(h.sink),
-                                                                   h.forwarder, logger_.fn()));
-      } catch (const std::exception& e) {
-        log(LogLevel::kError, "sink '" + h.sink.name + "': " + e.what());
-        return 1;
-      }
+    if (!add_forwarders<sinks::FileSink>(config_.file_sinks) || !add_forwarders<sinks::MqttSink>(config_.mqtt_sinks) ||
+        !add_forwarders<sinks::KinesisSink>(config_.kinesis_sinks) || !add_forwarders<sinks::HttpSink>(config_.http_sinks)) {
+      return 1;
     }
     warn_about_unconfigured_cursors();
     for (auto& f : forwarders_) f->start();
@@ -154,15 +128,29 @@ class Gateway {
  private:
   void log(LogLevel level, const std::string& message) { logger_.write(level, "", message); }
 
+  // One forwarder per configured sink of one kind; false (logged) if a sink
+  // cannot be set up (bad endpoint, unwritable directory).
+  template <typename SinkT, typename Config>
+  bool add_forwarders(const std::vector<Config>& configs) {
+    for (const auto& c : configs) {
+      try {
+        forwarders_.push_back(
+            std::make_unique<forward::Forwarder>(*buffer_, std::make_unique<SinkT>(c.sink), c.forwarder, logger_.fn()));
+      } catch (const std::exception& e) {
+        log(LogLevel::kError, "sink '" + c.sink.name + "': " + e.what());
+        return false;
+      }
+    }
+    return true;
+  }
+
   // A cursor whose sink left the configuration still holds back retention.
   void warn_about_unconfigured_cursors() {
+    std::set<std::string> configured;
+    config_.for_each_sink(
+        [&](const char*, std::size_t, const std::string& name, std::string&) { configured.insert(name); });
     for (const auto& cursor : buffer_->sinks()) {
-      bool configured = false;
-      for (const auto& f : config_.file_sinks) configured = configured || f.sink.name == cursor;
-      for (const auto& m : config_.mqtt_sinks) configured = configured || m.sink.name == cursor;
-      for (const auto& k : config_.kinesis_sinks) configured = configured || k.sink.name == cursor;
-      for (const auto& h : config_.http_sinks) configured = configured || h.sink.name == cursor;
-      if (!configured) {
+      if (!configured.count(cursor)) {
         log(LogLevel::kWarning, "the buffer keeps a cursor for sink '" + cursor +
                                     "', which is not configured: records it has not acknowledged are kept for it "
                                     "until the cap evicts them");

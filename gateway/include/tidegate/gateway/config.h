@@ -36,29 +36,31 @@ struct GatewayConfig {
   std::vector<drivers::mqtt::MqttSourceOptions> mqtt_sources;
   std::vector<drivers::sim::SimOptions> sim_sources;
 
-  struct FileSinkConfig {
-    sinks::FileSinkOptions sink;
+  // A sink: its own settings, and how its forwarder batches and retries.
+  template <typename Options>
+  struct SinkConfig {
+    Options sink;
     forward::ForwarderOptions forwarder;
   };
+  using FileSinkConfig = SinkConfig<sinks::FileSinkOptions>;
+  using MqttSinkConfig = SinkConfig<sinks::MqttSinkOptions>;
+  using KinesisSinkConfig = SinkConfig<sinks::KinesisSinkOptions>;
+  using HttpSinkConfig = SinkConfig<sinks::HttpSinkOptions>;
   std::vector<FileSinkConfig> file_sinks;
-
-  struct MqttSinkConfig {
-    sinks::MqttSinkOptions sink;
-    forward::ForwarderOptions forwarder;
-  };
   std::vector<MqttSinkConfig> mqtt_sinks;
-
-  struct KinesisSinkConfig {
-    sinks::KinesisSinkOptions sink;
-    forward::ForwarderOptions forwarder;
-  };
   std::vector<KinesisSinkConfig> kinesis_sinks;
-
-  struct HttpSinkConfig {
-    sinks::HttpSinkOptions sink;
-    forward::ForwarderOptions forwarder;
-  };
   std::vector<HttpSinkConfig> http_sinks;
+
+  // Calls fn(kind, index, name, gateway_id&) for every sink, of every kind.
+  template <typename Fn>
+  void for_each_sink(Fn&& fn) {
+    for (std::size_t i = 0; i < file_sinks.size(); ++i) fn("file", i, file_sinks[i].sink.name, file_sinks[i].sink.gateway_id);
+    for (std::size_t i = 0; i < mqtt_sinks.size(); ++i) fn("mqtt", i, mqtt_sinks[i].sink.name, mqtt_sinks[i].sink.gateway_id);
+    for (std::size_t i = 0; i < kinesis_sinks.size(); ++i) {
+      fn("kinesis", i, kinesis_sinks[i].sink.name, kinesis_sinks[i].sink.gateway_id);
+    }
+    for (std::size_t i = 0; i < http_sinks.size(); ++i) fn("http", i, http_sinks[i].sink.name, http_sinks[i].sink.gateway_id);
+  }
 };
 
 // Looks up environment variables (injected so tests need not set real ones).
