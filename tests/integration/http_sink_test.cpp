@@ -15,6 +15,7 @@
 #include <sstream>
 #include <thread>
 
+#include "http_server.h"
 #include "record.pb.h"
 #include "test_support.h"
 #include "tidegate/forward/forwarder.h"
@@ -33,60 +34,36 @@ struct Received {
   std::string body;  // after gunzip
 };
 
+// The upstream: checks and unpacks each request, answers from a script.
 class Upstream {
  public:
   using Reply = std::function<int(const Received&, int call)>;
-  explicit Upstream(Reply reply) : reply_(std::move(reply)), acceptor_(io_, {boost::asio::ip::make_address("127.0.0.1"), 0}) {
-    thread_ = std::thread([this] { serve(); });
-  }
-  ~Upstream() {
-    stop_ = true;
-    boost::system::error_code ec;
-    boost::asio::ip::tcp::socket poke(io_);
-    poke.connect(acceptor_.local_endpoint(), ec);
-    thread_.join();
-  }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()) + "/ingest"; }
+  explicit Upstream(Reply reply)
+      : reply_(std::move(reply)), server_([this](const testing::LoopbackHttpServer::Request& req, int call) {
+          Received r;
+          r.content_type = std::string(req[http::field::content_type]);
+          r.encoding = std::string(req[http::field::content_encoding]);
+          r.authorization = std::string(req[http::field::authorization]);
+          r.body = r.encoding == "gzip" ? gzip_decompress(req.body()) : req.body();
+          EXPECT_EQ(req.target(), "/ingest");
+          const int status = reply_(r, call);
+          {
+            std::lock_guard lock(mu_);
+            received_.push_back(r);
+          }
+          return std::pair<int, std::string>{status, status < 300 ? "" : "no thanks"};
+        }) {}
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(server_.port()) + "/ingest"; }
   std::vector<Received> received() {
     std::lock_guard lock(mu_);
     return received_;
   }
 
  private:
-  void serve() {
-    for (int call = 0; !stop_;) {
-      boost::asio::ip::tcp::socket socket(io_);
-      boost::system::error_code ec;
-      acceptor_.accept(socket, ec);
-      if (ec || stop_) return;
-      beast::flat_buffer buffer;
-      http::request<http::string_body> req;
-      http::read(socket, buffer, req, ec);
-      if (ec) continue;
-      Received r;
-      r.content_type = std::string(req[http::field::content_type]);
-      r.encoding = std::string(req[http::field::content_encoding]);
-      r.authorization = std::string(req[http::field::authorization]);
-      r.body = r.encoding == "gzip" ? gzip_decompress(req.body()) : req.body();
-      EXPECT_EQ(req.target(), "/ingest");
-      const int status = reply_(r, call++);
-      {
-        std::lock_guard lock(mu_);
-        received_.push_back(r);
-      }
-      http::response<http::string_body> res{static_cast<http::status>(status), 11};
-      res.body() = status < 300 ? "" : "no thanks";
-      res.prepare_payload();
-      http::write(socket, res, ec);
-    }
-  }
   Reply reply_;
-  boost::asio::io_context io_;
-  boost::asio::ip::tcp::acceptor acceptor_;
-  std::thread thread_;
-  std::atomic<bool> stop_{false};
   std::mutex mu_;
   std::vector<Received> received_;
+  testing::LoopbackHttpServer server_;  // last: stops before the rest goes
 };
 
 class HttpSinkTest : public ::testing::Test {

@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "mosquitto.h"  // free_loopback_port, port_accepts
+#include "http_server.h"
 #include "process.h"
 #include "test_support.h"
 #include "tidegate/forward/forwarder.h"
@@ -357,61 +358,34 @@ TEST(KinesisOutage, TheBacklogIsDeliveredWhenTheStreamComesBack) {
   EXPECT_GT(f.stats().retries_total, 0u);
 }
 
-// A PutRecords server of the test's own: kinesalite never fails a record or
-// throttles. It answers each call from a script and keeps what it was sent.
+// A PutRecords server of the test's own, for what kinesalite never does
+// (failing records, throttling): it answers from a script and keeps what it
+// was sent.
 class ScriptedKinesis {
  public:
   using Reply = std::function<std::pair<int, std::string>(const nlohmann::json& request, int call)>;
   explicit ScriptedKinesis(Reply reply)
-      : reply_(std::move(reply)), acceptor_(io_, {boost::asio::ip::make_address("127.0.0.1"), 0}) {
-    thread_ = std::thread([this] { serve(); });
-  }
-  ~ScriptedKinesis() {
-    stop_ = true;
-    boost::system::error_code ec;
-    boost::asio::ip::tcp::socket poke(io_);
-    poke.connect(acceptor_.local_endpoint(), ec);
-    thread_.join();
-  }
-  std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
+      : reply_(std::move(reply)), server_([this](const testing::LoopbackHttpServer::Request& req, int call) {
+          auto body = nlohmann::json::parse(req.body());
+          std::vector<std::string> data;
+          for (const auto& r : body["Records"]) data.push_back(base64_decode(r["Data"].get<std::string>()));
+          {
+            std::lock_guard lock(mu_);
+            calls_.push_back(data);
+          }
+          return reply_(body, call);
+        }) {}
+  std::uint16_t port() const { return server_.port(); }
   std::vector<std::vector<std::string>> calls() {
     std::lock_guard lock(mu_);
     return calls_;
   }
 
  private:
-  void serve() {
-    for (int call = 0; !stop_;) {
-      boost::asio::ip::tcp::socket socket(io_);
-      boost::system::error_code ec;
-      acceptor_.accept(socket, ec);
-      if (ec || stop_) return;
-      beast::flat_buffer buffer;
-      http::request<http::string_body> req;
-      http::read(socket, buffer, req, ec);
-      if (ec) continue;
-      auto body = nlohmann::json::parse(req.body());
-      std::vector<std::string> data;
-      for (const auto& r : body["Records"]) data.push_back(base64_decode(r["Data"].get<std::string>()));
-      {
-        std::lock_guard lock(mu_);
-        calls_.push_back(data);
-      }
-      auto [status, reply] = reply_(body, call++);
-      http::response<http::string_body> res{static_cast<http::status>(status), 11};
-      res.set(http::field::content_type, "application/x-amz-json-1.1");
-      res.body() = reply;
-      res.prepare_payload();
-      http::write(socket, res, ec);
-    }
-  }
   Reply reply_;
-  boost::asio::io_context io_;
-  boost::asio::ip::tcp::acceptor acceptor_;
-  std::thread thread_;
-  std::atomic<bool> stop_{false};
   std::mutex mu_;
   std::vector<std::vector<std::string>> calls_;
+  testing::LoopbackHttpServer server_;  // last: stops before the rest goes
 };
 
 std::string all_ok(std::size_t n) {
