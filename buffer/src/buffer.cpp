@@ -152,6 +152,7 @@ class Buffer::Impl {
         log_(opts_.log ? opts_.log : stderr_log()),
         clock_(opts_.clock ? opts_.clock : system_clock()),
         disk_(opts_.disk_space ? opts_.disk_space : system_disk_space()),
+        dir_(opts_.path.has_parent_path() ? opts_.path.parent_path() : std::filesystem::path(".")),
         floor_(opts_.path),
         readers_(opts_.path) {}
 
@@ -202,6 +203,7 @@ class Buffer::Impl {
   LogFn log_;
   std::shared_ptr<Clock> clock_;
   std::shared_ptr<DiskSpace> disk_;
+  const std::filesystem::path dir_;  // where the database lives: its filesystem is watched
   SeqFloor floor_;
   mutable ReaderPool readers_;
 
@@ -265,12 +267,11 @@ void Buffer::Impl::open() {
     return;
   }
 
-  const auto dir = opts_.path.has_parent_path() ? opts_.path.parent_path() : std::filesystem::path(".");
   std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) throw BufferError("cannot create buffer directory " + dir.string() + ": " + ec.message());
-  if (::access(dir.c_str(), W_OK | X_OK) != 0) {
-    throw BufferError("buffer directory " + dir.string() + " is not writable: " +
+  std::filesystem::create_directories(dir_, ec);
+  if (ec) throw BufferError("cannot create buffer directory " + dir_.string() + ": " + ec.message());
+  if (::access(dir_.c_str(), W_OK | X_OK) != 0) {
+    throw BufferError("buffer directory " + dir_.string() + " is not writable: " +
                       std::error_code(errno, std::generic_category()).message());
   }
 
@@ -620,8 +621,7 @@ void Buffer::Impl::commit_group(std::vector<Pending>& group) {
 }
 
 bool Buffer::Impl::below_disk_reserve() {
-  const auto dir = opts_.path.has_parent_path() ? opts_.path.parent_path() : std::filesystem::path(".");
-  disk_available_ = disk_->available_bytes(dir);
+  disk_available_ = disk_->available_bytes(dir_);
   return opts_.disk_reserve_bytes > 0 && disk_available_ && *disk_available_ < opts_.disk_reserve_bytes;
 }
 
@@ -946,8 +946,7 @@ BufferStats Buffer::Impl::stats() const {
     s.disk_available_bytes = disk_available_;
     s.disk_reserve_reached = reserve_reached_;
     if (!s.disk_available_bytes) {  // no commit yet (e.g. a read-only inspection)
-      const auto dir = opts_.path.has_parent_path() ? opts_.path.parent_path() : std::filesystem::path(".");
-      s.disk_available_bytes = disk_->available_bytes(dir);
+      s.disk_available_bytes = disk_->available_bytes(dir_);
     }
   }
   {

@@ -464,6 +464,27 @@ void read_buffer(Section& s, buffer::BufferOptions& b) {
                                         : buffer::IntegrityCheck::kQuick;
 }
 
+// The [tls] table of an MQTT source or sink: files checked readable, a
+// certificate needs its key, and TLS settings need an mqtts:// URL.
+void read_tls(Section& t, bool url_is_tls, std::string& ca_file, std::string& cert_file, std::string& key_file,
+              bool& insecure_skip_verify) {
+  Context& ctx = t.context();
+  ca_file = t.text("ca_file", "", "CA certificates to verify the broker. Empty: the system's trust store.");
+  cert_file = t.text("cert_file", "", "Client certificate (PEM) for mutual TLS.");
+  key_file = t.text("key_file", "", "Private key (PEM) of the client certificate.");
+  insecure_skip_verify = t.boolean("insecure_skip_verify", false,
+                                   "Do not verify the broker's certificate. For bench tests only; logged as a "
+                                   "warning at every connect.");
+  if (ctx.docs) return;
+  check_readable_file(ctx, t.key_path("ca_file"), ca_file, "CA file");
+  check_readable_file(ctx, t.key_path("cert_file"), cert_file, "certificate file");
+  check_readable_file(ctx, t.key_path("key_file"), key_file, "key file");
+  if (!cert_file.empty() && key_file.empty()) ctx.error(t.key_path("key_file"), "cert_file is set but key_file is not");
+  if (t.present("ca_file") && !url_is_tls) {
+    ctx.error(t.key_path("ca_file"), "TLS settings given but url is not mqtts://");
+  }
+}
+
 void read_mqtt_source(Section& s, drivers::mqtt::MqttSourceOptions& o) {
   Context& ctx = s.context();
   o.name = s.text("name", "mqtt", "Name of this source: stored with each record, shown on the status page.");
@@ -507,23 +528,7 @@ void read_mqtt_source(Section& s, drivers::mqtt::MqttSourceOptions& o) {
     if (env_pass || !password.empty()) o.password = env_pass.value_or(password);
   }
   s.table("tls", "sources.mqtt.tls", "TLS settings of an MQTT source (used with mqtts:// URLs).", [&](Section& t) {
-    o.tls.ca_file = t.text("ca_file", "", "CA certificates to verify the broker. Empty: the system's trust store.");
-    o.tls.cert_file = t.text("cert_file", "", "Client certificate (PEM) for mutual TLS.");
-    o.tls.key_file = t.text("key_file", "", "Private key (PEM) of the client certificate.");
-    o.tls.insecure_skip_verify = t.boolean("insecure_skip_verify", false,
-                                           "Do not verify the broker's certificate. For bench tests only; logged "
-                                           "as a warning at every connect.");
-    if (!ctx.docs) {
-      check_readable_file(ctx, t.key_path("ca_file"), o.tls.ca_file, "CA file");
-      check_readable_file(ctx, t.key_path("cert_file"), o.tls.cert_file, "certificate file");
-      check_readable_file(ctx, t.key_path("key_file"), o.tls.key_file, "key file");
-      if (!o.tls.cert_file.empty() && o.tls.key_file.empty()) {
-        ctx.error(t.key_path("key_file"), "cert_file is set but key_file is not");
-      }
-      if (t.present("ca_file") && !o.tls.enabled) {
-        ctx.error(t.key_path("ca_file"), "TLS settings given but url is not mqtts://");
-      }
-    }
+    read_tls(t, o.tls.enabled, o.tls.ca_file, o.tls.cert_file, o.tls.key_file, o.tls.insecure_skip_verify);
   });
   const auto qos = s.integer("qos", 1, 0, 1,
                              "QoS of the subscriptions. 1: a message is acknowledged to the broker only after it is "
@@ -647,15 +652,7 @@ void read_mqtt_sink(Section& s, GatewayConfig::MqttSinkConfig& c) {
   }
   s.table("tls", "sinks.mqtt.tls", "TLS of an upstream MQTT sink (mqtts:// URLs), e.g. AWS IoT Core's device "
                                    "certificate.", [&](Section& t) {
-    o.ca_file = t.text("ca_file", "", "CA certificates to verify the upstream. Empty: the system's trust store.");
-    o.cert_file = t.text("cert_file", "", "Client certificate (PEM).");
-    o.key_file = t.text("key_file", "", "Private key (PEM) of the client certificate.");
-    o.insecure_skip_verify = t.boolean("insecure_skip_verify", false, "Do not verify the upstream's certificate.");
-    if (!ctx.docs) {
-      check_readable_file(ctx, t.key_path("ca_file"), o.ca_file, "CA file");
-      check_readable_file(ctx, t.key_path("cert_file"), o.cert_file, "certificate file");
-      check_readable_file(ctx, t.key_path("key_file"), o.key_file, "key file");
-    }
+    read_tls(t, o.tls, o.ca_file, o.cert_file, o.key_file, o.insecure_skip_verify);
   });
   read_forwarder(s, c.forwarder);
 }

@@ -64,6 +64,16 @@ std::string base64_decode(const std::string& in) {
   return out;
 }
 
+// Every record of a stream, read back with the AWS SDK (peer.js read).
+std::vector<nlohmann::json> read_stream(std::uint16_t port, const std::filesystem::path& scratch) {
+  std::vector<nlohmann::json> out;
+  std::istringstream lines(node_output({"read", std::to_string(port), "readings"}, scratch / "read.out"));
+  for (std::string line; std::getline(lines, line);) {
+    if (!line.empty() && line[0] == '{') out.push_back(nlohmann::json::parse(line));
+  }
+  return out;
+}
+
 TEST(KinesisSignature, MatchesSmithySignatureV4ForAPutRecordsRequest) {
   testing::TempDir dir;
   sigv4::Request r;
@@ -114,14 +124,7 @@ class KinesaliteTest : public ::testing::Test {
     k.gateway_id = "gw-k";
     return k;
   }
-  std::vector<nlohmann::json> read_stream() {
-    std::vector<nlohmann::json> out;
-    std::istringstream lines(node_output({"read", std::to_string(port_), "readings"}, dir_ / "read.out"));
-    for (std::string line; std::getline(lines, line);) {
-      if (!line.empty() && line[0] == '{') out.push_back(nlohmann::json::parse(line));
-    }
-    return out;
-  }
+  std::vector<nlohmann::json> read_stream() { return sinks::read_stream(port_, dir_.path()); }
   testing::TempDir dir_;
   testing::LogCapture log_;
   std::uint16_t port_ = 0;
@@ -344,14 +347,7 @@ TEST(KinesisOutage, TheBacklogIsDeliveredWhenTheStreamComesBack) {
   ASSERT_TRUE(wait_for([&] { return buf->acked_seq("kinesis") == 1100u; }, std::chrono::seconds(30)))
       << f.stats().last_error;
   std::set<std::uint64_t> seqs;
-  for (const auto& line : [&] {
-         std::vector<nlohmann::json> out;
-         std::istringstream lines(node_output({"read", std::to_string(port), "readings"}, dir / "read.out"));
-         for (std::string l; std::getline(lines, l);) {
-           if (!l.empty() && l[0] == '{') out.push_back(nlohmann::json::parse(l));
-         }
-         return out;
-       }()) {
+  for (const auto& line : read_stream(port, dir.path())) {
     seqs.insert(nlohmann::json::parse(base64_decode(line["data"].get<std::string>()))["seq"].get<std::uint64_t>());
   }
   for (std::uint64_t s = 1; s <= 1100; ++s) ASSERT_TRUE(seqs.count(s)) << "seq " << s;

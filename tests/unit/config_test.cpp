@@ -214,6 +214,8 @@ TEST_F(ConfigTest, EveryMistakeNamesFileKeyAndReason) {
       {"[[sinks.file]]\ndirectory = \"/proc/1/nope\"\nformat = \"csv\"\n", "test.toml: sinks.file[0].format: unknown value"},
       {"[[sinks.kinesis]]\nstream = \"s\"\n", "test.toml: sinks.kinesis[0].access_key_id: no AWS credentials"},
       {"[[sinks.http]]\nurl = \"ftp://x\"\n", "test.toml: sinks.http[0].url: expected http(s)://"},
+      {"[[sinks.mqtt]]\nurl = \"mqtts://x\"\n[sinks.mqtt.tls]\ncert_file = \"/proc/self/status\"\n",
+       "test.toml: sinks.mqtt[0].tls.key_file: cert_file is set but key_file is not"},
       {"[[sinks.kinesis]]\naccess_key_id = \"a\"\nsecret_access_key = \"b\"\n",
        "test.toml: sinks.kinesis[0].stream: a stream name is required"},
       {"[gateway\n", "test.toml: line 1"},

@@ -11,6 +11,9 @@
 #include <system_error>
 #include <vector>
 
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <google/protobuf/util/delimited_message_util.h>
+
 #include "tidegate/proto/convert.h"
 #include "tidegate/proto/envelope.h"
 
@@ -31,14 +34,6 @@ void fsync_dir(const std::filesystem::path& dir) {
   if (fd < 0) return;
   ::fsync(fd);
   ::close(fd);
-}
-
-void append_varint(std::string& out, std::uint64_t v) {
-  while (v >= 0x80) {
-    out.push_back(static_cast<char>((v & 0x7f) | 0x80));
-    v >>= 7;
-  }
-  out.push_back(static_cast<char>(v));
 }
 
 }  // namespace
@@ -100,9 +95,10 @@ struct FileSink::Impl {
       }
       return out;
     }
-    const auto msg = proto::make_batch(opts.gateway_id, 0, batch).SerializeAsString();
-    append_varint(out, msg.size());
-    out += msg;
+    // Protobuf's own length-delimited form (varint size, then the message),
+    // which its parseDelimitedFrom readers in every language understand.
+    google::protobuf::io::StringOutputStream stream(&out);
+    google::protobuf::util::SerializeDelimitedToZeroCopyStream(proto::make_batch(opts.gateway_id, 0, batch), &stream);
     return out;
   }
 };
