@@ -12,6 +12,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <boost/asio/ip/address.hpp>
 #include <toml++/toml.h>
 
 #include "tidegate/drivers/ingest_support.h"
@@ -733,6 +734,76 @@ void add_sinks(Section& sinks, const std::string& kind, const std::string& help,
   });
 }
 
+// "host:port" or "[v6]:port"; the host must be a literal address.
+bool parse_listen(const std::string& text, std::string& address, std::uint16_t& port) {
+  std::string host, port_text;
+  if (!text.empty() && text.front() == '[') {
+    const auto close = text.find("]:");
+    if (close == std::string::npos) return false;
+    host = text.substr(1, close - 1);
+    port_text = text.substr(close + 2);
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon == std::string::npos) return false;
+    host = text.substr(0, colon);
+    port_text = text.substr(colon + 1);
+  }
+  boost::system::error_code ec;
+  boost::asio::ip::make_address(host, ec);
+  unsigned value = 0;
+  auto [ptr, err] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), value);
+  if (ec || err != std::errc() || ptr != port_text.data() + port_text.size() || value > 65535) return false;
+  address = host;
+  port = static_cast<std::uint16_t>(value);
+  return true;
+}
+
+void read_status(Section& s, GatewayConfig::StatusConfig& o) {
+  auto& ctx = s.context();
+  o.enabled = s.boolean("enabled", true, "Serve the status page, /api/status, /metrics, /healthz and /readyz.");
+  const auto listen = s.text("listen", "0.0.0.0:8080",
+                             "Address and port of the status page. All interfaces by default, so a technician on "
+                             "the site's network can open it; \"127.0.0.1:8080\" keeps it on the box (reach it with "
+                             "an SSH tunnel). Pages are read-only without the token.");
+  if (!parse_listen(listen, o.http.address, o.http.port)) {
+    ctx.error(s.key_path("listen"), "expected ADDRESS:PORT with a literal address, e.g. \"0.0.0.0:8080\" or "
+                                    "\"[::1]:8080\", not " + in_quotes(listen));
+  }
+  const auto token = s.text("token", "",
+                            "Enables the operations that change state (pause or resume a sink, clear dead letters) "
+                            "for requests with \"Authorization: Bearer <token>\". Empty: they are refused. "
+                            "TIDEGATE_STATUS_TOKEN in the environment overrides it.");
+  o.token = ctx.env("TIDEGATE_STATUS_TOKEN").value_or(token);
+  o.http.tls_cert_file = s.text("tls_cert", "", "PEM certificate chain: serve HTTPS instead of HTTP.");
+  o.http.tls_key_file = s.text("tls_key", "", "PEM private key of tls_cert.");
+  if (!ctx.docs) {
+    check_readable_file(ctx, s.key_path("tls_cert"), o.http.tls_cert_file, "certificate");
+    check_readable_file(ctx, s.key_path("tls_key"), o.http.tls_key_file, "key");
+    if (o.http.tls_cert_file.empty() != o.http.tls_key_file.empty()) {
+      ctx.error(s.key_path("tls_cert"), "tls_cert and tls_key go together");
+    }
+  }
+  o.http.max_connections = static_cast<std::size_t>(
+      s.integer("max_connections", 32, 1, 10'000, "Open connections at once; more get 503 and are closed."));
+  o.http.request_timeout = s.duration("request_timeout", std::chrono::milliseconds(10'000),
+                                      "A request must arrive whole within this; also the keep-alive idle time.");
+  auto seconds = [](std::chrono::milliseconds ms) { return static_cast<std::int64_t>(ms.count() / 1000); };
+  o.thresholds.lag_amber_s = seconds(s.duration("lag_warning", std::chrono::minutes(5),
+                                                "Amber when a sink's oldest undelivered record is older than this."));
+  o.thresholds.failing_red_after_s = seconds(
+      s.duration("failing_red_after", std::chrono::minutes(5),
+                 "A failing sink (or a disconnected source) turns the page red after this long; before, amber."));
+  o.thresholds.source_red_after_s = o.thresholds.failing_red_after_s;
+}
+
+void read_heartbeat(Section& s, GatewayConfig::HeartbeatConfig& o) {
+  o.interval = s.duration("interval", std::chrono::seconds(60),
+                          "Every interval the gateway stores a small health record of its own (version, uptime, "
+                          "health, lag per sink, buffer use, errors) that every sink forwards. \"0s\": none.");
+  o.topic = s.text("topic", "tidegate/heartbeat",
+                   "Topic of the heartbeat record (source \"tidegate\", partition key = the gateway id).");
+}
+
 void read_document(Section& root, GatewayConfig& c) {
   root.table("gateway", "gateway", "The gateway itself.", [&](Section& g) {
     char host[256] = "tidegate";
@@ -762,6 +833,10 @@ void read_document(Section& root, GatewayConfig& c) {
                                 c.sim_sources.push_back(std::move(o));
                               });
              });
+  root.table("status", "status", "The local status page for field technicians, and health thresholds.",
+             [&](Section& st) { read_status(st, c.status); });
+  root.table("heartbeat", "heartbeat", "The gateway's own health record, sent upstream.",
+             [&](Section& h) { read_heartbeat(h, c.heartbeat); });
   root.table("sinks", "sinks",
              "Where readings go. Each sink has its own cursor in the buffer and its own forwarder: a slow or broken "
              "sink never holds back another.",

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "tidegate/buffer/buffer.h"
+#include "tidegate/drivers/ingest_support.h"
 #include "tidegate/drivers/mqtt/mqtt_source.h"
 #include "tidegate/drivers/sim/sim_source.h"
 #include "tidegate/forward/forwarder.h"
@@ -20,6 +21,8 @@
 #include "tidegate/sinks/http_sink.h"
 #include "tidegate/sinks/kinesis_sink.h"
 #include "tidegate/sinks/mqtt_sink.h"
+#include "tidegate/status/collector.h"
+#include "tidegate/status/status_service.h"
 #include "tidegate/gateway/config.h"
 #include "tidegate/gateway/logger.h"
 #include "tidegate/gateway/version.h"
@@ -97,6 +100,7 @@ class Gateway {
     // MQTT sources first, so simulated sensors publishing to the broker find
     // their subscriber's session in place.
     for (auto it = sources_.rbegin(); it != sources_.rend(); ++it) (*it)->start();
+    start_status();
     log(LogLevel::kInfo, "running with " + std::to_string(sources_.size()) + " source(s) and " +
                              std::to_string(forwarders_.size()) + " sink(s)");
     sd_notify("READY=1");
@@ -114,6 +118,7 @@ class Gateway {
       }
     }
     sd_notify("STOPPING=1");
+    if (status_) status_->stop();
     for (auto& s : sources_) s->stop();  // each waits for its commits and acknowledgements
     buffer_->flush();
     for (auto& f : forwarders_) f->stop();  // each finishes the send in progress
@@ -142,6 +147,87 @@ class Gateway {
       }
     }
     return true;
+  }
+
+  forward::Forwarder* forwarder(const std::string& sink) {
+    for (auto& f : forwarders_) {
+      if (f->sink_name() == sink) return f.get();
+    }
+    return nullptr;
+  }
+
+  // The status thread: figures, page, heartbeat. A status page that cannot
+  // listen (port taken) is logged and left out; ingest and forwarding go on.
+  void start_status() {
+    status::CollectorInputs in;
+    in.gateway_id = config_.gateway_id;
+    in.version = kVersion;
+    in.buffer_stats = [this] { return buffer_->stats(); };
+    in.sources = [this] {
+      std::vector<drivers::SourceStats> out;
+      for (const auto& s : sources_) out.push_back(s->stats());
+      return out;
+    };
+    in.sinks = [this] {
+      std::vector<forward::ForwarderStats> out;
+      for (const auto& f : forwarders_) out.push_back(f->stats());
+      return out;
+    };
+    in.warnings = [this] {
+      std::vector<status::LogEntry> out;
+      for (auto& l : logger_.recent_warnings()) out.push_back({l.t_ns, buffer::to_string(l.level), std::move(l.text)});
+      return out;
+    };
+    in.thresholds = config_.status.thresholds;
+    collector_ = std::make_unique<status::StatusCollector>(std::move(in));
+
+    status::StatusControls controls;
+    auto hold = [this](const std::string& sink, bool pause) -> std::string {
+      auto* f = forwarder(sink);
+      if (!f) return "no sink named '" + sink + "'";
+      pause ? f->pause() : f->resume();
+      return "";
+    };
+    controls.pause_sink = [hold](const std::string& sink) { return hold(sink, true); };
+    controls.resume_sink = [hold](const std::string& sink) { return hold(sink, false); };
+    controls.clear_dead_letters = [this]() -> std::string {
+      const auto st = buffer_->clear_dead_letters();
+      return st == buffer::Status::kOk ? "" : std::string("the buffer refused: ") + buffer::to_string(st);
+    };
+
+    status::StatusServiceOptions options;
+    options.http_enabled = config_.status.enabled;
+    options.http = config_.status.http;
+    options.token = config_.status.token;
+    options.heartbeat_interval = config_.heartbeat.interval;
+    options.emit_heartbeat = [this](const std::string& json) { append_heartbeat(json); };
+    try {
+      status_ = std::make_unique<status::StatusService>(*collector_, controls, options, logger_.fn("status"));
+      if (options.http_enabled) {
+        log(LogLevel::kInfo, std::string("status page on ") + (options.http.tls_cert_file.empty() ? "http" : "https") +
+                                 "://" + options.http.address + ":" + std::to_string(status_->http_port()) + "/");
+      }
+    } catch (const std::exception& e) {
+      log(LogLevel::kError, std::string(e.what()) + "; running without the status page");
+      options.http_enabled = false;
+      status_ = std::make_unique<status::StatusService>(*collector_, controls, options, logger_.fn("status"));
+    }
+    status_->start();
+  }
+
+  // The heartbeat goes through the buffer like any reading, so it reaches
+  // every sink in order and survives an outage like the data it describes.
+  void append_heartbeat(const std::string& json) {
+    buffer::NewRecord r;
+    r.source = "tidegate";
+    r.partition_key = config_.gateway_id;
+    r.topic = config_.heartbeat.topic;
+    r.content_type = "application/json";
+    r.clock_synced = drivers::kernel_clock_synchronized();
+    r.payload = json;
+    buffer_->append({std::move(r)}, [this](const buffer::AppendOutcome& outcome) {
+      if (!outcome.ok()) log(LogLevel::kWarning, "heartbeat not stored: " + outcome.error);
+    });
   }
 
   // A cursor whose sink left the configuration still holds back retention.
@@ -240,6 +326,8 @@ class Gateway {
   std::unique_ptr<buffer::Buffer> buffer_;
   std::vector<std::unique_ptr<drivers::Source>> sources_;
   std::vector<std::unique_ptr<forward::Forwarder>> forwarders_;
+  std::unique_ptr<status::StatusCollector> collector_;
+  std::unique_ptr<status::StatusService> status_;
 };
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "tidegate/gateway/logger.h"
 
+#include <chrono>
 #include <cstdlib>
 
 namespace tidegate::gateway {
@@ -8,6 +9,16 @@ Logger::Logger(std::ostream& out, buffer::LogLevel min_level)
     : out_(out), min_level_(min_level), journald_(std::getenv("JOURNAL_STREAM") != nullptr) {}
 
 void Logger::write(buffer::LogLevel level, std::string_view component, std::string_view message) {
+  if (level >= buffer::LogLevel::kWarning) {
+    Line l;
+    l.t_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+                 .count();
+    l.level = level;
+    l.text = component.empty() ? std::string(message) : std::string(component) + ": " + std::string(message);
+    std::lock_guard lock(mu_);
+    recent_.push_back(std::move(l));
+    if (recent_.size() > kRecentWarnings) recent_.pop_front();
+  }
   if (level < min_level_.load()) return;
   std::string line;
   if (journald_) {
@@ -25,6 +36,11 @@ void Logger::write(buffer::LogLevel level, std::string_view component, std::stri
   line += '\n';
   std::lock_guard lock(mu_);
   out_ << line << std::flush;
+}
+
+std::vector<Logger::Line> Logger::recent_warnings() const {
+  std::lock_guard lock(mu_);
+  return {recent_.begin(), recent_.end()};
 }
 
 buffer::LogFn Logger::fn(std::string component) {

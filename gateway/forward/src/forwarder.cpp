@@ -66,6 +66,16 @@ class Forwarder::Impl {
     set_state("stopped");
   }
 
+  void set_paused(bool paused) {
+    {
+      std::lock_guard lock(mu_);
+      if (paused_ == paused) return;
+      paused_ = paused;
+    }
+    cv_.notify_all();
+    log(LogLevel::kWarning, paused ? "paused by an operator: records wait in the buffer" : "resumed by an operator");
+  }
+
   ForwarderStats stats() const {
     std::lock_guard lock(mu_);
     return stats_;
@@ -90,6 +100,17 @@ class Forwarder::Impl {
     return !stopping_;
   }
 
+  // While an operator holds the sink, nothing is read or sent; the batch in
+  // flight when pause() came was finished first. True if it waited.
+  bool wait_while_paused() {
+    std::unique_lock lock(mu_);
+    if (!paused_) return false;
+    stats_.state = "paused";
+    cv_.wait(lock, [&] { return stopping_ || !paused_; });
+    if (!stopping_) stats_.state = "idle";
+    return true;
+  }
+
   bool stopping() {
     std::lock_guard lock(mu_);
     return stopping_;
@@ -111,6 +132,7 @@ class Forwarder::Impl {
     log(LogLevel::kInfo, "forwarding to " + sink_->describe() + " from sequence " +
                              std::to_string(buffer_.acked_seq(name_).value_or(0) + 1));
     while (!stopping()) {
+      if (wait_while_paused()) continue;
       auto batch = next_batch();
       if (batch.empty()) continue;
       deliver(batch);
@@ -232,6 +254,7 @@ class Forwarder::Impl {
       }
       set_state("backing-off");
       if (!pause_for(delay)) return;
+      wait_while_paused();  // an operator may hold a failing sink
     }
     if (backoff_.attempts() > 0) {
       log(LogLevel::kInfo, "delivering again after " + std::to_string(backoff_.attempts()) + " failed attempt(s)");
@@ -286,6 +309,7 @@ class Forwarder::Impl {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;
+  bool paused_ = false;
   ForwarderStats stats_;
 };
 
@@ -294,6 +318,8 @@ Forwarder::Forwarder(buffer::Buffer& buffer, std::unique_ptr<Sink> sink, Forward
 Forwarder::~Forwarder() = default;
 void Forwarder::start() { impl_->start(); }
 void Forwarder::stop() { impl_->stop(); }
+void Forwarder::pause() { impl_->set_paused(true); }
+void Forwarder::resume() { impl_->set_paused(false); }
 ForwarderStats Forwarder::stats() const { return impl_->stats(); }
 const std::string& Forwarder::sink_name() const { return impl_->name(); }
 

@@ -19,6 +19,8 @@
 #include "tidegate/sinks/http_sink.h"
 #include "tidegate/sinks/kinesis_sink.h"
 #include "tidegate/sinks/mqtt_sink.h"
+#include "tidegate/status/http_server.h"
+#include "tidegate/status/snapshot.h"
 
 namespace tidegate::gateway {
 
@@ -50,6 +52,19 @@ struct GatewayConfig {
   std::vector<MqttSinkConfig> mqtt_sinks;
   std::vector<KinesisSinkConfig> kinesis_sinks;
   std::vector<HttpSinkConfig> http_sinks;
+
+  // The status page and its health thresholds.
+  struct StatusConfig {
+    bool enabled = true;
+    status::HttpServerOptions http;
+    std::string token;  // enables state-changing operations over HTTP
+    status::HealthThresholds thresholds;
+  } status;
+  // The gateway's own health record, sent upstream through every sink.
+  struct HeartbeatConfig {
+    std::chrono::milliseconds interval{60'000};  // 0 = off
+    std::string topic = "tidegate/heartbeat";
+  } heartbeat;
 
   // Calls fn(kind, index, name, gateway_id&) for every sink, of every kind.
   template <typename Fn>

@@ -4,10 +4,13 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
+#include <deque>
 #include <mutex>
 #include <ostream>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "tidegate/buffer/environment.h"
 
@@ -21,11 +24,22 @@ class Logger {
   // A LogFn for libraries; `component` prefixes each line ("" for none).
   buffer::LogFn fn(std::string component = "");
 
+  // The latest warnings and errors (whatever the level filter), newest last,
+  // for the status page.
+  struct Line {
+    std::int64_t t_ns = 0;
+    buffer::LogLevel level = buffer::LogLevel::kWarning;
+    std::string text;
+  };
+  std::vector<Line> recent_warnings() const;
+  static constexpr std::size_t kRecentWarnings = 50;
+
  private:
   std::ostream& out_;
   std::atomic<buffer::LogLevel> min_level_;
   bool journald_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
+  std::deque<Line> recent_;
 };
 
 }  // namespace tidegate::gateway

@@ -33,7 +33,7 @@ struct ForwarderOptions {
 struct ForwarderStats {
   std::string sink;
   std::string destination;
-  std::string state;  // "idle", "sending", "backing-off", "stopped"
+  std::string state;  // "idle", "sending", "backing-off", "paused", "stopped"
   std::uint64_t sent_records_total = 0;
   std::uint64_t sent_bytes_total = 0;
   std::uint64_t batches_total = 0;
@@ -64,6 +64,10 @@ class Forwarder {
   void start();
   // Finishes the send in progress (its result is applied), then stops.
   void stop();
+  // Operator hold: the send in progress finishes, then nothing is sent until
+  // resume(). Records keep arriving in the buffer; the state reads "paused".
+  void pause();
+  void resume();
   ForwarderStats stats() const;
   const std::string& sink_name() const;
 

@@ -1,0 +1,98 @@
+#include <algorithm>
+#include <string>
+
+#include "tidegate/status/snapshot.h"
+
+namespace tidegate::status {
+
+const char* to_string(HealthLevel level) {
+  switch (level) {
+    case HealthLevel::kGreen: return "green";
+    case HealthLevel::kAmber: return "amber";
+    case HealthLevel::kRed: return "red";
+  }
+  return "?";
+}
+
+namespace {
+
+std::string duration_text(std::int64_t seconds) {
+  if (seconds < 120) return std::to_string(seconds) + " s";
+  if (seconds < 7200) return std::to_string(seconds / 60) + " min";
+  if (seconds < 172800) return std::to_string(seconds / 3600) + " h";
+  return std::to_string(seconds / 86400) + " days";
+}
+
+std::int64_t seconds_between(std::int64_t from_ns, std::int64_t to_ns) {
+  return std::max<std::int64_t>(0, (to_ns - from_ns) / 1'000'000'000);
+}
+
+// Fill of the tighter of the two caps; 0 without caps.
+double buffer_fill(const buffer::BufferStats& b) {
+  double fill = 0;
+  if (b.max_bytes) fill = std::max(fill, static_cast<double>(b.bytes) / static_cast<double>(b.max_bytes));
+  if (b.max_records) fill = std::max(fill, static_cast<double>(b.records) / static_cast<double>(b.max_records));
+  return fill;
+}
+
+}  // namespace
+
+Health assess(const Snapshot& s, const HealthThresholds& t) {
+  std::vector<std::string> red, amber;
+  const auto& b = s.buffer;
+
+  if (!s.buffer_writable) red.push_back("buffer refuses records: " + s.buffer_problem);
+  if (b.disk_reserve_reached) red.push_back("disk almost full: the free-space reserve is reached");
+  const double fill = buffer_fill(b);
+  const std::string fill_text = std::to_string(static_cast<int>(fill * 100)) + "% full";
+  if (fill >= t.buffer_red_fraction) {
+    red.push_back("buffer " + fill_text + (b.full_policy == buffer::FullPolicy::kDropOldest
+                                               ? ": the oldest undelivered records are being dropped"
+                                               : ": new records are being refused"));
+  } else if (fill >= t.buffer_amber_fraction) {
+    amber.push_back("buffer " + fill_text);
+  }
+  if (s.last_eviction_ns && seconds_between(s.last_eviction_ns, s.now_ns) < t.loss_red_window_s) {
+    red.push_back(std::to_string(b.evicted_total) + " undelivered records evicted since start (lost)");
+  } else if (b.evicted_total) {
+    amber.push_back(std::to_string(b.evicted_total) + " undelivered records were evicted since start (lost)");
+  }
+
+  for (const auto& src : s.sources) {
+    if (src.stats.connected) continue;
+    const auto down = src.down_since_ns ? seconds_between(src.down_since_ns, s.now_ns) : 0;
+    auto text = "source " + src.stats.name + " disconnected for " + duration_text(down);
+    if (!src.stats.last_error.empty()) text += ": " + src.stats.last_error;
+    (down >= t.source_red_after_s ? red : amber).push_back(text);
+  }
+
+  for (const auto& k : s.sinks) {
+    const auto& f = k.stats;
+    if (k.paused) amber.push_back("sink " + f.sink + " paused by an operator");
+    if (f.consecutive_failures > 0) {
+      const std::int64_t since = f.last_success_ns ? f.last_success_ns : s.started_ns;
+      const auto failing = seconds_between(since, s.now_ns);
+      auto text = "sink " + f.sink + " failing" +
+                  (f.last_success_ns ? ", last success " + duration_text(failing) + " ago"
+                                     : ", no success since start " + duration_text(failing) + " ago");
+      if (!f.last_error.empty()) text += ": " + f.last_error;
+      (failing >= t.failing_red_after_s ? red : amber).push_back(text);
+    }
+    if (k.lag.oldest_undelivered_ingest_ns) {
+      const auto age = seconds_between(*k.lag.oldest_undelivered_ingest_ns, s.now_ns);
+      if (age >= t.lag_amber_s) {
+        amber.push_back("sink " + f.sink + " is " + duration_text(age) + " behind (" +
+                        std::to_string(k.lag.lag_records) + " records waiting)");
+      }
+    }
+  }
+  if (b.dead_letters) amber.push_back(std::to_string(b.dead_letters) + " dead letters to inspect");
+
+  Health h;
+  h.level = !red.empty() ? HealthLevel::kRed : !amber.empty() ? HealthLevel::kAmber : HealthLevel::kGreen;
+  h.reasons = std::move(red);
+  h.reasons.insert(h.reasons.end(), amber.begin(), amber.end());
+  return h;
+}
+
+}  // namespace tidegate::status

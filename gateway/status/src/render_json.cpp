@@ -1,0 +1,179 @@
+#include <nlohmann/json.hpp>
+
+#include "tidegate/status/render.h"
+
+namespace tidegate::status {
+namespace {
+
+using nlohmann::json;
+
+// Seconds from `then_ns` to the snapshot's time; null for "never".
+json age_s(const Snapshot& s, std::int64_t then_ns) {
+  if (then_ns <= 0) return nullptr;
+  return static_cast<double>(std::max<std::int64_t>(0, s.now_ns - then_ns)) / 1e9;
+}
+
+json age_s(const Snapshot& s, const std::optional<std::int64_t>& then_ns) {
+  return then_ns ? age_s(s, *then_ns) : json(nullptr);
+}
+
+double fill_ratio(const buffer::BufferStats& b) {
+  double fill = 0;
+  if (b.max_bytes) fill = std::max(fill, static_cast<double>(b.bytes) / static_cast<double>(b.max_bytes));
+  if (b.max_records) fill = std::max(fill, static_cast<double>(b.records) / static_cast<double>(b.max_records));
+  return fill;
+}
+
+// What the page shows per sink: failing beats paused beats the working state.
+std::string sink_condition(const SinkView& k) {
+  if (k.stats.consecutive_failures > 0) return "failing";
+  if (k.paused) return "paused";
+  return "ok";
+}
+
+json health_json(const Health& h) { return {{"level", to_string(h.level)}, {"reasons", h.reasons}}; }
+
+json buffer_json(const Snapshot& s) {
+  const auto& b = s.buffer;
+  return {
+      {"records", b.records},
+      {"bytes", b.bytes},
+      {"max_bytes", b.max_bytes},
+      {"max_records", b.max_records},
+      {"fill_ratio", fill_ratio(b)},
+      {"full_policy", b.full_policy == buffer::FullPolicy::kDropOldest ? "drop-oldest" : "reject-new"},
+      {"oldest_age_s", age_s(s, b.oldest_ingest_ns)},
+      {"next_seq", b.next_seq},
+      {"appended_total", b.appended_total},
+      {"evicted_total", b.evicted_total},
+      {"expired_total", b.expired_total},
+      {"rejected_total", b.rejected_total},
+      {"disk_full_total", b.disk_full_total},
+      {"io_error_total", b.io_error_total},
+      {"dead_letters", b.dead_letters},
+      {"file_bytes", b.file_bytes},
+      {"disk_available_bytes", b.disk_available_bytes ? json(*b.disk_available_bytes) : json(nullptr)},
+      {"disk_reserve_bytes", b.disk_reserve_bytes},
+      {"disk_reserve_reached", b.disk_reserve_reached},
+      {"writable", s.buffer_writable},
+      {"problem", s.buffer_problem},
+      {"commit_latency_last_us", b.commit_latency_last_us},
+  };
+}
+
+json source_json(const Snapshot& s, const SourceView& v) {
+  const auto& st = v.stats;
+  return {
+      {"name", st.name},
+      {"connected", st.connected},
+      {"down_for_s", st.connected ? json(nullptr) : age_s(s, v.down_since_ns)},
+      {"messages_per_s", v.messages_per_s},
+      {"received_total", st.received_total},
+      {"committed_total", st.committed_total},
+      {"dead_lettered_total", st.dead_lettered_total},
+      {"errors_total", st.errors_total},
+      {"last_message_age_s", age_s(s, st.last_message_ns)},
+      {"last_error", st.last_error},
+  };
+}
+
+json sink_json(const Snapshot& s, const SinkView& k) {
+  const auto& f = k.stats;
+  return {
+      {"name", f.sink},
+      {"destination", f.destination},
+      {"condition", sink_condition(k)},
+      {"state", f.state},
+      {"last_success_age_s", age_s(s, f.last_success_ns)},
+      {"last_error", f.last_error},
+      {"last_error_age_s", age_s(s, f.last_error_ns)},
+      {"consecutive_failures", f.consecutive_failures},
+      {"lag_records", k.lag.lag_records},
+      {"lag_bytes", k.lag.lag_bytes},
+      {"lag_age_s", age_s(s, k.lag.oldest_undelivered_ingest_ns)},
+      {"lost_by_eviction", k.lag.lost_by_eviction},
+      {"sent_per_s", k.sent_per_s},
+      {"delivery_rate_per_s", f.delivery_rate_per_s},
+      {"drain_eta_s", k.drain_eta_s ? json(*k.drain_eta_s) : json(nullptr)},
+      {"sent_records_total", f.sent_records_total},
+      {"sent_bytes_total", f.sent_bytes_total},
+      {"batches_total", f.batches_total},
+      {"retries_total", f.retries_total},
+      {"resent_records_total", f.resent_records_total},
+      {"dead_lettered_total", f.dead_lettered_total},
+      {"send_latency_ms", static_cast<double>(f.last_send_latency_us) / 1000.0},
+  };
+}
+
+std::string dump(const json& j) {
+  // Texts from devices or peers may hold invalid UTF-8: replaced, never thrown.
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+}  // namespace
+
+std::string to_json(const Snapshot& s) {
+  json j = {
+      {"schema", kStatusSchemaVersion},
+      {"gateway_id", s.gateway_id},
+      {"version", s.version},
+      {"time_unix_s", static_cast<double>(s.now_ns) / 1e9},
+      {"uptime_s", age_s(s, s.started_ns)},
+      {"health", health_json(s.health)},
+      {"buffer", buffer_json(s)},
+  };
+  j["sources"] = json::array();
+  for (const auto& v : s.sources) j["sources"].push_back(source_json(s, v));
+  j["sinks"] = json::array();
+  for (const auto& k : s.sinks) j["sinks"].push_back(sink_json(s, k));
+  j["rates"] = json::array();
+  for (const auto& p : s.rates) {
+    j["rates"].push_back({{"time_unix_s", static_cast<double>(p.t_ns) / 1e9},
+                          {"ingest_per_s", p.ingest_per_s},
+                          {"forward_per_s", p.forward_per_s}});
+  }
+  j["warnings"] = json::array();
+  for (const auto& w : s.warnings) {
+    j["warnings"].push_back({{"time_unix_s", static_cast<double>(w.t_ns) / 1e9}, {"level", w.level}, {"text", w.text}});
+  }
+  return dump(j);
+}
+
+std::string heartbeat_json(const Snapshot& s) {
+  const auto& b = s.buffer;
+  json j = {
+      {"type", "tidegate.heartbeat"},
+      {"schema", kStatusSchemaVersion},
+      {"gateway_id", s.gateway_id},
+      {"version", s.version},
+      {"uptime_s", age_s(s, s.started_ns)},
+      {"health", health_json(s.health)},
+      {"buffer",
+       {{"records", b.records},
+        {"bytes", b.bytes},
+        {"fill_ratio", fill_ratio(b)},
+        {"oldest_age_s", age_s(s, b.oldest_ingest_ns)},
+        {"evicted_total", b.evicted_total},
+        {"dead_letters", b.dead_letters},
+        {"disk_available_bytes", b.disk_available_bytes ? json(*b.disk_available_bytes) : json(nullptr)}}},
+  };
+  j["sources"] = json::array();
+  for (const auto& v : s.sources) {
+    j["sources"].push_back({{"name", v.stats.name},
+                            {"connected", v.stats.connected},
+                            {"received_total", v.stats.received_total},
+                            {"errors_total", v.stats.errors_total}});
+  }
+  j["sinks"] = json::array();
+  for (const auto& k : s.sinks) {
+    j["sinks"].push_back({{"name", k.stats.sink},
+                          {"condition", sink_condition(k)},
+                          {"lag_records", k.lag.lag_records},
+                          {"lag_age_s", age_s(s, k.lag.oldest_undelivered_ingest_ns)},
+                          {"last_success_age_s", age_s(s, k.stats.last_success_ns)},
+                          {"last_error", k.stats.last_error}});
+  }
+  return dump(j);
+}
+
+}  // namespace tidegate::status

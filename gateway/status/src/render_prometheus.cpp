@@ -1,0 +1,169 @@
+// Prometheus text exposition format 0.0.4: one HELP and TYPE line per family,
+// units in the names (seconds, bytes), counters end in _total, label values
+// escaped (backslash, double quote, newline).
+#include <cmath>
+#include <sstream>
+
+#include "tidegate/status/render.h"
+
+namespace tidegate::status {
+namespace {
+
+std::string escape_label(const std::string& v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\') out += "\\\\";
+    else if (c == '"') out += "\\\"";
+    else if (c == '\n') out += "\\n";
+    else out += c;
+  }
+  return out;
+}
+
+std::string number(double v) {
+  if (std::isnan(v)) return "NaN";
+  std::ostringstream o;
+  o.precision(15);
+  o << v;
+  return o.str();
+}
+
+class Exposition {
+ public:
+  // Starts a family; samples follow with sample().
+  Exposition& family(const std::string& name, const char* type, const std::string& help) {
+    name_ = name;
+    out_ << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n';
+    return *this;
+  }
+  Exposition& sample(double value, const std::string& label = "", const std::string& label_value = "") {
+    out_ << name_;
+    if (!label.empty()) out_ << '{' << label << "=\"" << escape_label(label_value) << "\"}";
+    out_ << ' ' << number(value) << '\n';
+    return *this;
+  }
+  Exposition& gauge(const std::string& name, const std::string& help, double value) {
+    return family(name, "gauge", help).sample(value);
+  }
+  Exposition& counter(const std::string& name, const std::string& help, std::uint64_t value) {
+    return family(name, "counter", help).sample(static_cast<double>(value));
+  }
+  std::ostringstream& raw() { return out_; }
+  std::string str() const { return out_.str(); }
+
+ private:
+  std::ostringstream out_;
+  std::string name_;
+};
+
+double seconds(std::int64_t ns) { return static_cast<double>(ns) / 1e9; }
+
+double age(const Snapshot& s, const std::optional<std::int64_t>& ns) {
+  return ns ? seconds(std::max<std::int64_t>(0, s.now_ns - *ns)) : 0.0;
+}
+
+template <typename View, typename Fn>
+void per(Exposition& e, const std::vector<View>& views, const std::string& name, const char* type,
+         const std::string& help, const char* label, Fn value) {
+  if (views.empty()) return;
+  e.family(name, type, help);
+  for (const auto& v : views) {
+    if constexpr (std::is_same_v<View, SinkView>) {
+      e.sample(value(v), label, v.stats.sink);
+    } else {
+      e.sample(value(v), label, v.stats.name);
+    }
+  }
+}
+
+}  // namespace
+
+std::string to_prometheus(const Snapshot& s) {
+  Exposition e;
+  const auto& b = s.buffer;
+  e.family("tidegate_build_info", "gauge", "Version and gateway id of this process (always 1).");
+  e.raw() << "tidegate_build_info{version=\"" << escape_label(s.version) << "\",gateway_id=\""
+          << escape_label(s.gateway_id) << "\"} 1\n";
+  e.gauge("tidegate_uptime_seconds", "Seconds since the gateway started.", seconds(s.now_ns - s.started_ns));
+  e.gauge("tidegate_health_level", "Overall health: 0 green, 1 amber, 2 red.", static_cast<double>(s.health.level));
+
+  e.gauge("tidegate_buffer_records", "Records stored in the buffer.", static_cast<double>(b.records));
+  e.gauge("tidegate_buffer_bytes", "Accounted bytes stored in the buffer.", static_cast<double>(b.bytes));
+  e.gauge("tidegate_buffer_max_bytes", "Byte cap of the buffer (0 = none).", static_cast<double>(b.max_bytes));
+  e.gauge("tidegate_buffer_max_records", "Record cap of the buffer (0 = none).", static_cast<double>(b.max_records));
+  e.gauge("tidegate_buffer_file_bytes", "Size of the buffer's database and WAL on disk.",
+          static_cast<double>(b.file_bytes));
+  e.gauge("tidegate_buffer_oldest_record_age_seconds", "Age of the oldest stored record (0 when empty).",
+          age(s, b.oldest_ingest_ns));
+  e.gauge("tidegate_buffer_writable", "1 unless a commit was refused (disk full, I/O error) in the last sample.",
+          s.buffer_writable ? 1 : 0);
+  e.gauge("tidegate_buffer_disk_reserve_reached", "1 while free disk space is below the configured reserve.",
+          b.disk_reserve_reached ? 1 : 0);
+  if (b.disk_available_bytes) {
+    e.gauge("tidegate_buffer_disk_available_bytes", "Free space of the buffer's filesystem.",
+            static_cast<double>(*b.disk_available_bytes));
+  }
+  e.counter("tidegate_buffer_appended_records_total", "Records committed to the buffer.", b.appended_total);
+  e.counter("tidegate_buffer_evicted_records_total", "Undelivered records removed by the cap (lost).",
+            b.evicted_total);
+  e.counter("tidegate_buffer_expired_records_total", "Delivered records removed by retention or the cap.",
+            b.expired_total);
+  e.family("tidegate_buffer_refused_records_total", "counter", "Records the buffer refused, by reason.")
+      .sample(static_cast<double>(b.rejected_total), "reason", "backpressure")
+      .sample(static_cast<double>(b.disk_full_total), "reason", "disk_full")
+      .sample(static_cast<double>(b.io_error_total), "reason", "io_error");
+  e.gauge("tidegate_buffer_dead_letters", "Records in the dead-letter table.", static_cast<double>(b.dead_letters));
+  e.counter("tidegate_buffer_commits_total", "Group commits.", b.commits_total);
+  e.gauge("tidegate_buffer_commit_latency_seconds", "Latency of the last group commit (queue, write, sync).",
+          static_cast<double>(b.commit_latency_last_us) / 1e6);
+
+  using Src = SourceView;
+  per(e, s.sources, "tidegate_source_connected", "gauge", "1 while the source is connected.", "source",
+      [](const Src& v) { return v.stats.connected ? 1.0 : 0.0; });
+  per(e, s.sources, "tidegate_source_received_messages_total", "counter", "Messages or readings taken in.", "source",
+      [](const Src& v) { return static_cast<double>(v.stats.received_total); });
+  per(e, s.sources, "tidegate_source_committed_messages_total", "counter", "Of those, committed to the buffer.",
+      "source", [](const Src& v) { return static_cast<double>(v.stats.committed_total); });
+  per(e, s.sources, "tidegate_source_dead_lettered_messages_total", "counter", "Refused as bad input.", "source",
+      [](const Src& v) { return static_cast<double>(v.stats.dead_lettered_total); });
+  per(e, s.sources, "tidegate_source_errors_total", "counter", "Connection and protocol errors.", "source",
+      [](const Src& v) { return static_cast<double>(v.stats.errors_total); });
+  per(e, s.sources, "tidegate_source_last_message_timestamp_seconds", "gauge",
+      "Unix time of the last message (0: none yet).", "source",
+      [](const Src& v) { return seconds(v.stats.last_message_ns); });
+
+  using Snk = SinkView;
+  per(e, s.sinks, "tidegate_sink_up", "gauge", "0 while the sink's sends are failing, else 1.", "sink",
+      [](const Snk& k) { return k.stats.consecutive_failures > 0 ? 0.0 : 1.0; });
+  per(e, s.sinks, "tidegate_sink_paused", "gauge", "1 while an operator paused the sink.", "sink",
+      [](const Snk& k) { return k.paused ? 1.0 : 0.0; });
+  per(e, s.sinks, "tidegate_sink_lag_records", "gauge", "Records not yet acknowledged by the upstream.", "sink",
+      [](const Snk& k) { return static_cast<double>(k.lag.lag_records); });
+  per(e, s.sinks, "tidegate_sink_lag_bytes", "gauge", "Accounted bytes not yet acknowledged.", "sink",
+      [](const Snk& k) { return static_cast<double>(k.lag.lag_bytes); });
+  per(e, s.sinks, "tidegate_sink_lag_seconds", "gauge", "Age of the oldest undelivered record (0 when caught up).",
+      "sink", [&](const Snk& k) { return age(s, k.lag.oldest_undelivered_ingest_ns); });
+  per(e, s.sinks, "tidegate_sink_lost_records_total", "counter", "Undelivered records the buffer's cap evicted.",
+      "sink", [](const Snk& k) { return static_cast<double>(k.lag.lost_by_eviction); });
+  per(e, s.sinks, "tidegate_sink_sent_records_total", "counter", "Records acknowledged by the upstream.", "sink",
+      [](const Snk& k) { return static_cast<double>(k.stats.sent_records_total); });
+  per(e, s.sinks, "tidegate_sink_sent_bytes_total", "counter", "Accounted bytes acknowledged by the upstream.", "sink",
+      [](const Snk& k) { return static_cast<double>(k.stats.sent_bytes_total); });
+  per(e, s.sinks, "tidegate_sink_batches_total", "counter", "Batches delivered.", "sink",
+      [](const Snk& k) { return static_cast<double>(k.stats.batches_total); });
+  per(e, s.sinks, "tidegate_sink_retries_total", "counter", "Send attempts that did not complete a batch.", "sink",
+      [](const Snk& k) { return static_cast<double>(k.stats.retries_total); });
+  per(e, s.sinks, "tidegate_sink_resent_records_total", "counter",
+      "Records sent more than once (possible duplicates upstream).", "sink",
+      [](const Snk& k) { return static_cast<double>(k.stats.resent_records_total); });
+  per(e, s.sinks, "tidegate_sink_dead_lettered_records_total", "counter", "Records the upstream will never accept.",
+      "sink", [](const Snk& k) { return static_cast<double>(k.stats.dead_lettered_total); });
+  per(e, s.sinks, "tidegate_sink_last_success_timestamp_seconds", "gauge",
+      "Unix time of the last acknowledged send (0: none yet).", "sink",
+      [](const Snk& k) { return seconds(k.stats.last_success_ns); });
+  per(e, s.sinks, "tidegate_sink_send_latency_seconds", "gauge", "Duration of the last send.", "sink",
+      [](const Snk& k) { return static_cast<double>(k.stats.last_send_latency_us) / 1e6; });
+  return e.str();
+}
+
+}  // namespace tidegate::status

@@ -1,0 +1,129 @@
+#include "tidegate/status/routes.h"
+
+#include <nlohmann/json.hpp>
+
+#include "tidegate/status/render.h"
+
+namespace tidegate::status {
+namespace {
+
+using buffer::LogLevel;
+
+HttpResponse text(unsigned status, std::string body) {
+  HttpResponse r;
+  r.status = status;
+  r.body = std::move(body) + "\n";
+  return r;
+}
+
+HttpResponse json_result(unsigned status, const std::string& error) {
+  HttpResponse r;
+  r.status = status;
+  r.content_type = "application/json";
+  r.body = nlohmann::json{{"ok", error.empty()}, {"error", error}}.dump(-1, ' ', false,
+                                                                         nlohmann::json::error_handler_t::replace);
+  return r;
+}
+
+// Constant time in the token's length, so timing does not reveal a prefix.
+bool token_matches(const std::string& configured, const std::string& authorization) {
+  const std::string prefix = "Bearer ";
+  if (configured.empty() || authorization.rfind(prefix, 0) != 0) return false;
+  const std::string given = authorization.substr(prefix.size());
+  unsigned diff = given.size() != configured.size() ? 1u : 0u;
+  for (std::size_t i = 0; i < configured.size(); ++i) {
+    diff |= static_cast<unsigned>(configured[i] ^ (i < given.size() ? given[i] : 0));
+  }
+  return diff == 0;
+}
+
+std::string path_of(const std::string& target) { return target.substr(0, target.find('?')); }
+
+}  // namespace
+
+HttpHandler make_status_routes(StatusCollector& collector, StatusControls controls, std::string token,
+                               buffer::LogFn log) {
+  return [&collector, controls = std::move(controls), token = std::move(token),
+          log = std::move(log)](const HttpRequest& req) -> HttpResponse {
+    const std::string path = path_of(req.target);
+    const bool read = req.method == "GET" || req.method == "HEAD";
+
+    if (path == "/" || path == "/index.html" || path == "/api/status" || path == "/metrics" || path == "/healthz" ||
+        path == "/readyz") {
+      if (!read) {
+        auto r = text(405, "method not allowed");
+        r.headers.emplace_back("Allow", "GET, HEAD");
+        return r;
+      }
+      HttpResponse r;
+      if (path == "/" || path == "/index.html") {
+        r.content_type = "text/html; charset=utf-8";
+        r.body = status_page_html();
+        // The page is self-contained: nothing may load from elsewhere.
+        r.headers.emplace_back("Content-Security-Policy",
+                               "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+                               "connect-src 'self'; img-src data:; frame-ancestors 'none'");
+      } else if (path == "/api/status") {
+        r.content_type = "application/json";
+        r.body = to_json(collector.snapshot());
+      } else if (path == "/metrics") {
+        r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+        r.body = to_prometheus(collector.snapshot());
+      } else if (path == "/healthz") {
+        r.body = "ok\n";
+      } else {  // /readyz: the buffer takes records
+        const auto s = collector.snapshot();
+        if (!s.buffer_writable) return text(503, "not ready: buffer refuses records: " + s.buffer_problem);
+        if (s.buffer.disk_reserve_reached) return text(503, "not ready: disk free-space reserve reached");
+        r.body = "ready\n";
+      }
+      return r;
+    }
+
+    // State-changing operations: POST with the token.
+    const std::string sinks_prefix = "/api/sinks/";
+    const bool is_sink_op = path.rfind(sinks_prefix, 0) == 0;
+    if (!is_sink_op && path != "/api/dead-letters/clear") return text(404, "not found: " + path);
+    if (req.method != "POST") {
+      auto r = text(405, "method not allowed");
+      r.headers.emplace_back("Allow", "POST");
+      return r;
+    }
+    if (token.empty()) {
+      return json_result(403, "operations over HTTP are disabled: set [status] token to enable them");
+    }
+    if (!token_matches(token, req.authorization)) {
+      auto r = json_result(401, "missing or wrong token (Authorization: Bearer <token>)");
+      r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"tidegate\"");
+      return r;
+    }
+    std::string error;
+    std::string what;
+    if (is_sink_op) {
+      const auto rest = path.substr(sinks_prefix.size());
+      const auto slash = rest.rfind('/');
+      if (slash == std::string::npos) return text(404, "not found: " + path);
+      const auto sink = rest.substr(0, slash);
+      const auto op = rest.substr(slash + 1);
+      if (op == "pause") {
+        error = controls.pause_sink(sink);
+      } else if (op == "resume") {
+        error = controls.resume_sink(sink);
+      } else {
+        return text(404, "not found: " + path);
+      }
+      what = op + " sink '" + sink + "'";
+    } else {
+      error = controls.clear_dead_letters();
+      what = "clear dead letters";
+    }
+    if (log) {
+      log(error.empty() ? LogLevel::kWarning : LogLevel::kError,
+          "status page: operator request: " + what + (error.empty() ? ": done" : ": failed: " + error));
+    }
+    if (!error.empty()) return json_result(error.find("no sink") == 0 ? 404 : 500, error);
+    return json_result(200, "");
+  };
+}
+
+}  // namespace tidegate::status
