@@ -85,6 +85,11 @@ inline std::vector<buffer::NewRecord> make_records(int n, const std::string& pre
 
 // Polls `cond` until it holds or `timeout` passes; tests wait on conditions,
 // never on fixed sleeps.
+// Daemon configs in tests: no status page on the default port (0.0.0.0:8080
+// would leave loopback and collide between tests) and no heartbeat records
+// among the records a test counts. Tests of those features set their own.
+inline constexpr const char* kQuietDaemon = "[status]\nenabled = false\n[heartbeat]\ninterval = \"0s\"\n";
+
 inline bool wait_for(const std::function<bool()>& cond,
                      std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;

@@ -22,7 +22,7 @@ class DaemonTest : public ::testing::Test {
  protected:
   std::filesystem::path write_config(const std::string& body) {
     const auto file = dir_ / "tidegate.toml";
-    std::ofstream(file) << "[gateway]\nid = \"test-gw\"\n[buffer]\npath = \"" << db().string()
+    std::ofstream(file) << "[gateway]\nid = \"test-gw\"\n" << testing::kQuietDaemon << "[buffer]\npath = \"" << db().string()
                         << "\"\ncommit_window = \"5ms\"\ndisk_reserve = 0\n"
                         << body;
     return file;
@@ -169,7 +169,7 @@ TEST_F(DaemonTest, EveryRecordReachesTheSinkThroughRepeatedKills) {
     gw->signal_and_wait(SIGKILL);
   }
   // A last clean run delivers what is left, without new input.
-  std::ofstream(config, std::ios::trunc) << "[gateway]\nid = \"test-gw\"\n[buffer]\npath = \"" << db().string()
+  std::ofstream(config, std::ios::trunc) << "[gateway]\nid = \"test-gw\"\n" << testing::kQuietDaemon << "[buffer]\npath = \"" << db().string()
                                          << "\"\ndisk_reserve = 0\n[[sinks.file]]\nname = \"files\"\n"
                                             "directory = \"" << out.string() << "\"\n";
   auto gw = start(config);
@@ -201,7 +201,7 @@ TEST_F(DaemonTest, SighupAppliesTheLogLevelAndNamesWhatNeedsARestart) {
   auto gw = start(config);
   ASSERT_TRUE(wait_for([&] { return log_text().find("running with") != std::string::npos; })) << log_text();
   {
-    std::ofstream(config) << "[gateway]\nid = \"test-gw\"\nlog_level = \"debug\"\n[buffer]\npath = \""
+    std::ofstream(config) << "[gateway]\nid = \"test-gw\"\nlog_level = \"debug\"\n" << testing::kQuietDaemon << "[buffer]\npath = \""
                           << db().string() << "\"\ncommit_window = \"5ms\"\ndisk_reserve = 0\nmax_bytes = \"1MiB\"\n";
   }
   gw->signal(SIGHUP);

@@ -215,7 +215,7 @@ TEST_F(KinesaliteTest, AggregatedRecordsDeaggregateToEveryReadingInOrder) {
 TEST_F(KinesaliteTest, ReadingsPublishedOverMqttLandInTheStream) {
   testing::Mosquitto broker(dir_ / "broker");
   const auto config = dir_ / "tidegate.toml";
-  std::ofstream(config) << "[gateway]\nid = \"e2e\"\n[buffer]\npath = \"" << (dir_ / "gw.db").string()
+  std::ofstream(config) << "[gateway]\nid = \"e2e\"\n" << testing::kQuietDaemon << "[buffer]\npath = \"" << (dir_ / "gw.db").string()
                         << "\"\ndisk_reserve = 0\n[[sources.mqtt]]\nname = \"local\"\nurl = \"mqtt://127.0.0.1:"
                         << broker.port() << "\"\ntopics = [\"sensors/#\"]\nkey_from_topic = \"sensors/{device}/#\"\n"
                         << "[[sinks.kinesis]]\nname = \"stream\"\nstream = \"readings\"\ndata = \"raw\"\n"
@@ -262,7 +262,7 @@ TEST_F(KinesaliteTest, ReadingsPublishedOverMqttLandInTheStream) {
 TEST_F(KinesaliteTest, EveryRecordReachesTheStreamThroughRepeatedKills) {
   const auto config = dir_ / "tidegate.toml";
   auto write_config = [&](bool with_sensors) {
-    std::ofstream(config) << "[gateway]\nid = \"kill\"\n[buffer]\npath = \"" << (dir_ / "gw.db").string()
+    std::ofstream(config) << "[gateway]\nid = \"kill\"\n" << testing::kQuietDaemon << "[buffer]\npath = \"" << (dir_ / "gw.db").string()
                           << "\"\ndisk_reserve = 0\n"
                           << (with_sensors ? "[[sources.sim]]\nname = \"sim\"\ndevices = 8\nrate = 50\n" : "")
                           << "[[sinks.kinesis]]\nname = \"stream\"\nstream = \"readings\"\nlinger = \"5ms\"\n"

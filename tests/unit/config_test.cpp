@@ -258,9 +258,43 @@ TEST_F(ConfigTest, ShippedConfigurationsAreValid) {
       text.replace(at, 7, dir_.path().string());
     }
     for (auto at = text.find("@PORT@"); at != std::string::npos; at = text.find("@PORT@")) text.replace(at, 6, "1883");
+    for (auto at = text.find("@STATUS_PORT@"); at != std::string::npos; at = text.find("@STATUS_PORT@")) {
+      text.replace(at, 13, "8080");
+    }
     auto r = parse(text);
     EXPECT_TRUE(r.config) << file << ": " << (r.errors.empty() ? "" : r.errors[0].text());
   }
+}
+
+TEST_F(ConfigTest, StatusAndHeartbeatSettings) {
+  auto r = parse(buffer_section() +
+                 "[status]\nlisten = \"[::1]:9090\"\ntoken = \"abc\"\nlag_warning = \"1m\"\n"
+                 "failing_red_after = \"30s\"\nmax_connections = 5\n[heartbeat]\ninterval = \"0s\"\n");
+  ASSERT_TRUE(r.config) << r.errors[0].text();
+  EXPECT_EQ(r.config->status.http.address, "::1");
+  EXPECT_EQ(r.config->status.http.port, 9090);
+  EXPECT_EQ(r.config->status.token, "abc");
+  EXPECT_EQ(r.config->status.http.max_connections, 5u);
+  EXPECT_EQ(r.config->status.thresholds.lag_amber_s, 60);
+  EXPECT_EQ(r.config->status.thresholds.failing_red_after_s, 30);
+  EXPECT_EQ(r.config->heartbeat.interval.count(), 0);
+
+  auto defaults = parse(buffer_section());
+  ASSERT_TRUE(defaults.config);
+  EXPECT_TRUE(defaults.config->status.enabled);
+  EXPECT_EQ(defaults.config->status.http.address, "0.0.0.0");
+  EXPECT_EQ(defaults.config->status.http.port, 8080);
+  EXPECT_TRUE(defaults.config->status.token.empty());
+  EXPECT_EQ(defaults.config->heartbeat.interval, std::chrono::seconds(60));
+
+  for (const char* bad : {"localhost:8080", "0.0.0.0", "1.2.3.4:99999", "[::1]8080"}) {
+    auto e = parse(buffer_section() + "[status]\nlisten = \"" + bad + "\"\n");
+    ASSERT_FALSE(e.config) << bad;
+    EXPECT_NE(e.errors[0].text().find("status.listen: expected ADDRESS:PORT"), std::string::npos) << e.errors[0].text();
+  }
+  auto half_tls = parse(buffer_section() + "[status]\ntls_cert = \"/etc/hostname\"\n");
+  ASSERT_FALSE(half_tls.config);
+  EXPECT_NE(half_tls.errors[0].text().find("tls_cert and tls_key go together"), std::string::npos);
 }
 
 TEST_F(ConfigTest, TheReferencePageIsGeneratedFromTheDeclarations) {

@@ -41,7 +41,7 @@ void StatusCollector::sample() {
     for (const auto& [name, sent] : c.sent) {
       const auto it = last_->sent.find(name);
       sink_rate_[name] = rate(sent, it == last_->sent.end() ? 0 : it->second);
-      p.forward_per_s += sink_rate_[name];
+      p.forward_per_s.emplace_back(name, sink_rate_[name]);
     }
     for (const auto& [name, received] : c.received) {
       const auto it = last_->received.find(name);

@@ -128,9 +128,10 @@ std::string to_json(const Snapshot& s) {
   for (const auto& k : s.sinks) j["sinks"].push_back(sink_json(s, k));
   j["rates"] = json::array();
   for (const auto& p : s.rates) {
-    j["rates"].push_back({{"time_unix_s", static_cast<double>(p.t_ns) / 1e9},
-                          {"ingest_per_s", p.ingest_per_s},
-                          {"forward_per_s", p.forward_per_s}});
+    json forward = json::object();
+    for (const auto& [sink, rate] : p.forward_per_s) forward[sink] = rate;
+    j["rates"].push_back(
+        {{"time_unix_s", static_cast<double>(p.t_ns) / 1e9}, {"ingest_per_s", p.ingest_per_s}, {"forward_per_s", forward}});
   }
   j["warnings"] = json::array();
   for (const auto& w : s.warnings) {

@@ -34,8 +34,10 @@ struct HealthThresholds {
 
 struct RatePoint {
   std::int64_t t_ns = 0;
-  double ingest_per_s = 0;   // records committed to the buffer
-  double forward_per_s = 0;  // records acknowledged upstream, all sinks
+  double ingest_per_s = 0;  // records committed to the buffer
+  // Records acknowledged upstream, per sink: each sink delivers every
+  // record, so each is compared with ingest on its own.
+  std::vector<std::pair<std::string, double>> forward_per_s;
 };
 
 struct LogEntry {

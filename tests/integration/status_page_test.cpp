@@ -1,0 +1,223 @@
+// The status page of a running gateway, as a technician and a monitoring
+// system see it: simulated sensors, a local file sink that works, and an
+// uplink (Kinesis) that is down. Checked through curl, Prometheus' own text
+// parser (python3-prometheus-client), and a headless Chromium rendering the
+// page.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+
+#include "mosquitto.h"
+#include "process.h"
+#include "test_support.h"
+
+namespace tidegate {
+namespace {
+
+using testing::Process;
+using testing::wait_for;
+using namespace std::chrono_literals;
+
+// Runs a shell command; its standard output.
+std::string capture(const std::string& command) {
+  std::string out;
+  FILE* p = ::popen(command.c_str(), "r");
+  if (!p) return out;
+  char buf[4096];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  ::pclose(p);
+  return out;
+}
+
+class StatusPageTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    port_ = testing::free_loopback_port();
+    const auto dead_uplink = testing::free_loopback_port();  // nothing listens there
+    const auto config = dir_ / "tidegate.toml";
+    std::ofstream(config) << "[gateway]\nid = \"plant-7\"\n"
+                          << "[buffer]\npath = \"" << (dir_ / "buffer.db").string()
+                          << "\"\ndisk_reserve = 0\ncommit_window = \"5ms\"\n"
+                          << "[status]\nlisten = \"127.0.0.1:" << port_ << "\"\ntoken = \"t0ken\"\n"
+                          << "failing_red_after = \"2s\"\n"
+                          << "[heartbeat]\ninterval = \"1s\"\n"
+                          << "[[sources.sim]]\nname = \"sensors\"\nmode = \"buffer\"\ndevices = 10\nrate = 10.0\n"
+                          << "[[sinks.file]]\nname = \"local\"\ndirectory = \"" << (dir_ / "out").string() << "\"\n"
+                          << "[[sinks.kinesis]]\nname = \"cloud\"\nstream = \"readings\"\nregion = \"eu-west-1\"\n"
+                          << "endpoint = \"http://127.0.0.1:" << dead_uplink << "\"\naccess_key_id = \"AK\"\n"
+                          << "secret_access_key = \"SK\"\nretry_min = \"50ms\"\nretry_max = \"500ms\"\n";
+    gateway_ = std::make_unique<Process>(std::vector<std::string>{TIDEGATE_BINARY, "run", "--config", config.string()},
+                                         dir_ / "gateway.log");
+    ASSERT_TRUE(wait_for([&] { return !http("/healthz").empty(); }, 20s)) << gateway_->output();
+  }
+
+  void TearDown() override {
+    if (gateway_ && gateway_->running()) {
+      const int status = gateway_->signal_and_wait(SIGTERM);
+      EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << gateway_->output();
+    }
+  }
+
+  std::string url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port_) + path; }
+  std::string http(const std::string& path, const std::string& extra = "") {
+    return capture("curl -s --max-time 5 " + extra + " '" + url(path) + "'");
+  }
+  nlohmann::json status() {
+    const auto body = http("/api/status");
+    return body.empty() ? nlohmann::json() : nlohmann::json::parse(body);
+  }
+  nlohmann::json sink(const nlohmann::json& s, const std::string& name) {
+    for (const auto& k : s["sinks"]) {
+      if (k["name"] == name) return k;
+    }
+    return {};
+  }
+
+  // The DOM after the page's script ran against the live gateway.
+  std::string rendered_dom(const std::string& extra = "") {
+    const auto profile = dir_ / "chromium-profile";
+    return capture("chromium --headless --no-sandbox --disable-gpu --disable-background-networking "
+                   "--disable-component-update --disable-sync --no-first-run --disable-dev-shm-usage "
+                   "--user-data-dir=" + profile.string() + " --virtual-time-budget=4000 " + extra +
+                   " --dump-dom '" + url("/") + "' 2>/dev/null");
+  }
+
+  testing::TempDir dir_;
+  std::uint16_t port_ = 0;
+  std::unique_ptr<Process> gateway_;
+};
+
+TEST_F(StatusPageTest, ApiShowsTheFailingUplinkTheWorkingSinkAndTheGrowingBacklog) {
+  nlohmann::json s;
+  ASSERT_TRUE(wait_for([&] {
+    s = status();
+    return !s.is_null() && sink(s, "cloud")["condition"] == "failing" && s["health"]["level"] == "red";
+  }, 20s)) << s.dump(2);
+  const auto cloud = sink(s, "cloud");
+  EXPECT_NE(cloud["last_error"].get<std::string>().find("Connection refused"), std::string::npos) << cloud;
+  EXPECT_TRUE(cloud["last_success_age_s"].is_null());
+  EXPECT_EQ(sink(s, "local")["condition"], "ok");
+  EXPECT_NE(s["health"]["reasons"][0].get<std::string>().find("sink cloud failing"), std::string::npos) << s;
+  EXPECT_EQ(s["gateway_id"], "plant-7");
+  EXPECT_EQ(s["sources"][0]["name"], "sensors");
+
+  const auto lag_before = cloud["lag_records"].get<std::uint64_t>();
+  ASSERT_TRUE(wait_for([&] { return sink(status(), "cloud")["lag_records"].get<std::uint64_t>() > lag_before + 50; },
+                       10s));
+  // The rate chart's points come every 5 s.
+  ASSERT_TRUE(wait_for([&] { return !status()["rates"].empty(); }, 10s));
+  s = status();
+  EXPECT_LT(sink(s, "local")["lag_records"].get<std::uint64_t>(), 50u) << "the working sink keeps up";
+  EXPECT_GT(s["buffer"]["records"].get<std::uint64_t>(), lag_before);
+  EXPECT_GT(s["rates"].back()["ingest_per_s"].get<double>(), 50.0);
+  EXPECT_FALSE(s["warnings"].empty()) << "the uplink's failures are among the latest warnings";
+
+  EXPECT_EQ(http("/healthz"), "ok\n");
+  EXPECT_EQ(http("/readyz"), "ready\n");
+}
+
+TEST_F(StatusPageTest, MetricsParseWithPrometheusOwnParser) {
+  ASSERT_TRUE(wait_for([&] { return sink(status(), "cloud")["condition"] == "failing"; }, 20s));
+  const auto metrics = dir_ / "metrics.txt";
+  std::ofstream(metrics) << http("/metrics");
+  const auto script = dir_ / "parse.py";
+  std::ofstream(script) << R"(import sys
+from prometheus_client.parser import text_string_to_metric_families
+values = {}
+for family in text_string_to_metric_families(open(sys.argv[1]).read()):
+    for s in family.samples:
+        label = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
+        values[f"{s.name}{{{label}}}"] = s.value
+for key in sys.argv[2:]:
+    print(key, values.get(key, "MISSING"))
+print("families", len(list(text_string_to_metric_families(open(sys.argv[1]).read()))))
+)";
+  // Debian's python3, which has python3-prometheus-client (not a pyenv's).
+  const auto out = capture("/usr/bin/python3 " + script.string() + " " + metrics.string() +
+                           " 'tidegate_sink_up{sink=cloud}' 'tidegate_sink_up{sink=local}'"
+                           " 'tidegate_sink_lag_records{sink=cloud}' 'tidegate_health_level{}'"
+                           " 'tidegate_buffer_appended_records_total{}' 2>&1");
+  EXPECT_NE(out.find("tidegate_sink_up{sink=cloud} 0.0"), std::string::npos) << out;
+  EXPECT_NE(out.find("tidegate_sink_up{sink=local} 1.0"), std::string::npos) << out;
+  EXPECT_EQ(out.find("MISSING"), std::string::npos) << out;
+  EXPECT_EQ(out.find("Error"), std::string::npos) << out;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(out, m, std::regex(R"(tidegate_sink_lag_records\{sink=cloud\} ([0-9.]+))"))) << out;
+  EXPECT_GT(std::stod(m[1]), 0.0);
+  ASSERT_TRUE(std::regex_search(out, m, std::regex(R"(families ([0-9]+))")));
+  EXPECT_GT(std::stoi(m[1]), 30);
+}
+
+TEST_F(StatusPageTest, HeartbeatRecordsReachTheWorkingSink) {
+  nlohmann::json heartbeat;
+  ASSERT_TRUE(wait_for([&] {
+    for (const auto& entry : std::filesystem::directory_iterator(dir_ / "out")) {
+      std::ifstream in(entry.path());
+      std::string line;
+      while (std::getline(in, line)) {
+        if (line.find("tidegate/heartbeat") == std::string::npos) continue;
+        const auto record = nlohmann::json::parse(line, nullptr, false);
+        if (record.is_discarded() || record["topic"] != "tidegate/heartbeat") continue;
+        heartbeat = nlohmann::json::parse(record["payload"].get<std::string>());
+        EXPECT_EQ(record["source"], "tidegate");
+        EXPECT_EQ(record["partition_key"], "plant-7");
+        return true;
+      }
+    }
+    return false;
+  }, 20s));
+  EXPECT_EQ(heartbeat["type"], "tidegate.heartbeat");
+  EXPECT_EQ(heartbeat["gateway_id"], "plant-7");
+  EXPECT_FALSE(heartbeat["version"].get<std::string>().empty());
+  EXPECT_EQ(heartbeat["sinks"].size(), 2u);
+  EXPECT_TRUE(heartbeat["buffer"].contains("records"));
+}
+
+TEST_F(StatusPageTest, OperationsNeedTheTokenAndPauseTheSink) {
+  const auto refused = http("/api/sinks/local/pause", "-X POST -o /dev/null -w '%{http_code}'");
+  EXPECT_EQ(refused, "401");
+  const auto wrong = http("/api/sinks/local/pause", "-X POST -H 'Authorization: Bearer nope' -o /dev/null -w '%{http_code}'");
+  EXPECT_EQ(wrong, "401");
+  const auto done = http("/api/sinks/local/pause", "-X POST -H 'Authorization: Bearer t0ken'");
+  EXPECT_EQ(done, R"({"error":"","ok":true})");
+  ASSERT_TRUE(wait_for([&] { return sink(status(), "local")["condition"] == "paused"; }, 10s));
+  ASSERT_TRUE(wait_for([&] { return sink(status(), "local")["lag_records"].get<std::uint64_t>() > 20; }, 10s));
+  http("/api/sinks/local/resume", "-X POST -H 'Authorization: Bearer t0ken'");
+  EXPECT_TRUE(wait_for([&] {
+    const auto k = sink(status(), "local");
+    return k["condition"] == "ok" && k["lag_records"].get<std::uint64_t>() < 20;
+  }, 10s));
+  EXPECT_NE(gateway_->output().find("operator request: pause sink 'local': done"), std::string::npos);
+}
+
+TEST_F(StatusPageTest, TheRenderedPageShowsTheSinkFailingAndTheBacklogGrowing) {
+  ASSERT_TRUE(wait_for([&] { return status()["health"]["level"] == "red"; }, 20s));
+  const std::regex cloud_row(R"re(<tr class="failing" data-sink="cloud" data-condition="failing" data-lag-records="([0-9]+)")re");
+  auto first = rendered_dom();
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(first, m, cloud_row)) << first;
+  const auto lag_first = std::stoull(m[1]);
+  EXPECT_NE(first.find(R"(data-health="red")"), std::string::npos);
+  EXPECT_NE(first.find("Problem"), std::string::npos);
+  EXPECT_NE(first.find("Connection refused"), std::string::npos) << "the error text is on the page";
+  EXPECT_NE(first.find(R"(data-sink="local" data-condition="ok")"), std::string::npos);
+  EXPECT_NE(first.find("<polyline"), std::string::npos) << "the rate chart is drawn";
+
+  std::this_thread::sleep_for(2s);
+  const auto shot = dir_ / "status-page.png";
+  const auto second = rendered_dom("--window-size=1200,1100 --screenshot=" + shot.string());
+  ASSERT_TRUE(std::regex_search(second, m, cloud_row)) << second;
+  EXPECT_GT(std::stoull(m[1]), lag_first) << "the backlog grows while the uplink is down";
+  ASSERT_TRUE(std::filesystem::exists(shot));
+  EXPECT_GT(std::filesystem::file_size(shot), 10'000u);
+  // Kept for a look after a failed run (and for the operations guide).
+  if (const char* keep = std::getenv("TIDEGATE_SCREENSHOT")) std::filesystem::copy_file(shot, keep,
+                                                                                        std::filesystem::copy_options::overwrite_existing);
+}
+
+}  // namespace
+}  // namespace tidegate

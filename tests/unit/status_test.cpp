@@ -1,0 +1,355 @@
+// The status module's logic without sockets: the health verdict, the
+// collector's rates and transitions, the JSON and Prometheus renderings, and
+// the routes' token rules. The figures are fed in (what is under test is the
+// module, not the buffer or forwarders it reads).
+#include <gtest/gtest.h>
+
+#include <map>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <sstream>
+
+#include "tidegate/status/collector.h"
+#include "tidegate/status/render.h"
+#include "tidegate/status/routes.h"
+
+namespace tidegate::status {
+namespace {
+
+constexpr std::int64_t kSecond = 1'000'000'000;
+constexpr std::int64_t kT0 = 1'800'000'000 * kSecond;
+
+Snapshot healthy() {
+  Snapshot s;
+  s.gateway_id = "gw";
+  s.version = "1.2.3";
+  s.now_ns = kT0;
+  s.started_ns = kT0 - 3600 * kSecond;
+  s.buffer.max_bytes = 1000;
+  s.buffer.bytes = 100;
+  s.buffer.records = 10;
+  SourceView src;
+  src.stats.name = "broker";
+  src.stats.connected = true;
+  s.sources.push_back(src);
+  SinkView k;
+  k.stats.sink = "cloud";
+  k.stats.state = "idle";
+  k.stats.last_success_ns = kT0 - kSecond;
+  k.lag.name = "cloud";
+  s.sinks.push_back(k);
+  return s;
+}
+
+TEST(Health, GreenWhenEverythingWorks) {
+  const auto h = assess(healthy(), {});
+  EXPECT_EQ(h.level, HealthLevel::kGreen);
+  EXPECT_TRUE(h.reasons.empty());
+}
+
+TEST(Health, AFailingSinkIsAmberFirstThenRedAfterTheThreshold) {
+  auto s = healthy();
+  s.sinks[0].stats.consecutive_failures = 3;
+  s.sinks[0].stats.last_error = "connect: Connection refused";
+  s.sinks[0].stats.last_success_ns = kT0 - 60 * kSecond;
+  auto h = assess(s, {});
+  EXPECT_EQ(h.level, HealthLevel::kAmber);
+  ASSERT_EQ(h.reasons.size(), 1u);
+  EXPECT_NE(h.reasons[0].find("sink cloud failing"), std::string::npos) << h.reasons[0];
+  EXPECT_NE(h.reasons[0].find("Connection refused"), std::string::npos);
+
+  s.sinks[0].stats.last_success_ns = kT0 - 600 * kSecond;
+  h = assess(s, {});
+  EXPECT_EQ(h.level, HealthLevel::kRed);
+  EXPECT_NE(h.reasons[0].find("10 min ago"), std::string::npos) << h.reasons[0];
+
+  // Never succeeded: counted from the start of the gateway.
+  s.sinks[0].stats.last_success_ns = 0;
+  s.started_ns = kT0 - 30 * kSecond;
+  EXPECT_EQ(assess(s, {}).level, HealthLevel::kAmber);
+}
+
+TEST(Health, BufferFillDiskAndLossDecideTheColour) {
+  auto s = healthy();
+  s.buffer.bytes = 750;
+  EXPECT_EQ(assess(s, {}).level, HealthLevel::kAmber);
+  s.buffer.bytes = 960;
+  auto h = assess(s, {});
+  EXPECT_EQ(h.level, HealthLevel::kRed);
+  EXPECT_NE(h.reasons[0].find("96% full"), std::string::npos) << h.reasons[0];
+
+  s = healthy();
+  s.buffer.max_records = 100;
+  s.buffer.records = 99;  // the record cap counts too
+  EXPECT_EQ(assess(s, {}).level, HealthLevel::kRed);
+
+  s = healthy();
+  s.buffer.disk_reserve_reached = true;
+  EXPECT_EQ(assess(s, {}).level, HealthLevel::kRed);
+
+  s = healthy();
+  s.buffer_writable = false;
+  s.buffer_problem = "3 records refused (disk full)";
+  h = assess(s, {});
+  EXPECT_EQ(h.level, HealthLevel::kRed);
+  EXPECT_NE(h.reasons[0].find("disk full"), std::string::npos);
+
+  s = healthy();
+  s.buffer.evicted_total = 5;
+  s.last_eviction_ns = kT0 - 60 * kSecond;  // lost a minute ago: red
+  EXPECT_EQ(assess(s, {}).level, HealthLevel::kRed);
+  s.last_eviction_ns = kT0 - 3600 * kSecond;  // an hour ago: still worth a look
+  EXPECT_EQ(assess(s, {}).level, HealthLevel::kAmber);
+}
+
+TEST(Health, LagDeadLettersPausedAndSourcesAreAmber) {
+  auto s = healthy();
+  s.sinks[0].lag.oldest_undelivered_ingest_ns = kT0 - 900 * kSecond;
+  s.sinks[0].lag.lag_records = 42;
+  auto h = assess(s, {});
+  EXPECT_EQ(h.level, HealthLevel::kAmber);
+  EXPECT_NE(h.reasons[0].find("15 min behind (42 records waiting)"), std::string::npos) << h.reasons[0];
+
+  s = healthy();
+  s.buffer.dead_letters = 2;
+  EXPECT_EQ(assess(s, {}).level, HealthLevel::kAmber);
+
+  s = healthy();
+  s.sinks[0].paused = true;
+  EXPECT_EQ(assess(s, {}).level, HealthLevel::kAmber);
+
+  s = healthy();
+  s.sources[0].stats.connected = false;
+  s.sources[0].down_since_ns = kT0 - 10 * kSecond;
+  EXPECT_EQ(assess(s, {}).level, HealthLevel::kAmber);
+  s.sources[0].down_since_ns = kT0 - 1000 * kSecond;
+  EXPECT_EQ(assess(s, {}).level, HealthLevel::kRed);
+}
+
+// Inputs the test moves by hand.
+struct Fake {
+  std::int64_t now = kT0;
+  buffer::BufferStats buffer;
+  std::vector<drivers::SourceStats> sources{1};
+  std::vector<forward::ForwarderStats> sinks{1};
+
+  CollectorInputs inputs() {
+    CollectorInputs in;
+    in.gateway_id = "gw";
+    in.version = "v";
+    in.buffer_stats = [this] { return buffer; };
+    in.sources = [this] { return sources; };
+    in.sinks = [this] { return sinks; };
+    in.clock_ns = [this] { return now; };
+    in.cache_for = std::chrono::milliseconds(0);
+    in.history_points = 3;
+    return in;
+  }
+};
+
+TEST(Collector, SamplesTurnCountersIntoRatesAndKeepABoundedHistory) {
+  Fake f;
+  f.sources[0].name = "broker";
+  f.sources[0].connected = true;
+  f.sinks[0].sink = "cloud";
+  buffer::SinkStats lag;
+  lag.name = "cloud";
+  lag.lag_records = 7;
+  f.buffer.sinks.push_back(lag);
+  StatusCollector c(f.inputs());
+  c.sample();
+  for (int i = 1; i <= 5; ++i) {
+    f.now += 5 * kSecond;
+    f.buffer.appended_total += 500;   // 100/s
+    f.sources[0].received_total += 500;
+    f.sinks[0].sent_records_total += 250;  // 50/s
+    c.sample();
+  }
+  const auto s = c.snapshot();
+  ASSERT_EQ(s.rates.size(), 3u);  // bounded
+  EXPECT_DOUBLE_EQ(s.rates.back().ingest_per_s, 100.0);
+  ASSERT_EQ(s.rates.back().forward_per_s.size(), 1u);
+  EXPECT_EQ(s.rates.back().forward_per_s[0].first, "cloud");
+  EXPECT_DOUBLE_EQ(s.rates.back().forward_per_s[0].second, 50.0);
+  EXPECT_EQ(s.rates.back().t_ns, f.now);
+  EXPECT_DOUBLE_EQ(s.sources[0].messages_per_s, 100.0);
+  EXPECT_DOUBLE_EQ(s.sinks[0].sent_per_s, 50.0);
+  EXPECT_EQ(s.sinks[0].lag.lag_records, 7u);  // joined from the buffer by name
+  EXPECT_EQ(s.now_ns - s.started_ns, 25 * kSecond);
+}
+
+TEST(Collector, NoticesRefusedCommitsEvictionsAndADisconnectedSource) {
+  Fake f;
+  f.sources[0].name = "broker";
+  f.sources[0].connected = true;
+  StatusCollector c(f.inputs());
+  c.sample();
+  f.now += 5 * kSecond;
+  f.buffer.disk_full_total = 3;
+  f.buffer.evicted_total = 2;
+  f.sources[0].connected = false;
+  c.sample();
+  auto s = c.snapshot();
+  EXPECT_FALSE(s.buffer_writable);
+  EXPECT_NE(s.buffer_problem.find("3 records refused"), std::string::npos) << s.buffer_problem;
+  EXPECT_NE(s.buffer_problem.find("disk full"), std::string::npos);
+  EXPECT_EQ(s.last_eviction_ns, f.now);
+  EXPECT_EQ(s.sources[0].down_since_ns, f.now);
+  EXPECT_EQ(s.health.level, HealthLevel::kRed);
+
+  // A quiet interval: writable again; the source's outage keeps its start.
+  const auto down_at = f.now;
+  f.now += 5 * kSecond;
+  c.sample();
+  s = c.snapshot();
+  EXPECT_TRUE(s.buffer_writable);
+  EXPECT_EQ(s.sources[0].down_since_ns, down_at);
+}
+
+TEST(Render, JsonCarriesEveryFigureAndSurvivesInvalidUtf8) {
+  auto s = healthy();
+  s.sinks[0].stats.last_error = std::string("bad \xff\xfe bytes");
+  s.sinks[0].lag.lag_records = 12;
+  s.sinks[0].lag.oldest_undelivered_ingest_ns = kT0 - 30 * kSecond;
+  s.sinks[0].stats.consecutive_failures = 1;
+  s.warnings.push_back({kT0, "warning", "<script>alert(1)</script>"});
+  s.health = assess(s, {});
+  const auto j = nlohmann::json::parse(to_json(s));
+  EXPECT_EQ(j["schema"], kStatusSchemaVersion);
+  EXPECT_EQ(j["gateway_id"], "gw");
+  EXPECT_EQ(j["health"]["level"], "amber");
+  EXPECT_DOUBLE_EQ(j["uptime_s"].get<double>(), 3600.0);
+  EXPECT_EQ(j["sinks"][0]["condition"], "failing");
+  EXPECT_EQ(j["sinks"][0]["lag_records"], 12);
+  EXPECT_DOUBLE_EQ(j["sinks"][0]["lag_age_s"].get<double>(), 30.0);
+  EXPECT_TRUE(j["sinks"][0]["drain_eta_s"].is_null());
+  EXPECT_NE(j["sinks"][0]["last_error"].get<std::string>().find("bytes"), std::string::npos);
+  EXPECT_EQ(j["warnings"][0]["text"], "<script>alert(1)</script>");  // data; the page shows it as text
+  EXPECT_EQ(j["buffer"]["max_bytes"], 1000);
+  EXPECT_TRUE(j["sources"][0]["connected"].get<bool>());
+
+  const auto hb = nlohmann::json::parse(heartbeat_json(s));
+  EXPECT_EQ(hb["type"], "tidegate.heartbeat");
+  EXPECT_EQ(hb["sinks"][0]["lag_records"], 12);
+  EXPECT_EQ(hb["health"]["level"], "amber");
+}
+
+// The exposition format, line by line: comments are HELP or TYPE, every
+// sample belongs to a family declared just before it, names and label
+// syntax are valid, values are numbers.
+TEST(Render, PrometheusTextIsWellFormed) {
+  auto s = healthy();
+  s.sinks[0].stats.sink = "we\"ird\\name\nx";
+  s.sinks[0].stats.sent_records_total = 99;
+  const auto text = to_prometheus(s);
+  const std::regex help(R"(# HELP ([a-zA-Z_:][a-zA-Z0-9_:]*) .+)");
+  const std::regex type(R"(# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge))");
+  const std::regex sample(
+      R"(([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\\n]|\\[\\"n])*",?)*\})? (-?[0-9.e+-]+|NaN))");
+  std::map<std::string, std::string> types;
+  std::string family;
+  std::istringstream in(text);
+  std::string line;
+  int samples = 0;
+  while (std::getline(in, line)) {
+    std::smatch m;
+    if (std::regex_match(line, m, help)) {
+      family = m[1];
+    } else if (std::regex_match(line, m, type)) {
+      EXPECT_EQ(m[1], family);
+      EXPECT_TRUE(types.emplace(m[1], m[2]).second) << "family declared twice: " << m[1];
+      if (m[2] == "counter") {
+        EXPECT_EQ(family.substr(family.size() - 6), "_total") << family;
+      }
+    } else {
+      ASSERT_TRUE(std::regex_match(line, m, sample)) << "not a valid sample line: " << line;
+      EXPECT_EQ(m[1], family) << line;
+      ++samples;
+    }
+  }
+  EXPECT_GT(samples, 30);
+  EXPECT_NE(text.find("tidegate_sink_sent_records_total{sink=\"we\\\"ird\\\\name\\nx\"} 99\n"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("tidegate_buffer_max_bytes 1000\n"), std::string::npos);
+}
+
+struct RoutesFixture : ::testing::Test {
+  Fake f;
+  StatusCollector collector{f.inputs()};
+  std::vector<std::string> calls;
+  StatusControls controls() {
+    StatusControls c;
+    c.pause_sink = [this](const std::string& sink) -> std::string {
+      calls.push_back("pause " + sink);
+      return sink == "cloud" ? "" : "no sink named '" + sink + "'";
+    };
+    c.resume_sink = [this](const std::string& sink) -> std::string {
+      calls.push_back("resume " + sink);
+      return "";
+    };
+    c.clear_dead_letters = [this]() -> std::string {
+      calls.push_back("clear");
+      return "";
+    };
+    return c;
+  }
+  HttpResponse call(const HttpHandler& h, std::string method, std::string target, std::string auth = "") {
+    HttpRequest r;
+    r.method = std::move(method);
+    r.target = std::move(target);
+    r.authorization = std::move(auth);
+    return h(r);
+  }
+};
+
+TEST_F(RoutesFixture, ReadOnlyPagesNeedNoLoginAndOtherMethodsAreRefused) {
+  const auto h = make_status_routes(collector, controls(), "", nullptr);
+  EXPECT_EQ(call(h, "GET", "/").status, 200u);
+  EXPECT_NE(call(h, "GET", "/").content_type.find("text/html"), std::string::npos);
+  EXPECT_EQ(call(h, "GET", "/api/status?x=1").status, 200u);
+  EXPECT_EQ(call(h, "GET", "/metrics").status, 200u);
+  EXPECT_EQ(call(h, "GET", "/healthz").status, 200u);
+  EXPECT_EQ(call(h, "GET", "/readyz").status, 200u);
+  EXPECT_EQ(call(h, "HEAD", "/api/status").status, 200u);
+  EXPECT_EQ(call(h, "POST", "/metrics").status, 405u);
+  EXPECT_EQ(call(h, "GET", "/nope").status, 404u);
+  EXPECT_EQ(call(h, "GET", "/api/sinks/cloud/pause").status, 405u);
+}
+
+TEST_F(RoutesFixture, ReadyzFailsWhileTheBufferRefusesRecords) {
+  const auto h = make_status_routes(collector, controls(), "", nullptr);
+  collector.sample();
+  f.now += 5 * kSecond;
+  f.buffer.io_error_total = 1;
+  collector.sample();
+  const auto r = call(h, "GET", "/readyz");
+  EXPECT_EQ(r.status, 503u);
+  EXPECT_NE(r.body.find("I/O error"), std::string::npos) << r.body;
+  EXPECT_EQ(call(h, "GET", "/healthz").status, 200u);  // alive all the same
+}
+
+TEST_F(RoutesFixture, OperationsAreRefusedWithoutAConfiguredToken) {
+  const auto h = make_status_routes(collector, controls(), "", nullptr);
+  const auto r = call(h, "POST", "/api/sinks/cloud/pause", "Bearer anything");
+  EXPECT_EQ(r.status, 403u);
+  EXPECT_NE(r.body.find("set [status] token"), std::string::npos);
+  EXPECT_TRUE(calls.empty());
+}
+
+TEST_F(RoutesFixture, OperationsNeedTheRightToken) {
+  const auto h = make_status_routes(collector, controls(), "s3cret", nullptr);
+  EXPECT_EQ(call(h, "POST", "/api/sinks/cloud/pause").status, 401u);
+  EXPECT_EQ(call(h, "POST", "/api/sinks/cloud/pause", "Bearer s3cre").status, 401u);
+  EXPECT_EQ(call(h, "POST", "/api/sinks/cloud/pause", "Bearer s3cret!").status, 401u);
+  EXPECT_EQ(call(h, "POST", "/api/sinks/cloud/pause", "s3cret").status, 401u);
+  EXPECT_TRUE(calls.empty());
+  EXPECT_EQ(call(h, "POST", "/api/sinks/cloud/pause", "Bearer s3cret").status, 200u);
+  EXPECT_EQ(call(h, "POST", "/api/sinks/cloud/resume", "Bearer s3cret").status, 200u);
+  EXPECT_EQ(call(h, "POST", "/api/dead-letters/clear", "Bearer s3cret").status, 200u);
+  EXPECT_EQ(call(h, "POST", "/api/sinks/other/pause", "Bearer s3cret").status, 404u);
+  EXPECT_EQ(call(h, "POST", "/api/sinks/cloud/explode", "Bearer s3cret").status, 404u);
+  EXPECT_EQ(calls, (std::vector<std::string>{"pause cloud", "resume cloud", "clear", "pause other"}));
+}
+
+}  // namespace
+}  // namespace tidegate::status
