@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Builds the Debian package of tidegate for one architecture on a Debian 12
+# amd64 machine: installs the (cross) toolchain and the multiarch -dev
+# packages, builds with Debian's hardening flags, runs the unit tests (under
+# qemu-user for ARM), packs the .deb with CPack and checks it.
+#
+#   cross/build.sh amd64|arm64|armhf [--revision N] [--no-tests]
+#
+# Output: dist/tidegate_<version>-<revision>_<arch>.deb
+# Exit status: 0 built, 77 skipped because the package mirror's index for
+# that architecture is inconsistent (apt state restored), other: failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+usage() { echo "usage: cross/build.sh amd64|arm64|armhf [--revision N] [--no-tests]" >&2; exit 2; }
+[[ $# -ge 1 ]] || usage
+arch=$1
+shift
+revision=1
+run_tests=1
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --revision) revision=${2:?}; shift 2 ;;
+    --no-tests) run_tests=0; shift ;;
+    *) usage ;;
+  esac
+done
+case "$arch" in
+  amd64) triplet=x86_64-linux-gnu; qemu="" ;;
+  arm64) triplet=aarch64-linux-gnu; qemu=qemu-aarch64 ;;
+  armhf) triplet=arm-linux-gnueabihf; qemu=qemu-arm ;;
+  *) usage ;;
+esac
+say() { printf 'cross/build.sh %s: %s\n' "$arch" "$*" >&2; }
+SUDO=""
+[[ $(id -u) -eq 0 ]] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+host_arch=$(dpkg --print-architecture)
+[[ "$host_arch" == amd64 ]] || { say "the host must be amd64 (it is $host_arch)"; exit 1; }
+
+# Host tools: the native build's packages plus what packs and checks a .deb.
+scripts/install-deps
+host_tools=(dpkg-dev file lintian fakeroot)
+[[ -n "$qemu" ]] && host_tools+=(qemu-user "crossbuild-essential-$arch")
+$SUDO apt-get install -y -qq --no-install-recommends "${host_tools[@]}" >/dev/null
+
+if [[ "$arch" != "$host_arch" ]]; then
+  # Multiarch: the target's libraries beside the host's. A mirror caught in
+  # the middle of a sync serves an index that does not match its files; then
+  # the architecture is taken away again so the machine's apt keeps working.
+  restore_apt() {
+    $SUDO apt-get remove -y -qq "?architecture($arch)" >/dev/null 2>&1 || true
+    $SUDO dpkg --remove-architecture "$arch" 2>/dev/null || true
+    $SUDO apt-get update -qq >/dev/null 2>&1 || true
+  }
+  mirror_problem='unexpected size|Mirror sync in progress|Hash Sum mismatch|File has unexpected|Release file .* is not valid yet|Version mismatch|but it is not installable|held broken packages|wrong architecture'
+  added=0
+  if ! dpkg --print-foreign-architectures | grep -qx "$arch"; then
+    $SUDO dpkg --add-architecture "$arch"
+    added=1
+  fi
+  log=$(mktemp)
+  if ! $SUDO apt-get update -qq >"$log" 2>&1; then
+    cat "$log" >&2
+    if grep -Eq "$mirror_problem" "$log"; then
+      say "SKIPPED: the package mirror's $arch index is inconsistent (see above; usually a mirror sync in progress); removing the $arch architecture again"
+      [[ $added -eq 1 ]] && restore_apt
+      exit 77
+    fi
+    say "apt-get update failed"
+    [[ $added -eq 1 ]] && restore_apt
+    exit 1
+  fi
+  libs=(libsqlite3-dev libssl-dev zlib1g-dev libboost-dev libboost-system-dev libprotobuf-dev
+        libpaho-mqttpp-dev libpaho-mqtt-dev libtomlplusplus-dev libgtest-dev libgmock-dev)
+  if ! $SUDO apt-get install -y -qq --no-install-recommends "${libs[@]/%/:$arch}" nlohmann-json3-dev >"$log" 2>&1; then
+    cat "$log" >&2
+    if grep -Eq "$mirror_problem" "$log"; then
+      say "SKIPPED: the $arch packages cannot be installed beside the host's (the mirror's $arch index does not match its amd64 one); removing the $arch architecture again"
+      [[ $added -eq 1 ]] && restore_apt
+      exit 77
+    fi
+    say "installing the $arch libraries failed"
+    exit 1
+  fi
+  rm -f "$log"
+fi
+
+# Debian's build flags for the target: -O2, stack protector, fortify,
+# format security, full RELRO and BIND_NOW.
+export DEB_BUILD_MAINT_OPTIONS=hardening=+all
+export DEB_HOST_ARCH=$arch
+cppflags=$(dpkg-buildflags --get CPPFLAGS)
+cflags=$(dpkg-buildflags --get CFLAGS)
+cxxflags=$(dpkg-buildflags --get CXXFLAGS)
+ldflags=$(dpkg-buildflags --get LDFLAGS)
+
+build="build-deb-$arch"
+toolchain=()
+[[ "$arch" != amd64 ]] && toolchain=(-DCMAKE_TOOLCHAIN_FILE="$PWD/cross/toolchain-$arch.cmake")
+say "configuring in $build"
+started=$(date +%s)
+cmake -S . -B "$build" "${toolchain[@]}" \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_C_FLAGS="$cppflags $cflags" -DCMAKE_CXX_FLAGS="$cppflags $cxxflags" \
+  -DCMAKE_EXE_LINKER_FLAGS="$ldflags" \
+  -DTIDEGATE_WERROR=ON -DTIDEGATE_BUILD_BENCH=OFF -DTIDEGATE_BUILD_INTEGRATION_TESTS=OFF \
+  -DTIDEGATE_BUILD_TESTS=$([[ $run_tests -eq 1 ]] && echo ON || echo OFF) \
+  -DTIDEGATE_DEB_REVISION="$revision" >/dev/null
+cmake --build "$build" -j"$(nproc)"
+say "built in $(( $(date +%s) - started )) s"
+
+binary="$build/gateway/tidegate"
+file "$binary" | tee /dev/stderr | grep -q "$( [[ $arch == amd64 ]] && echo x86-64 || ([[ $arch == arm64 ]] && echo aarch64 || echo 'ARM, EABI5'))" \
+  || { say "the binary is not built for $arch"; exit 1; }
+$qemu "$binary" --version
+
+if [[ $run_tests -eq 1 ]]; then
+  started=$(date +%s)
+  # ctest runs each test through CMAKE_CROSSCOMPILING_EMULATOR (qemu-user).
+  ctest --test-dir "$build" -L unit -j"$(nproc)" --timeout 900 --output-on-failure
+  say "unit tests passed in $(( $(date +%s) - started )) s${qemu:+ (under $qemu)}"
+fi
+
+(cd "$build" && cpack -G DEB >/dev/null)
+mkdir -p dist
+deb=$(ls -t "$build"/packages/tidegate_*_"$arch".deb | head -1)
+cp "$deb" dist/
+deb="dist/$(basename "$deb")"
+say "package $deb"
+dpkg-deb --info "$deb"
+dpkg-deb --contents "$deb"
+[[ "$(dpkg-deb --field "$deb" Architecture)" == "$arch" ]] || { say "wrong Architecture field"; exit 1; }
+# Lintian: errors fail the build; the remaining tags are justified in docs/packaging.md.
+lintian --fail-on error --suppress-tags-from-file packaging/lintian-overrides.txt "$deb"
+say "done: $deb"
