@@ -10,5 +10,9 @@ set(CMAKE_LIBRARY_ARCHITECTURE aarch64-linux-gnu)
 set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)
 # Debian's multiarch libraries live in /usr/lib/aarch64-linux-gnu: do not
 # restrict CMAKE_FIND_ROOT_PATH to /usr/aarch64-linux-gnu.
+# pkg-config must answer with the target's .pc files: with the host's,
+# FindOpenSSL takes /usr/lib/x86_64-linux-gnu/libssl.so and the link fails.
+set(ENV{PKG_CONFIG_LIBDIR} "/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig")
+set(ENV{PKG_CONFIG_PATH} "")
 # Plain qemu-aarch64 (no -L): with -L, threaded programs hang.
 set(CMAKE_CROSSCOMPILING_EMULATOR qemu-aarch64)

@@ -34,19 +34,12 @@
 
 using namespace tidegate;
 using bench::fmt;
+using bench::rss_kib;
 using Steady = std::chrono::steady_clock;
 
 namespace {
 
 const std::string kPayload(100, 'x');
-
-std::uint64_t rss_kib() {
-  std::ifstream in("/proc/self/status");
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6));
-  }
-  return 0;
-}
 
 void publish(const std::string& uri, std::uint64_t n, int qos) {
   ::mqtt::async_client client(uri, "bench-publisher", 100000, nullptr);

@@ -603,6 +603,15 @@ void read_forwarder(Section& s, forward::ForwarderOptions& f) {
   f.retry_max = s.duration("retry_max", std::chrono::minutes(1),
                            "Longest retry delay; delays double up to it, with random jitter.");
   f.max_bytes_per_s = s.size("max_bandwidth", 0, "Bytes per second to this sink, at most (metered uplinks). 0 = no cap.");
+  f.drain = s.choice("drain", "oldest-first", {"oldest-first", "live-first"},
+                     "Order after an outage. oldest-first: strictly by sequence, every device's readings in order; "
+                     "live readings wait until the backlog is through. live-first: once a backlog is older than "
+                     "live_lag, new readings go first with one backlog batch between live batches (newer readings "
+                     "of a device can arrive before its older backlogged ones).") == "live-first"
+                ? forward::DrainOrder::kLiveFirst
+                : forward::DrainOrder::kOldestFirst;
+  f.live_lag = s.duration("live_lag", std::chrono::minutes(1),
+                          "live-first: how old the oldest undelivered record must be before live readings overtake.");
 }
 
 void read_file_sink(Section& s, GatewayConfig::FileSinkConfig& c) {

@@ -1,7 +1,11 @@
 // A real HTTP/1.1 server on 127.0.0.1 (Boost.Beast, one connection at a
 // time, port chosen by the kernel) answering each request from a test's
 // handler. For upstreams the tests need to script: failures, throttling.
+// Keeps connections open between requests (keep-alive) unless told to close
+// each after one answer, and counts the connections it accepted.
 #pragma once
+
+#include <sys/socket.h>
 
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
@@ -20,12 +24,20 @@ class LoopbackHttpServer {
   // Returns the status and body to answer the `call`-th request with.
   using Handler = std::function<std::pair<int, std::string>(const Request& request, int call)>;
 
-  explicit LoopbackHttpServer(Handler handler)
-      : handler_(std::move(handler)), acceptor_(io_, {boost::asio::ip::make_address("127.0.0.1"), 0}) {
+  enum class Connections {
+    kKeepAlive,     // serve many requests per connection
+    kClose,         // answer "Connection: close" and close
+    kDropSilently,  // promise keep-alive, then close (an upstream's idle timeout)
+  };
+  explicit LoopbackHttpServer(Handler handler, Connections mode = Connections::kKeepAlive)
+      : handler_(std::move(handler)),
+        mode_(mode),
+        acceptor_(io_, {boost::asio::ip::make_address("127.0.0.1"), 0}) {
     thread_ = std::thread([this] { serve(); });
   }
   ~LoopbackHttpServer() {
     stop_ = true;
+    if (const int fd = current_fd_.load(); fd >= 0) ::shutdown(fd, SHUT_RDWR);  // wakes a blocking read
     boost::system::error_code ec;
     boost::asio::ip::tcp::socket poke(io_);
     poke.connect(acceptor_.local_endpoint(), ec);  // wakes the blocking accept
@@ -35,6 +47,7 @@ class LoopbackHttpServer {
   LoopbackHttpServer& operator=(const LoopbackHttpServer&) = delete;
 
   std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
+  int connections() const { return connections_.load(); }
 
  private:
   void serve() {
@@ -44,20 +57,31 @@ class LoopbackHttpServer {
       boost::system::error_code ec;
       acceptor_.accept(socket, ec);
       if (ec || stop_) return;
+      connections_++;
+      current_fd_ = socket.native_handle();
       boost::beast::flat_buffer buffer;
-      Request req;
-      http::read(socket, buffer, req, ec);
-      if (ec) continue;
-      auto [status, body] = handler_(req, call++);
-      http::response<http::string_body> res{static_cast<http::status>(status), 11};
-      res.set(http::field::content_type, "application/x-amz-json-1.1");
-      res.body() = std::move(body);
-      res.prepare_payload();
-      http::write(socket, res, ec);
+      for (bool open = true; open && !stop_;) {
+        Request req;
+        http::read(socket, buffer, req, ec);
+        if (ec) break;
+        auto [status, body] = handler_(req, call++);
+        http::response<http::string_body> res{static_cast<http::status>(status), 11};
+        res.set(http::field::content_type, "application/x-amz-json-1.1");
+        res.body() = std::move(body);
+        open = mode_ == Connections::kKeepAlive && req.keep_alive();
+        res.keep_alive(open || mode_ == Connections::kDropSilently);
+        res.prepare_payload();
+        http::write(socket, res, ec);
+        if (ec) break;
+      }
+      current_fd_ = -1;
     }
   }
 
   Handler handler_;
+  Connections mode_;
+  std::atomic<int> connections_{0};
+  std::atomic<int> current_fd_{-1};
   boost::asio::io_context io_;
   boost::asio::ip::tcp::acceptor acceptor_;
   std::thread thread_;

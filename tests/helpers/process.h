@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdint>
 #include <fcntl.h>
 #include <filesystem>
 #include <fstream>
@@ -63,6 +64,15 @@ class Process {
     return true;
   }
   int exit_status() const { return exit_status_; }
+  pid_t pid() const { return pid_; }
+  // Resident set size now, KiB (0 once it has exited).
+  std::uint64_t rss_kib() const {
+    std::ifstream in("/proc/" + std::to_string(pid_) + "/status");
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6));
+    }
+    return 0;
+  }
   std::string output() const {
     std::ifstream in(output_);
     std::stringstream s;

@@ -34,19 +34,23 @@ class DaemonTest : public ::testing::Test {
                                      dir_ / "gateway.log");
   }
 
-  // Records as a second process sees them: read-only, beside the gateway.
-  std::vector<buffer::Record> stored() {
+  // The buffer as a second process sees it: read-only, beside the gateway;
+  // nullptr while it cannot be opened yet.
+  std::unique_ptr<buffer::Buffer> open_beside() {
     buffer::BufferOptions o;
     o.path = db();
     o.read_only = true;
     o.integrity_check = buffer::IntegrityCheck::kNone;
     o.log = [](buffer::LogLevel, std::string_view) {};
     try {
-      auto b = buffer::Buffer::open(o);
-      return b->read_after(0, 10'000'000, SIZE_MAX).records;
+      return buffer::Buffer::open(o);
     } catch (const buffer::BufferError&) {
-      return {};
+      return nullptr;
     }
+  }
+  std::vector<buffer::Record> stored() {
+    auto b = open_beside();
+    return b ? b->read_after(0, 10'000'000, SIZE_MAX).records : std::vector<buffer::Record>{};
   }
 
   std::string log_text() {
@@ -194,6 +198,37 @@ TEST_F(DaemonTest, EveryRecordReachesTheSinkThroughRepeatedKills) {
   for (std::uint64_t s = 1; s <= last_seq; ++s) ASSERT_TRUE(distinct.count(s)) << "seq " << s << " never reached the sink";
   std::printf("file sink crash test: %llu records, %zu lines, %zu duplicates\n",
               static_cast<unsigned long long>(last_seq), seqs.size(), seqs.size() - distinct.size());
+}
+
+// A day-long outage in miniature: readings pour in (5,000/s), the uplink is
+// down, the backlog grows on disk by 100,000 records, and the process's
+// memory stays where it was: nothing about the backlog is held in RAM.
+TEST_F(DaemonTest, MemoryStaysFlatWhileTheBacklogGrowsDuringAnOutage) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "RSS is not meaningful under AddressSanitizer (freed memory stays in its quarantine)";
+#endif
+  const auto dead_uplink = testing::free_loopback_port();
+  const auto config = write_config(
+      "max_bytes = 0\n[[sources.sim]]\nname = \"flood\"\nmode = \"buffer\"\ndevices = 50\nrate = 100.0\n"
+      "[[sinks.kinesis]]\nname = \"cloud\"\nstream = \"s\"\nregion = \"eu-west-1\"\n"
+      "endpoint = \"http://127.0.0.1:" + std::to_string(dead_uplink) + "\"\naccess_key_id = \"AK\"\n"
+      "secret_access_key = \"SK\"\nretry_max = \"500ms\"\n");
+  auto gw = start(config);
+  auto backlog = [&] {
+    auto b = open_beside();
+    return b ? b->stats().records : std::uint64_t{0};
+  };
+  ASSERT_TRUE(wait_for([&] { return backlog() >= 20'000; }, std::chrono::seconds(60))) << log_text();
+  const auto rss_early = gw->rss_kib();
+  const auto backlog_early = backlog();
+  ASSERT_TRUE(wait_for([&] { return backlog() >= backlog_early + 100'000; }, std::chrono::seconds(120)));
+  const auto rss_late = gw->rss_kib();
+  const auto grown = backlog() - backlog_early;
+  std::cout << "RSS " << rss_early / 1024 << " MiB at a backlog of " << backlog_early << ", " << rss_late / 1024
+            << " MiB after " << grown << " more records\n";
+  EXPECT_LT(rss_late, rss_early + 8 * 1024) << "memory grew with the backlog";
+  EXPECT_NE(log_text().find("sink 'cloud'"), std::string::npos);
+  EXPECT_EQ(gw->signal_and_wait(SIGTERM), 0) << log_text();
 }
 
 TEST_F(DaemonTest, SighupAppliesTheLogLevelAndNamesWhatNeedsARestart) {

@@ -19,6 +19,7 @@
 #include "record.pb.h"
 #include "test_support.h"
 #include "tidegate/forward/forwarder.h"
+#include "tidegate/net/http_client.h"
 
 namespace tidegate::sinks {
 namespace {
@@ -94,6 +95,40 @@ TEST(Gzip, RoundTrips) {
   EXPECT_EQ(static_cast<unsigned char>(z[0]), 0x1f);  // RFC 1952 magic
   EXPECT_EQ(static_cast<unsigned char>(z[1]), 0x8b);
   EXPECT_EQ(gzip_decompress(z), data);
+}
+
+// Keep-alive: a catch-up of many batches pays for one connection, and a
+// connection the upstream closed is replaced without a failed send.
+TEST(HttpClient, KeepsOneConnectionForManyRequests) {
+  using Server = testing::LoopbackHttpServer;
+  Server server([](const Server::Request& req, int call) {
+    return std::pair<int, std::string>{200, std::to_string(call) + ":" + req.body()};
+  });
+  net::HttpClient client(net::Url::parse("http://127.0.0.1:" + std::to_string(server.port()) + "/x"),
+                         std::chrono::seconds(5));
+  for (int i = 0; i < 50; ++i) {
+    const auto r = client.post({}, "b" + std::to_string(i));
+    ASSERT_EQ(r.status, 200);
+    EXPECT_EQ(r.body, std::to_string(i) + ":b" + std::to_string(i));
+  }
+  EXPECT_EQ(client.connections_opened(), 1u);
+  EXPECT_EQ(server.connections(), 1);
+}
+
+TEST(HttpClient, ReconnectsWhenTheUpstreamClosesTheConnection) {
+  using Server = testing::LoopbackHttpServer;
+  for (auto mode : {Server::Connections::kClose, Server::Connections::kDropSilently}) {
+    Server server([](const Server::Request&, int call) { return std::pair<int, std::string>{200, std::to_string(call)}; },
+                  mode);
+    net::HttpClient client(net::Url::parse("http://127.0.0.1:" + std::to_string(server.port()) + "/x"),
+                           std::chrono::seconds(5));
+    for (int i = 0; i < 5; ++i) {
+      const auto r = client.post({}, "b");
+      ASSERT_EQ(r.status, 200);
+      EXPECT_EQ(r.body, std::to_string(i)) << "each request answered once, none lost or repeated";
+    }
+    EXPECT_EQ(server.connections(), 5);
+  }
 }
 
 TEST_F(HttpSinkTest, ProtobufBatchesGzippedWithTheBearerToken) {

@@ -3,6 +3,8 @@
 //   node peer.js create PORT STREAM SHARDS  create a stream, wait until ACTIVE
 //   node peer.js read PORT STREAM           every record, one JSON line each
 //   node peer.js sign JSON                  @smithy/signature-v4's Authorization for a request
+//   node peer.js put PORT STREAM FILE        PutRecords of FILE's JSON lines ({key, data}), 500 per
+//                                           call, one call at a time (bench/forward's baseline)
 'use strict';
 const [cmd, ...args] = process.argv.slice(2);
 
@@ -68,6 +70,24 @@ async function main() {
     const signed = await signer.sign({ method: q.method, protocol: 'https:', hostname: q.host, path: q.path,
       headers: q.headers, body: q.body }, { signingDate: when });
     console.log(signed.headers.authorization);
+    return;
+  }
+  if (cmd === 'put') {
+    const c = client(args[0]);
+    const lines = require('fs').readFileSync(args[2], 'utf8').split('\n').filter((l) => l.length > 0);
+    const records = lines.map((l) => { const r = JSON.parse(l); return { PartitionKey: r.key, Data: Buffer.from(r.data) }; });
+    const started = process.hrtime.bigint();
+    const cpu0 = process.cpuUsage();
+    for (let i = 0; i < records.length; i += 500) {
+      let batch = records.slice(i, i + 500);
+      while (batch.length > 0) {  // resend only what failed, as the sink does
+        const r = await c.send(new k.PutRecordsCommand({ StreamName: args[1], Records: batch }));
+        batch = batch.filter((_, j) => r.Records[j].ErrorCode);
+      }
+    }
+    const secs = Number(process.hrtime.bigint() - started) / 1e9;
+    const cpu = process.cpuUsage(cpu0);
+    console.log(JSON.stringify({ records: records.length, seconds: secs, cpu_seconds: (cpu.user + cpu.system) / 1e6 }));
     return;
   }
   throw new Error('unknown command ' + cmd);

@@ -5,7 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <deque>
+#include <thread>
 #include <functional>
 #include <mutex>
 
@@ -60,6 +62,11 @@ class ScriptedSink final : public Sink {
 };
 
 SendResult ok() { return {}; }
+
+std::int64_t drivers_now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 class ForwarderTest : public ::testing::Test {
  protected:
@@ -252,6 +259,97 @@ TEST_F(ForwarderTest, BandwidthCapSpacesSendsOut) {
   f.start();
   ASSERT_TRUE(wait_for([&] { return buffer_->acked_seq("metered") == 60u; }, std::chrono::seconds(20)));
   EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1500));
+}
+
+// An hour of backlog (its ingest times an hour old), a slow uplink, then
+// live readings: live-first sends them before the backlog is through, the
+// cursor covers them only once the backlog reaches them, and everything
+// arrives.
+TEST_F(ForwarderTest, LiveFirstLetsNewReadingsOvertakeABacklog) {
+  auto backlog = make_records(1000, "old");
+  const auto hour_ago = drivers_now_ns() - 3'600'000'000'000;
+  for (auto& r : backlog) r.ingest_ns = hour_ago;
+  ASSERT_TRUE(buffer_->append_wait(std::move(backlog)).ok());
+  auto o = fast();
+  o.max_records = 50;
+  o.drain = DrainOrder::kLiveFirst;
+  o.live_lag = std::chrono::seconds(60);
+  auto sink = std::make_unique<ScriptedSink>("cloud", [](auto&, int) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // a slow uplink: ~5k records/s
+    return ok();
+  });
+  auto* s = sink.get();
+  Forwarder f(*buffer_, std::move(sink), o, log_.fn());
+  f.start();
+  ASSERT_TRUE(wait_for([&] { return f.stats().live_first; }));
+  ASSERT_TRUE(buffer_->append_wait(make_records(20, "live")).ok());  // seq 1001..1020
+  ASSERT_TRUE(wait_for([&] {
+    const auto a = s->accepted();
+    return std::find(a.begin(), a.end(), 1020u) != a.end();
+  }));
+  // Live readings arrived while the backlog was still going out.
+  const auto when_live_arrived = s->accepted();
+  EXPECT_EQ(std::find(when_live_arrived.begin(), when_live_arrived.end(), 1000u), when_live_arrived.end())
+      << "the live readings should not have waited for the whole backlog";
+  EXPECT_LT(buffer_->acked_seq("cloud").value_or(0), 1001u) << "the cursor never covers what the backlog has not reached";
+
+  ASSERT_TRUE(wait_for([&] { return buffer_->acked_seq("cloud") == 1020u; }, std::chrono::seconds(20)));
+  EXPECT_TRUE(wait_for([&] { return !f.stats().live_first; }));
+  auto all = s->accepted();
+  std::sort(all.begin(), all.end());
+  EXPECT_EQ(all, range(1, 1020)) << "each record exactly once";
+  EXPECT_GE(f.stats().delivered_ahead_total, 20u);
+  // Each lane is in order by itself.
+  std::vector<std::uint64_t> old_lane, live_lane;
+  for (auto seq : s->accepted()) (seq <= 1000 ? old_lane : live_lane).push_back(seq);
+  EXPECT_TRUE(std::is_sorted(old_lane.begin(), old_lane.end()));
+  EXPECT_TRUE(std::is_sorted(live_lane.begin(), live_lane.end()));
+}
+
+TEST_F(ForwarderTest, LiveRecordsSentAheadAreSentAgainAfterARestartNeverLost) {
+  auto backlog = make_records(600, "old");
+  for (auto& r : backlog) r.ingest_ns = drivers_now_ns() - 3'600'000'000'000;
+  ASSERT_TRUE(buffer_->append_wait(std::move(backlog)).ok());
+  auto o = fast();
+  o.max_records = 20;
+  o.drain = DrainOrder::kLiveFirst;
+  auto slow = [](auto&, int) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    return ok();
+  };
+  auto first = std::make_unique<ScriptedSink>("cloud", slow);
+  {
+    Forwarder f(*buffer_, std::move(first), o, log_.fn());
+    f.start();
+    ASSERT_TRUE(wait_for([&] { return f.stats().live_first; }));
+    ASSERT_TRUE(buffer_->append_wait(make_records(10, "live")).ok());  // 601..610
+    ASSERT_TRUE(wait_for([&] { return f.stats().delivered_ahead_total >= 10; }));
+    f.stop();  // as a crash would: the backlog is not through
+  }
+  const auto cursor = buffer_->acked_seq("cloud").value_or(0);
+  ASSERT_LT(cursor, 600u);
+  auto second = std::make_unique<ScriptedSink>("cloud", [](auto&, int) { return ok(); });
+  auto* s2 = second.get();
+  o.drain = DrainOrder::kOldestFirst;
+  Forwarder again(*buffer_, std::move(second), o, log_.fn());
+  again.start();
+  ASSERT_TRUE(wait_for([&] { return buffer_->acked_seq("cloud") == 610u; }));
+  EXPECT_EQ(s2->accepted(), range(cursor + 1, 610)) << "everything after the cursor again, live records included";
+}
+
+TEST_F(ForwarderTest, APausedSinkSendsNothingUntilResumed) {
+  auto sink = std::make_unique<ScriptedSink>("held", [](auto&, int) { return ok(); });
+  auto* s = sink.get();
+  Forwarder f(*buffer_, std::move(sink), fast(), log_.fn());
+  f.pause();
+  f.start();
+  ASSERT_TRUE(buffer_->append_wait(make_records(30)).ok());
+  ASSERT_TRUE(wait_for([&] { return f.stats().state == "paused"; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_TRUE(s->accepted().empty());
+  f.resume();
+  ASSERT_TRUE(wait_for([&] { return buffer_->acked_seq("held") == 30u; }));
+  EXPECT_EQ(s->accepted(), range(1, 30));
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "tidegate/drivers/ingest_support.h"
@@ -133,9 +134,83 @@ class Forwarder::Impl {
                              std::to_string(buffer_.acked_seq(name_).value_or(0) + 1));
     while (!stopping()) {
       if (wait_while_paused()) continue;
+      if (live_from_) {
+        live_first_round();
+        continue;
+      }
       auto batch = next_batch();
       if (batch.empty()) continue;
-      deliver(batch);
+      if (opts_.drain == DrainOrder::kLiveFirst && is_backlog(batch.front())) {
+        enter_live_first();
+        continue;
+      }
+      const auto started = SteadyClock::now();
+      if (send_all(batch) && commit_cursor(batch.back().seq)) batch_done(batch.size(), started);
+    }
+  }
+
+  // live-first: a backlog starts when the oldest undelivered record is older
+  // than live_lag. Everything stored at that moment is backlog; what arrives
+  // after it is live and goes first, one backlog batch between live batches,
+  // so live readings wait for at most one batch.
+  bool is_backlog(const buffer::Record& oldest) const {
+    return drivers::wall_now_ns() - oldest.ingest_ns >
+           std::chrono::duration_cast<std::chrono::nanoseconds>(opts_.live_lag).count();
+  }
+
+  void enter_live_first() {
+    const auto stats = buffer_.stats();
+    live_from_ = stats.next_seq;
+    live_sent_ = stats.next_seq - 1;
+    const auto acked = buffer_.acked_seq(name_).value_or(0);
+    log(LogLevel::kInfo, "backlog of " + std::to_string(live_sent_ - acked) +
+                             " records: live readings go first, the backlog in between (drain = live-first)");
+    std::lock_guard lock(mu_);
+    stats_.live_first = true;
+  }
+
+  // One live batch (if any arrived), then one backlog batch. The durable
+  // cursor follows the backlog only; live records delivered ahead are
+  // remembered here and covered by the cursor once the backlog reaches them.
+  // A crash in between re-sends them (at-least-once; duplicates carry their
+  // identity).
+  void live_first_round() {
+    auto live = buffer_.read_after(live_sent_, max_records_, max_bytes_);
+    if (live.status != buffer::Status::kOk) {
+      note_failure("reading the buffer: " + live.error);
+      pause_for(std::chrono::milliseconds(500));
+      return;
+    }
+    if (!live.records.empty()) {
+      const auto started = SteadyClock::now();
+      if (!send_all(live.records)) return;
+      live_sent_ = live.records.back().seq;
+      batch_done(live.records.size(), started);
+      std::lock_guard lock(mu_);
+      stats_.delivered_ahead_total += live.records.size();
+    }
+    if (stopping()) return;
+
+    const auto acked = buffer_.acked_seq(name_).value_or(0);
+    auto backlog = buffer_.read(name_, max_records_, max_bytes_);
+    std::erase_if(backlog.records, [&](const buffer::Record& r) { return r.seq >= *live_from_; });
+    if (backlog.status == buffer::Status::kOk && backlog.records.empty()) {
+      // The backlog is through: the cursor jumps over what went ahead.
+      if (live_sent_ > acked && !commit_cursor(live_sent_)) return;
+      log(LogLevel::kInfo, "backlog delivered; back to sending in order");
+      live_from_.reset();
+      std::lock_guard lock(mu_);
+      stats_.live_first = false;
+      return;
+    }
+    if (backlog.status != buffer::Status::kOk) {
+      note_failure("reading the buffer: " + backlog.error);
+      pause_for(std::chrono::milliseconds(500));
+      return;
+    }
+    const auto started = SteadyClock::now();
+    if (send_all(backlog.records) && commit_cursor(backlog.records.back().seq)) {
+      batch_done(backlog.records.size(), started);
     }
   }
 
@@ -173,17 +248,17 @@ class Forwarder::Impl {
     if (tokens_ < 0) pause_for(std::chrono::milliseconds(static_cast<std::int64_t>(-tokens_ / cap * 1000.0)));
   }
 
-  // Sends until every record of the batch is acknowledged or dead-lettered,
-  // then moves the cursor past the batch.
-  void deliver(const std::vector<buffer::Record>& batch) {
-    const auto started = SteadyClock::now();
+  // Sends until every record of the batch is acknowledged or dead-lettered;
+  // false if it stopped first (stopping, or a dead letter could not be
+  // stored): then the batch comes again.
+  bool send_all(const std::vector<buffer::Record>& batch) {
     std::vector<bool> done(batch.size(), false);
     std::size_t remaining = batch.size();
     for (std::size_t i = 0; i < batch.size(); ++i) {
       if (buffer::accounted_size(batch[i]) > max_record_bytes_) {
         if (!dead_letter(batch[i], "record of " + std::to_string(batch[i].payload.size()) +
                                        " bytes exceeds the sink's limit of " + std::to_string(max_record_bytes_))) {
-          return;  // the cursor stays: the batch comes again
+          return false;  // the cursor stays: the batch comes again
         }
         done[i] = true;
         remaining -= 1;
@@ -191,7 +266,7 @@ class Forwarder::Impl {
     }
     bool first_attempt = true;
     while (remaining > 0) {
-      if (stopping()) return;
+      if (stopping()) return false;
       std::vector<buffer::Record> subset;
       std::vector<std::size_t> index;
       std::uint64_t bytes = 0;
@@ -218,7 +293,7 @@ class Forwarder::Impl {
             ok_bytes += buffer::accounted_size(subset[k]);
             break;
           case Outcome::kReject:
-            if (!dead_letter(subset[k], result.error.empty() ? "rejected by the upstream" : result.error)) return;
+            if (!dead_letter(subset[k], result.error.empty() ? "rejected by the upstream" : result.error)) return false;
             done[index[k]] = true;
             remaining -= 1;
             break;
@@ -253,29 +328,36 @@ class Forwarder::Impl {
                                     std::to_string(backoff_.attempts()) + ")");
       }
       set_state("backing-off");
-      if (!pause_for(delay)) return;
+      if (!pause_for(delay)) return false;
       wait_while_paused();  // an operator may hold a failing sink
     }
     if (backoff_.attempts() > 0) {
       log(LogLevel::kInfo, "delivering again after " + std::to_string(backoff_.attempts()) + " failed attempt(s)");
       backoff_.reset();
     }
-    const auto st = buffer_.ack(name_, batch.back().seq);
-    if (st != buffer::Status::kOk) {
-      // The cursor stays; the batch will be sent again (duplicates upstream).
-      note_failure(std::string("moving the cursor failed: ") + buffer::to_string(st));
-      log(LogLevel::kError, std::string("moving the cursor failed (") + buffer::to_string(st) +
-                                "); the batch will be sent again");
-      pause_for(std::chrono::seconds(1));
-      return;
-    }
+    return true;
+  }
+
+  // Moves the durable cursor; on failure the batch will be sent again
+  // (duplicates upstream), never skipped.
+  bool commit_cursor(std::uint64_t seq) {
+    const auto st = buffer_.ack(name_, seq);
+    if (st == buffer::Status::kOk) return true;
+    note_failure(std::string("moving the cursor failed: ") + buffer::to_string(st));
+    log(LogLevel::kError, std::string("moving the cursor failed (") + buffer::to_string(st) +
+                              "); the batch will be sent again");
+    pause_for(std::chrono::seconds(1));
+    return false;
+  }
+
+  void batch_done(std::size_t records, SteadyClock::time_point started) {
     std::lock_guard lock(mu_);
     stats_.batches_total += 1;
     stats_.state = "idle";
     // The rate counts the time from read to ack, retries included, so the
     // estimate reflects what the uplink really achieves.
     const double secs = std::max(1e-6, std::chrono::duration<double>(SteadyClock::now() - started).count());
-    const double rate = static_cast<double>(batch.size()) / secs;
+    const double rate = static_cast<double>(records) / secs;
     stats_.delivery_rate_per_s = stats_.delivery_rate_per_s == 0 ? rate : 0.9 * stats_.delivery_rate_per_s + 0.1 * rate;
   }
 
@@ -311,6 +393,10 @@ class Forwarder::Impl {
   bool stopping_ = false;
   bool paused_ = false;
   ForwarderStats stats_;
+  // live-first while a backlog drains: the first live sequence, and the
+  // last live record delivered ahead of the cursor.
+  std::optional<std::uint64_t> live_from_;
+  std::uint64_t live_sent_ = 0;
 };
 
 Forwarder::Forwarder(buffer::Buffer& buffer, std::unique_ptr<Sink> sink, ForwarderOptions options, buffer::LogFn log)

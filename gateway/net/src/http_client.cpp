@@ -50,8 +50,22 @@ struct HttpClient::Tls {
   asio::ssl::context context{asio::ssl::context::tls_client};
 };
 
+struct HttpClient::Request : http::request<http::string_body> {
+  using http::request<http::string_body>::request;
+};
+
+// One open connection to the upstream, kept between requests (HTTP/1.1
+// keep-alive): a catch-up of thousands of batches pays for TCP and TLS
+// set-up once, not per batch.
+struct HttpClient::Connection {
+  std::optional<beast::tcp_stream> plain;
+  std::optional<beast::ssl_stream<beast::tcp_stream>> tls;
+  beast::flat_buffer buffer;
+  beast::tcp_stream& lowest() { return tls ? beast::get_lowest_layer(*tls) : *plain; }
+};
+
 HttpClient::HttpClient(Url url, std::chrono::milliseconds timeout, std::string ca_file)
-    : url_(std::move(url)), timeout_(timeout), ca_file_(std::move(ca_file)) {
+    : url_(std::move(url)), timeout_(timeout), ca_file_(std::move(ca_file)), io_(std::make_unique<asio::io_context>()) {
   if (url_.tls) {
     tls_ = std::make_unique<Tls>();
     if (ca_file_.empty()) {
@@ -65,17 +79,66 @@ HttpClient::HttpClient(Url url, std::chrono::milliseconds timeout, std::string c
 
 HttpClient::~HttpClient() = default;
 
+void HttpClient::connect() {
+  connection_.reset();
+  std::optional<HttpError> failure;
+  auto failed = [&](beast::error_code ec, const char* what) {
+    if (!ec) return false;
+    failure.emplace(std::string(what) + " " + url_.text() + ": " + ec.message());
+    return true;
+  };
+  asio::ip::tcp::resolver resolver(*io_);
+  beast::error_code resolve_ec;
+  const auto results = resolver.resolve(url_.host, url_.port, resolve_ec);
+  if (failed(resolve_ec, "resolve")) throw *failure;
+
+  auto c = std::make_unique<Connection>();
+  if (tls_) {
+    c->tls.emplace(*io_, tls_->context);
+    c->tls->set_verify_callback(asio::ssl::host_name_verification(url_.host));
+    SSL_ctrl(c->tls->native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+             const_cast<char*>(url_.host.c_str()));
+  } else {
+    c->plain.emplace(*io_);
+  }
+  c->lowest().expires_after(timeout_);
+  c->lowest().async_connect(results, [&](beast::error_code ec, auto) {
+    if (failed(ec, "connect") || !c->tls) return;
+    c->tls->async_handshake(asio::ssl::stream_base::client, [&](beast::error_code ec2) { failed(ec2, "TLS handshake"); });
+  });
+  io_->restart();
+  io_->run();
+  if (failure) throw *failure;
+  connection_ = std::move(c);
+  connections_opened_ += 1;
+}
+
 HttpResponse HttpClient::post(const std::vector<std::pair<std::string, std::string>>& headers, const std::string& body) {
-  http::request<http::string_body> request{http::verb::post, url_.target, 11};
+  Request request{http::verb::post, url_.target, 11};
   request.set(http::field::host, url_.host_header());
   request.set(http::field::user_agent, "tidegate");
   for (const auto& [name, value] : headers) request.set(name, value);
   request.body() = body;
+  request.keep_alive(true);
   request.prepare_payload();
 
-  asio::io_context io;
-  asio::ip::tcp::resolver resolver(io);
-  beast::flat_buffer buffer;
+  // A kept connection the upstream has closed in the meantime fails on first
+  // use: then once more on a new one. (That can send a request twice if the
+  // upstream processed it and only the answer was lost; delivery is
+  // at-least-once anyway, and records carry their identity.)
+  if (connection_) {
+    try {
+      return exchange(request);
+    } catch (const HttpError&) {
+      connection_.reset();
+    }
+  }
+  connect();
+  return exchange(request);
+}
+
+HttpResponse HttpClient::exchange(Request& request) {
+  auto& c = *connection_;
   http::response<http::string_body> response;
   std::optional<HttpError> failure;
   auto failed = [&](beast::error_code ec, const char* what) {
@@ -83,41 +146,26 @@ HttpResponse HttpClient::post(const std::vector<std::pair<std::string, std::stri
     failure.emplace(std::string(what) + " " + url_.text() + ": " + ec.message());
     return true;
   };
-  beast::error_code resolve_ec;
-  const auto results = resolver.resolve(url_.host, url_.port, resolve_ec);
-  if (failed(resolve_ec, "resolve")) throw *failure;
-
-  // Async operations under one deadline (tcp_stream's expiry), driven here.
-  if (tls_) {
-    beast::ssl_stream<beast::tcp_stream> stream(io, tls_->context);
-    stream.set_verify_callback(asio::ssl::host_name_verification(url_.host));
-    SSL_ctrl(stream.native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
-             const_cast<char*>(url_.host.c_str()));
-    beast::get_lowest_layer(stream).expires_after(timeout_);
-    beast::get_lowest_layer(stream).async_connect(results, [&](beast::error_code ec, auto) {
-      if (failed(ec, "connect")) return;
-      stream.async_handshake(asio::ssl::stream_base::client, [&](beast::error_code ec2) {
-        if (failed(ec2, "TLS handshake")) return;
-        http::async_write(stream, request, [&](beast::error_code ec3, std::size_t) {
-          if (failed(ec3, "write")) return;
-          http::async_read(stream, buffer, response, [&](beast::error_code ec4, std::size_t) { failed(ec4, "read"); });
-        });
-      });
+  // Write and read under one deadline (tcp_stream's expiry), driven here.
+  auto run = [&](auto& stream) {
+    http::async_write(stream, static_cast<http::request<http::string_body>&>(request), [&](beast::error_code ec, std::size_t) {
+      if (failed(ec, "write")) return;
+      http::async_read(stream, c.buffer, response, [&](beast::error_code ec2, std::size_t) { failed(ec2, "read"); });
     });
-    io.run();
+  };
+  c.lowest().expires_after(timeout_);
+  if (c.tls) {
+    run(*c.tls);
   } else {
-    beast::tcp_stream stream(io);
-    stream.expires_after(timeout_);
-    stream.async_connect(results, [&](beast::error_code ec, auto) {
-      if (failed(ec, "connect")) return;
-      http::async_write(stream, request, [&](beast::error_code ec3, std::size_t) {
-        if (failed(ec3, "write")) return;
-        http::async_read(stream, buffer, response, [&](beast::error_code ec4, std::size_t) { failed(ec4, "read"); });
-      });
-    });
-    io.run();
+    run(*c.plain);
   }
-  if (failure) throw *failure;
+  io_->restart();
+  io_->run();
+  if (failure) {
+    connection_.reset();
+    throw *failure;
+  }
+  if (!response.keep_alive()) connection_.reset();
   return {static_cast<int>(response.result_int()), response.body()};
 }
 

@@ -95,6 +95,8 @@ json sink_json(const Snapshot& s, const SinkView& k) {
       {"sent_per_s", k.sent_per_s},
       {"delivery_rate_per_s", f.delivery_rate_per_s},
       {"drain_eta_s", k.drain_eta_s ? json(*k.drain_eta_s) : json(nullptr)},
+      {"live_first", f.live_first},
+      {"delivered_ahead_total", f.delivered_ahead_total},
       {"sent_records_total", f.sent_records_total},
       {"sent_bytes_total", f.sent_bytes_total},
       {"batches_total", f.batches_total},

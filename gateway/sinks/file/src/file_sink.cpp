@@ -173,9 +173,11 @@ forward::SendResult FileSink::send(const std::vector<buffer::Record>& batch) {
   }
   if (d.opts.fsync && ::fdatasync(d.fd) != 0) {
     const int err = errno;
-    ::ftruncate(d.fd, static_cast<off_t>(d.size));
     result.batch = forward::Outcome::kRetry;
     result.error = "fdatasync " + d.partial.string() + ": " + std::strerror(err);
+    // Take the unsynced batch back out so its retry does not double it; if
+    // even that fails, close the file so nothing is appended after it.
+    if (::ftruncate(d.fd, static_cast<off_t>(d.size)) != 0) d.finish();
     return result;
   }
   d.size += bytes.size();

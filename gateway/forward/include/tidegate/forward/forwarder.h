@@ -16,6 +16,19 @@
 
 namespace tidegate::forward {
 
+// The order a backlog leaves in after an outage.
+enum class DrainOrder {
+  // Strictly by sequence: each device's readings reach the upstream in order;
+  // live readings wait until the backlog is through.
+  kOldestFirst,
+  // Once the oldest undelivered record is older than live_lag, readings that
+  // arrive from then on go first, with one backlog batch between live
+  // batches: live readings wait for at most one batch, and per device the
+  // newest readings arrive before older backlogged ones (consumers order by
+  // sequence or device time).
+  kLiveFirst,
+};
+
 struct ForwarderOptions {
   buffer::StartPosition start = buffer::StartPosition::kEarliest;  // for a new sink
   // Batching: send once max_records (from the sink's limits, or this if
@@ -28,6 +41,8 @@ struct ForwarderOptions {
   // Cap on upstream bandwidth (accounted bytes per second, metered links).
   // 0 = none.
   std::uint64_t max_bytes_per_s = 0;
+  DrainOrder drain = DrainOrder::kOldestFirst;
+  std::chrono::milliseconds live_lag{60'000};  // for kLiveFirst
 };
 
 struct ForwarderStats {
@@ -48,6 +63,8 @@ struct ForwarderStats {
   // Delivery rate while there was something to send (records/s, smoothed
   // over about ten batches); with the sink's lag it gives the time to drain.
   double delivery_rate_per_s = 0;
+  bool live_first = false;                   // live records are going ahead of a backlog now
+  std::uint64_t delivered_ahead_total = 0;   // live records sent ahead of a backlog
 };
 
 // Seconds until a backlog of `lag_records` is delivered at the recent rate;

@@ -1,15 +1,21 @@
 // A small blocking HTTP/1.1 client for the sinks (Boost.Beast, OpenSSL):
-// one request per connection, a deadline for the whole exchange, TLS with
-// the peer's host name verified. Network failures throw HttpError; any HTTP
-// status is a result.
+// one connection kept open between requests (keep-alive), a deadline for
+// each exchange, TLS with the peer's host name verified. Network failures
+// throw HttpError (and drop the connection); any HTTP status is a result.
+// One thread at a time (each forwarder owns its sink's client).
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
+
+namespace boost::asio {
+class io_context;
+}
 
 namespace tidegate::net {
 
@@ -40,13 +46,24 @@ class HttpClient {
   ~HttpClient();
   const Url& url() const { return url_; }
   HttpResponse post(const std::vector<std::pair<std::string, std::string>>& headers, const std::string& body);
+  // Connections opened so far (1 for any number of requests while the
+  // upstream keeps the connection).
+  std::uint64_t connections_opened() const { return connections_opened_; }
 
  private:
   struct Tls;
+  struct Connection;
+  struct Request;
+  void connect();
+  HttpResponse exchange(Request& request);
+
   Url url_;
   std::chrono::milliseconds timeout_;
   std::string ca_file_;
   std::unique_ptr<Tls> tls_;
+  std::unique_ptr<boost::asio::io_context> io_;
+  std::unique_ptr<Connection> connection_;
+  std::uint64_t connections_opened_ = 0;
 };
 
 }  // namespace tidegate::net
