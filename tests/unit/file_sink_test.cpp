@@ -183,6 +183,7 @@ TEST_F(FileSinkTest, BehindAForwarderEveryRecordLandsOnceInOrder) {
   o.max_file_bytes = 20'000;
   forward::ForwarderOptions fo;
   fo.linger = std::chrono::milliseconds(2);
+  fo.max_records = 100;  // several batches, so the size limit rotates between them
   {
     forward::Forwarder f(*buf, std::make_unique<FileSink>(o), fo, {});
     f.start();

@@ -7,7 +7,7 @@
 namespace tidegate::sinks {
 
 // Records per send: a window of PUBACKs in flight at once.
-constexpr std::size_t kMaxBatch = 500;
+constexpr std::size_t kMaxBatch = 2000;
 
 std::string expand_topic(const std::string& tmpl, const std::string& gateway, const buffer::Record& r) {
   std::string out;
@@ -52,7 +52,7 @@ struct MqttSink::Impl {
       }
       auto builder = mqtt::connect_options_builder()
                          .clean_session(true)
-                         .max_inflight(1000)
+                         .max_inflight(static_cast<int>(kMaxBatch))
                          .connect_timeout(std::chrono::duration_cast<std::chrono::seconds>(opts.timeout));
       if (opts.username) builder.user_name(*opts.username);
       if (opts.password) builder.password(*opts.password);

@@ -33,7 +33,7 @@ struct ForwarderOptions {
   buffer::StartPosition start = buffer::StartPosition::kEarliest;  // for a new sink
   // Batching: send once max_records (from the sink's limits, or this if
   // smaller) are waiting, or the oldest waiting record is this old.
-  std::size_t max_records = 500;
+  std::size_t max_records = 2000;
   std::chrono::milliseconds linger{20};
   // Retries: exponential backoff with full jitter between these.
   std::chrono::milliseconds retry_min{200};
