@@ -28,7 +28,10 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 say "install $(basename "$old")"
 dpkg -P tidegate >/dev/null 2>&1 || true
-apt-get install -y -qq "$old" >/dev/null
+# As an integrator without apt sources would: dpkg -i. Its dependencies are
+# the build's runtime libraries plus adduser, which apt provides first.
+apt-get install -y -qq --no-install-recommends adduser >/dev/null
+dpkg -i "$old" >/dev/null
 [[ "$(dpkg-query -W -f='${Version}' tidegate)" == "$(dpkg-deb -f "$old" Version)" ]] || fail "version not installed"
 for f in /usr/bin/tidegate /lib/systemd/system/tidegate.service /etc/tidegate/tidegate.toml \
          /etc/mosquitto/conf.d/tidegate.conf /usr/share/man/man1/tidegate.1.gz /usr/share/doc/tidegate/copyright \
@@ -92,7 +95,7 @@ delivered=$(cat /var/lib/tidegate/out/* | grep -c '"topic":"sensors/dev-')
 say "edit the configuration, upgrade to $(basename "$new")"
 sed -i 's/^log_level = "info"/log_level = "warning"  # edited by the operator/' /etc/tidegate/tidegate.toml
 grep -q "edited by the operator" /etc/tidegate/tidegate.toml || fail "edit not applied"
-apt-get install -y -qq -o Dpkg::Options::=--force-confold "$new" >/dev/null
+dpkg -i --force-confold "$new" >/dev/null
 [[ "$(dpkg-query -W -f='${Version}' tidegate)" == "$(dpkg-deb -f "$new" Version)" ]] || fail "upgrade not installed"
 grep -q "edited by the operator" /etc/tidegate/tidegate.toml || fail "the upgrade overwrote the operator's edit"
 [[ "$(next_seq)" -eq 21 ]] || fail "the buffer lost its state in the upgrade (next sequence $(next_seq))"

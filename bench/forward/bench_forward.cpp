@@ -315,8 +315,12 @@ int main(int argc, char** argv) {
                                 dir / "kinesalite.log");
     while (!testing::port_accepts(port)) std::this_thread::sleep_for(std::chrono::milliseconds(50));
     const auto create = [&](const std::string& stream) {
-      bench::shell(std::string(TIDEGATE_NODE) + " " + TIDEGATE_KINESIS_PEER_DIR + "/peer.js create " +
-                   std::to_string(port) + " " + stream + " 4");
+      const auto out = bench::shell(std::string(TIDEGATE_NODE) + " " + TIDEGATE_KINESIS_PEER_DIR + "/peer.js create " +
+                                    std::to_string(port) + " " + stream + " 4 2>&1");
+      if (out.find("active") == std::string::npos) {
+        std::cerr << "bench_forward: cannot create stream " << stream << ": " << out << "\n";
+        std::exit(1);
+      }
     };
     create("gateway");
     create("baseline");
