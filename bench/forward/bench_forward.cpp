@@ -300,8 +300,8 @@ int main(int argc, char** argv) {
     o.directory = dir / "out";
     o.gateway_id = kGateway;
     auto g = drain(*buf, std::make_unique<sinks::FileSink>(o), n);
-    rows.push_back({"file (JSON lines, fdatasync per batch)", g, baseline([&] { return file_baseline(dir / "baseline.jsonl", envelopes(n)); }),
-                    "write + fdatasync per 2,000 lines"});
+    const auto peer = baseline([&] { return file_baseline(dir / "baseline.jsonl", envelopes(n)); });
+    rows.push_back({"file (JSON lines, fdatasync per batch)", g, peer, "write + fdatasync per 2,000 lines"});
   }
 
   if (wanted("mqtt")) {
@@ -313,8 +313,8 @@ int main(int argc, char** argv) {
     o.gateway_id = kGateway;
     o.client_id = "bench-sink";
     auto g = drain(*buf, std::make_unique<sinks::MqttSink>(o), n);
-    rows.push_back({"MQTT upstream (QoS 1, envelope)", g, baseline([&] { return mqtt_baseline(upstream.uri(), envelopes(n), 2000); }),
-                    "Paho QoS 1, windows of 2,000"});
+    const auto peer = baseline([&] { return mqtt_baseline(upstream.uri(), envelopes(n), 2000); });
+    rows.push_back({"MQTT upstream (QoS 1, envelope)", g, peer, "Paho QoS 1, windows of 2,000"});
   }
 
   if (wanted("kinesis")) {
