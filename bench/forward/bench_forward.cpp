@@ -17,6 +17,7 @@
 //
 //   bench_forward [--records N] [--quick] [--only file|mqtt|kinesis|latency] [--out DIR]
 #include <malloc.h>
+#include <mqtt/async_client.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -24,7 +25,6 @@
 #include <chrono>
 #include <fstream>
 #include <iostream>
-#include <mqtt/async_client.h>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -110,7 +110,8 @@ Result drain(buffer::Buffer& buffer, std::unique_ptr<forward::Sink> sink, std::u
   forward::Forwarder f(buffer, std::move(sink), o, nullptr);
   auto r = measure([&] {
     f.start();
-    while (buffer.acked_seq(name).value_or(0) < n) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    while (buffer.acked_seq(name).value_or(0) < n)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
     f.stop();
   });
   std::cerr << "  gateway: " << fmt(r.rate(n)) << " records/s\n";
@@ -159,8 +160,9 @@ Result file_baseline(const std::filesystem::path& file, const std::vector<std::s
 
 Result mqtt_baseline(const std::string& uri, const std::vector<std::string>& lines, std::size_t window_size) {
   ::mqtt::async_client client(uri, "bench-baseline-pub", 100000, nullptr);
-  client.connect(
-      ::mqtt::connect_options_builder().clean_session(true).max_inflight(static_cast<int>(window_size)).finalize())
+  client
+      .connect(
+          ::mqtt::connect_options_builder().clean_session(true).max_inflight(static_cast<int>(window_size)).finalize())
       ->wait();
   auto r = measure([&] {
     std::vector<::mqtt::delivery_token_ptr> window;
@@ -168,7 +170,8 @@ Result mqtt_baseline(const std::string& uri, const std::vector<std::string>& lin
       window.push_back(client.publish("tidegate/bench/sensors/d" + std::to_string(i % 64) + "/env", lines[i].data(),
                                       lines[i].size(), 1, false));
       if (window.size() == window_size || i + 1 == lines.size()) {
-        for (auto& t : window) t->wait();
+        for (auto& t : window)
+          t->wait();
         window.clear();
       }
     }
@@ -242,7 +245,9 @@ double percentile(std::vector<double> v, double p) {
   return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
 }
 
-std::string mib(std::uint64_t kib) { return fmt(static_cast<double>(kib) / 1024.0, 0) + " MiB"; }
+std::string mib(std::uint64_t kib) {
+  return fmt(static_cast<double>(kib) / 1024.0, 0) + " MiB";
+}
 
 }  // namespace
 
@@ -280,7 +285,8 @@ int main(int argc, char** argv) {
   }
   for (std::uint64_t i = 0; i < n;) {
     std::vector<buffer::NewRecord> chunk;
-    for (; i < n && chunk.size() < 20'000; ++i) chunk.push_back(reading(i));
+    for (; i < n && chunk.size() < 20'000; ++i)
+      chunk.push_back(reading(i));
     if (!buf->append_wait(std::move(chunk)).ok()) return 1;
   }
 
@@ -320,10 +326,11 @@ int main(int argc, char** argv) {
   if (wanted("kinesis")) {
     std::cerr << "bench_forward: Kinesis sink (kinesalite)\n";
     const auto port = testing::free_loopback_port();
-    testing::Process kinesalite({TIDEGATE_NODE, std::string(TIDEGATE_KINESIS_PEER_DIR) + "/peer.js", "serve",
-                                 std::to_string(port)},
-                                dir / "kinesalite.log");
-    while (!testing::port_accepts(port)) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    testing::Process kinesalite(
+        {TIDEGATE_NODE, std::string(TIDEGATE_KINESIS_PEER_DIR) + "/peer.js", "serve", std::to_string(port)},
+        dir / "kinesalite.log");
+    while (!testing::port_accepts(port))
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
     const auto create = [&](const std::string& stream) {
       const auto out = bench::shell(std::string(TIDEGATE_NODE) + " " + TIDEGATE_KINESIS_PEER_DIR + "/peer.js create " +
                                     std::to_string(port) + " " + stream + " 4 2>&1");
@@ -384,7 +391,8 @@ int main(int argc, char** argv) {
   }
 
   std::string doc = "# bench/forward — " + bench::today_utc() + "\n\n" + bench::machine_lines() +
-                    "- command: `build/bench/forward/bench_forward" + (n == 1'000'000 ? "" : " --records " + std::to_string(n)) +
+                    "- command: `build/bench/forward/bench_forward" +
+                    (n == 1'000'000 ? "" : " --records " + std::to_string(n)) +
                     (out_dir.empty() ? "" : " --out " + out_dir) + "`\n- backlog: " + std::to_string(n) +
                     " records of 100-byte JSON readings from 64 devices, forwarder defaults (batches of up to 2,000 "
                     "within each sink's limit, 20 ms linger)\n\n## Draining a backlog\n\n"
@@ -395,22 +403,24 @@ int main(int argc, char** argv) {
            mib(r.gateway.peak_rss_kib) + " | " + r.peer_name + " | " + fmt(r.peer.rate(n)) + " | " +
            fmt(r.gateway.rate(n) / std::max(1.0, r.peer.rate(n)), 2) + "x |\n";
   }
-  doc += "\nGateway CPU is this process's (forwarder, sink, buffer reads); the peer's own CPU (mosquitto, "
-         "kinesalite) is not in it. The Kinesis baseline's CPU is the node client's.\n\n"
-         "## Publish to upstream, 1,000 msg/s for " +
-         std::to_string(latency_seconds) +
-         " s\n\n| path | received | p50 ms | p99 ms | max ms |\n|---|---|---|---|---|\n";
+  doc +=
+      "\nGateway CPU is this process's (forwarder, sink, buffer reads); the peer's own CPU (mosquitto, "
+      "kinesalite) is not in it. The Kinesis baseline's CPU is the node client's.\n\n"
+      "## Publish to upstream, 1,000 msg/s for " +
+      std::to_string(latency_seconds) + " s\n\n| path | received | p50 ms | p99 ms | max ms |\n|---|---|---|---|---|\n";
   auto lat_row = [&](const std::string& name, const std::vector<double>& v) {
     doc += "| " + name + " | " + std::to_string(v.size()) + " / " + std::to_string(1000 * latency_seconds) + " | " +
            fmt(percentile(v, 0.50), 1) + " | " + fmt(percentile(v, 0.99), 1) + " | " +
            fmt(v.empty() ? 0 : *std::max_element(v.begin(), v.end()), 1) + " |\n";
   };
   lat_row("mosquitto alone (publisher -> upstream broker -> subscriber)", direct);
-  lat_row("through tidegate (local broker -> MQTT source -> buffer commit -> forwarder -> MQTT sink -> upstream "
-          "broker -> subscriber), defaults: 10 ms commit window, 20 ms linger",
-          through);
-  doc += "\nTargets (issue 4): p99 under 100 ms online; drain at least 10x the live rate (10,000 records/s at "
-         "1,000 msg/s) and not slower than the peer alone.\n";
+  lat_row(
+      "through tidegate (local broker -> MQTT source -> buffer commit -> forwarder -> MQTT sink -> upstream "
+      "broker -> subscriber), defaults: 10 ms commit window, 20 ms linger",
+      through);
+  doc +=
+      "\nTargets (issue 4): p99 under 100 ms online; drain at least 10x the live rate (10,000 records/s at "
+      "1,000 msg/s) and not slower than the peer alone.\n";
   bench::publish_results("forward", out_dir, doc);
   return 0;
 }

@@ -30,9 +30,7 @@ class LoopbackHttpServer {
     kDropSilently,  // promise keep-alive, then close (an upstream's idle timeout)
   };
   explicit LoopbackHttpServer(Handler handler, Connections mode = Connections::kKeepAlive)
-      : handler_(std::move(handler)),
-        mode_(mode),
-        acceptor_(io_, {boost::asio::ip::make_address("127.0.0.1"), 0}) {
+      : handler_(std::move(handler)), mode_(mode), acceptor_(io_, {boost::asio::ip::make_address("127.0.0.1"), 0}) {
     thread_ = std::thread([this] { serve(); });
   }
   ~LoopbackHttpServer() {

@@ -28,7 +28,8 @@ std::string capture(const std::string& command) {
   if (!p) return out;
   char buf[4096];
   std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0)
+    out.append(buf, n);
   ::pclose(p);
   return out;
 }
@@ -80,10 +81,11 @@ class StatusPageTest : public ::testing::Test {
   // The DOM after the page's script ran against the live gateway.
   std::string rendered_dom(const std::string& extra = "") {
     const auto profile = dir_ / "chromium-profile";
-    return capture("chromium --headless --no-sandbox --disable-gpu --disable-background-networking "
-                   "--disable-component-update --disable-sync --no-first-run --disable-dev-shm-usage "
-                   "--user-data-dir=" + profile.string() + " --virtual-time-budget=4000 " + extra +
-                   " --dump-dom '" + url("/") + "' 2>/dev/null");
+    return capture(
+        "chromium --headless --no-sandbox --disable-gpu --disable-background-networking "
+        "--disable-component-update --disable-sync --no-first-run --disable-dev-shm-usage "
+        "--user-data-dir=" +
+        profile.string() + " --virtual-time-budget=4000 " + extra + " --dump-dom '" + url("/") + "' 2>/dev/null");
   }
 
   testing::TempDir dir_;
@@ -93,10 +95,13 @@ class StatusPageTest : public ::testing::Test {
 
 TEST_F(StatusPageTest, ApiShowsTheFailingUplinkTheWorkingSinkAndTheGrowingBacklog) {
   nlohmann::json s;
-  ASSERT_TRUE(wait_for([&] {
-    s = status();
-    return !s.is_null() && sink(s, "cloud")["condition"] == "failing" && s["health"]["level"] == "red";
-  }, 20s)) << s.dump(2);
+  ASSERT_TRUE(wait_for(
+      [&] {
+        s = status();
+        return !s.is_null() && sink(s, "cloud")["condition"] == "failing" && s["health"]["level"] == "red";
+      },
+      20s))
+      << s.dump(2);
   const auto cloud = sink(s, "cloud");
   EXPECT_NE(cloud["last_error"].get<std::string>().find("Connection refused"), std::string::npos) << cloud;
   EXPECT_TRUE(cloud["last_success_age_s"].is_null());
@@ -106,8 +111,8 @@ TEST_F(StatusPageTest, ApiShowsTheFailingUplinkTheWorkingSinkAndTheGrowingBacklo
   EXPECT_EQ(s["sources"][0]["name"], "sensors");
 
   const auto lag_before = cloud["lag_records"].get<std::uint64_t>();
-  ASSERT_TRUE(wait_for([&] { return sink(status(), "cloud")["lag_records"].get<std::uint64_t>() > lag_before + 50; },
-                       10s));
+  ASSERT_TRUE(
+      wait_for([&] { return sink(status(), "cloud")["lag_records"].get<std::uint64_t>() > lag_before + 50; }, 10s));
   // The rate chart's points come every 5 s.
   ASSERT_TRUE(wait_for([&] { return !status()["rates"].empty(); }, 10s));
   s = status();
@@ -154,22 +159,24 @@ print("families", len(list(text_string_to_metric_families(open(sys.argv[1]).read
 
 TEST_F(StatusPageTest, HeartbeatRecordsReachTheWorkingSink) {
   nlohmann::json heartbeat;
-  ASSERT_TRUE(wait_for([&] {
-    for (const auto& entry : std::filesystem::directory_iterator(dir_ / "out")) {
-      std::ifstream in(entry.path());
-      std::string line;
-      while (std::getline(in, line)) {
-        if (line.find("tidegate/heartbeat") == std::string::npos) continue;
-        const auto record = nlohmann::json::parse(line, nullptr, false);
-        if (record.is_discarded() || record["topic"] != "tidegate/heartbeat") continue;
-        heartbeat = nlohmann::json::parse(record["payload"].get<std::string>());
-        EXPECT_EQ(record["source"], "tidegate");
-        EXPECT_EQ(record["partition_key"], "plant-7");
-        return true;
-      }
-    }
-    return false;
-  }, 20s));
+  ASSERT_TRUE(wait_for(
+      [&] {
+        for (const auto& entry : std::filesystem::directory_iterator(dir_ / "out")) {
+          std::ifstream in(entry.path());
+          std::string line;
+          while (std::getline(in, line)) {
+            if (line.find("tidegate/heartbeat") == std::string::npos) continue;
+            const auto record = nlohmann::json::parse(line, nullptr, false);
+            if (record.is_discarded() || record["topic"] != "tidegate/heartbeat") continue;
+            heartbeat = nlohmann::json::parse(record["payload"].get<std::string>());
+            EXPECT_EQ(record["source"], "tidegate");
+            EXPECT_EQ(record["partition_key"], "plant-7");
+            return true;
+          }
+        }
+        return false;
+      },
+      20s));
   EXPECT_EQ(heartbeat["type"], "tidegate.heartbeat");
   EXPECT_EQ(heartbeat["gateway_id"], "plant-7");
   EXPECT_FALSE(heartbeat["version"].get<std::string>().empty());
@@ -180,23 +187,27 @@ TEST_F(StatusPageTest, HeartbeatRecordsReachTheWorkingSink) {
 TEST_F(StatusPageTest, OperationsNeedTheTokenAndPauseTheSink) {
   const auto refused = http("/api/sinks/local/pause", "-X POST -o /dev/null -w '%{http_code}'");
   EXPECT_EQ(refused, "401");
-  const auto wrong = http("/api/sinks/local/pause", "-X POST -H 'Authorization: Bearer nope' -o /dev/null -w '%{http_code}'");
+  const auto wrong =
+      http("/api/sinks/local/pause", "-X POST -H 'Authorization: Bearer nope' -o /dev/null -w '%{http_code}'");
   EXPECT_EQ(wrong, "401");
   const auto done = http("/api/sinks/local/pause", "-X POST -H 'Authorization: Bearer t0ken'");
   EXPECT_EQ(done, R"({"error":"","ok":true})");
   ASSERT_TRUE(wait_for([&] { return sink(status(), "local")["condition"] == "paused"; }, 10s));
   ASSERT_TRUE(wait_for([&] { return sink(status(), "local")["lag_records"].get<std::uint64_t>() > 20; }, 10s));
   http("/api/sinks/local/resume", "-X POST -H 'Authorization: Bearer t0ken'");
-  EXPECT_TRUE(wait_for([&] {
-    const auto k = sink(status(), "local");
-    return k["condition"] == "ok" && k["lag_records"].get<std::uint64_t>() < 20;
-  }, 10s));
+  EXPECT_TRUE(wait_for(
+      [&] {
+        const auto k = sink(status(), "local");
+        return k["condition"] == "ok" && k["lag_records"].get<std::uint64_t>() < 20;
+      },
+      10s));
   EXPECT_NE(gateway_->output().find("operator request: pause sink 'local': done"), std::string::npos);
 }
 
 TEST_F(StatusPageTest, TheRenderedPageShowsTheSinkFailingAndTheBacklogGrowing) {
   ASSERT_TRUE(wait_for([&] { return status()["health"]["level"] == "red"; }, 20s));
-  const std::regex cloud_row(R"re(<tr class="failing" data-sink="cloud" data-condition="failing" data-lag-records="([0-9]+)")re");
+  const std::regex cloud_row(
+      R"re(<tr class="failing" data-sink="cloud" data-condition="failing" data-lag-records="([0-9]+)")re");
   auto first = rendered_dom();
   std::smatch m;
   ASSERT_TRUE(std::regex_search(first, m, cloud_row)) << first;
@@ -215,8 +226,8 @@ TEST_F(StatusPageTest, TheRenderedPageShowsTheSinkFailingAndTheBacklogGrowing) {
   ASSERT_TRUE(std::filesystem::exists(shot));
   EXPECT_GT(std::filesystem::file_size(shot), 10'000u);
   // Kept for a look after a failed run (and for the operations guide).
-  if (const char* keep = std::getenv("TIDEGATE_SCREENSHOT")) std::filesystem::copy_file(shot, keep,
-                                                                                        std::filesystem::copy_options::overwrite_existing);
+  if (const char* keep = std::getenv("TIDEGATE_SCREENSHOT"))
+    std::filesystem::copy_file(shot, keep, std::filesystem::copy_options::overwrite_existing);
 }
 
 }  // namespace

@@ -10,8 +10,8 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl.hpp>
 #include <boost/asio/read.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/write.hpp>
 #include <cstdlib>
 #include <thread>
@@ -129,9 +129,9 @@ TEST_F(StatusServerTest, AnswersRequestsAndKeepsTheConnectionAlive) {
 
 TEST_F(StatusServerTest, MalformedRequestsGet400AndTheServerCarriesOn) {
   start();
-  for (const std::string& bad : std::vector<std::string>{"GARBAGE\r\n\r\n", "GET / HTTP/9.9\r\n\r\n", "GET / HTTP/1.1\r\nNo colon here\r\n\r\n",
-                                std::string("GET /\0x HTTP/1.1\r\n\r\n", 20),
-                                "POST / HTTP/1.1\r\nContent-Length: -5\r\n\r\n"}) {
+  for (const std::string& bad : std::vector<std::string>{
+           "GARBAGE\r\n\r\n", "GET / HTTP/9.9\r\n\r\n", "GET / HTTP/1.1\r\nNo colon here\r\n\r\n",
+           std::string("GET /\0x HTTP/1.1\r\n\r\n", 20), "POST / HTTP/1.1\r\nContent-Length: -5\r\n\r\n"}) {
     RawClient c(port());
     c.send(bad);
     const auto r = c.read_all();
@@ -210,7 +210,8 @@ TEST_F(StatusServerTest, ManyConcurrentClientsAreAllServed) {
       }
     });
   }
-  for (auto& c : clients) c.join();
+  for (auto& c : clients)
+    c.join();
   EXPECT_EQ(ok.load(), 32 * 25);
   EXPECT_EQ(handled_.load(), 32 * 25);
 }
@@ -257,11 +258,16 @@ TEST(StatusServer, ATakenPortIsReportedAtStart) {
   HttpServerOptions o;
   o.address = "127.0.0.1";
   o.port = 0;
-  HttpServer first(io, o, [](const HttpRequest&) { return HttpResponse{}; }, nullptr);
+  HttpServer first(
+      io, o, [](const HttpRequest&) { return HttpResponse{}; }, nullptr);
   o.port = first.port();
-  EXPECT_THROW(HttpServer(io, o, [](const HttpRequest&) { return HttpResponse{}; }, nullptr), std::runtime_error);
+  EXPECT_THROW(HttpServer(
+                   io, o, [](const HttpRequest&) { return HttpResponse{}; }, nullptr),
+               std::runtime_error);
   o.address = "not-an-address";
-  EXPECT_THROW(HttpServer(io, o, [](const HttpRequest&) { return HttpResponse{}; }, nullptr), std::runtime_error);
+  EXPECT_THROW(HttpServer(
+                   io, o, [](const HttpRequest&) { return HttpResponse{}; }, nullptr),
+               std::runtime_error);
 }
 
 }  // namespace

@@ -160,7 +160,7 @@ TEST(Collector, SamplesTurnCountersIntoRatesAndKeepABoundedHistory) {
   c.sample();
   for (int i = 1; i <= 5; ++i) {
     f.now += 5 * kSecond;
-    f.buffer.appended_total += 500;   // 100/s
+    f.buffer.appended_total += 500;  // 100/s
     f.sources[0].received_total += 500;
     f.sinks[0].sent_records_total += 250;  // 50/s
     c.sample();

@@ -22,9 +22,12 @@ std::optional<double> estimated_drain_seconds(const ForwarderStats& stats, std::
 
 const char* to_string(Outcome outcome) {
   switch (outcome) {
-    case Outcome::kOk: return "ok";
-    case Outcome::kRetry: return "retry";
-    case Outcome::kReject: return "reject";
+    case Outcome::kOk:
+      return "ok";
+    case Outcome::kRetry:
+      return "retry";
+    case Outcome::kReject:
+      return "reject";
   }
   return "?";
 }
@@ -280,8 +283,7 @@ class Forwarder::Impl {
       set_state("sending");
       const auto t0 = SteadyClock::now();
       SendResult result = sink_->send(subset);
-      const auto latency =
-          std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - t0).count();
+      const auto latency = std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - t0).count();
 
       std::uint64_t ok = 0, ok_bytes = 0, retry = 0;
       for (std::size_t k = 0; k < subset.size(); ++k) {
@@ -344,8 +346,8 @@ class Forwarder::Impl {
     const auto st = buffer_.ack(name_, seq);
     if (st == buffer::Status::kOk) return true;
     note_failure(std::string("moving the cursor failed: ") + buffer::to_string(st));
-    log(LogLevel::kError, std::string("moving the cursor failed (") + buffer::to_string(st) +
-                              "); the batch will be sent again");
+    log(LogLevel::kError,
+        std::string("moving the cursor failed (") + buffer::to_string(st) + "); the batch will be sent again");
     pause_for(std::chrono::seconds(1));
     return false;
   }
@@ -402,11 +404,23 @@ class Forwarder::Impl {
 Forwarder::Forwarder(buffer::Buffer& buffer, std::unique_ptr<Sink> sink, ForwarderOptions options, buffer::LogFn log)
     : impl_(std::make_unique<Impl>(buffer, std::move(sink), options, std::move(log))) {}
 Forwarder::~Forwarder() = default;
-void Forwarder::start() { impl_->start(); }
-void Forwarder::stop() { impl_->stop(); }
-void Forwarder::pause() { impl_->set_paused(true); }
-void Forwarder::resume() { impl_->set_paused(false); }
-ForwarderStats Forwarder::stats() const { return impl_->stats(); }
-const std::string& Forwarder::sink_name() const { return impl_->name(); }
+void Forwarder::start() {
+  impl_->start();
+}
+void Forwarder::stop() {
+  impl_->stop();
+}
+void Forwarder::pause() {
+  impl_->set_paused(true);
+}
+void Forwarder::resume() {
+  impl_->set_paused(false);
+}
+ForwarderStats Forwarder::stats() const {
+  return impl_->stats();
+}
+const std::string& Forwarder::sink_name() const {
+  return impl_->name();
+}
 
 }  // namespace tidegate::forward

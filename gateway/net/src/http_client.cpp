@@ -17,9 +17,13 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 
-std::string Url::host_header() const { return port == (tls ? "443" : "80") ? host : host + ":" + port; }
+std::string Url::host_header() const {
+  return port == (tls ? "443" : "80") ? host : host + ":" + port;
+}
 
-std::string Url::text() const { return std::string(tls ? "https://" : "http://") + host + ":" + port + target; }
+std::string Url::text() const {
+  return std::string(tls ? "https://" : "http://") + host + ":" + port + target;
+}
 
 Url Url::parse(const std::string& text) {
   Url u;
@@ -104,7 +108,8 @@ void HttpClient::connect() {
   c->lowest().expires_after(timeout_);
   c->lowest().async_connect(results, [&](beast::error_code ec, auto) {
     if (failed(ec, "connect") || !c->tls) return;
-    c->tls->async_handshake(asio::ssl::stream_base::client, [&](beast::error_code ec2) { failed(ec2, "TLS handshake"); });
+    c->tls->async_handshake(asio::ssl::stream_base::client,
+                            [&](beast::error_code ec2) { failed(ec2, "TLS handshake"); });
   });
   io_->restart();
   io_->run();
@@ -113,11 +118,13 @@ void HttpClient::connect() {
   connections_opened_ += 1;
 }
 
-HttpResponse HttpClient::post(const std::vector<std::pair<std::string, std::string>>& headers, const std::string& body) {
+HttpResponse HttpClient::post(const std::vector<std::pair<std::string, std::string>>& headers,
+                              const std::string& body) {
   Request request{http::verb::post, url_.target, 11};
   request.set(http::field::host, url_.host_header());
   request.set(http::field::user_agent, "tidegate");
-  for (const auto& [name, value] : headers) request.set(name, value);
+  for (const auto& [name, value] : headers)
+    request.set(name, value);
   request.body() = body;
   request.keep_alive(true);
   request.prepare_payload();
@@ -148,10 +155,12 @@ HttpResponse HttpClient::exchange(Request& request) {
   };
   // Write and read under one deadline (tcp_stream's expiry), driven here.
   auto run = [&](auto& stream) {
-    http::async_write(stream, static_cast<http::request<http::string_body>&>(request), [&](beast::error_code ec, std::size_t) {
-      if (failed(ec, "write")) return;
-      http::async_read(stream, c.buffer, response, [&](beast::error_code ec2, std::size_t) { failed(ec2, "read"); });
-    });
+    http::async_write(stream, static_cast<http::request<http::string_body>&>(request),
+                      [&](beast::error_code ec, std::size_t) {
+                        if (failed(ec, "write")) return;
+                        http::async_read(stream, c.buffer, response,
+                                         [&](beast::error_code ec2, std::size_t) { failed(ec2, "read"); });
+                      });
   };
   c.lowest().expires_after(timeout_);
   if (c.tls) {

@@ -8,7 +8,9 @@ namespace tidegate::status {
 
 StatusCollector::StatusCollector(CollectorInputs inputs) : in_(std::move(inputs)), started_ns_(now_ns()) {}
 
-std::int64_t StatusCollector::now_ns() const { return in_.clock_ns ? in_.clock_ns() : drivers::wall_now_ns(); }
+std::int64_t StatusCollector::now_ns() const {
+  return in_.clock_ns ? in_.clock_ns() : drivers::wall_now_ns();
+}
 
 void StatusCollector::sample() {
   const auto b = in_.buffer_stats();
@@ -19,8 +21,10 @@ void StatusCollector::sample() {
   c.appended = b.appended_total;
   c.evicted = b.evicted_total;
   c.refused = b.disk_full_total + b.io_error_total;
-  for (const auto& s : sources) c.received[s.name] = s.received_total;
-  for (const auto& k : sinks) c.sent[k.sink] = k.sent_records_total;
+  for (const auto& s : sources)
+    c.received[s.name] = s.received_total;
+  for (const auto& k : sinks)
+    c.sent[k.sink] = k.sent_records_total;
 
   std::lock_guard lock(mu_);
   for (const auto& s : sources) {
@@ -48,7 +52,8 @@ void StatusCollector::sample() {
       source_rate_[name] = rate(received, it == last_->received.end() ? 0 : it->second);
     }
     history_.push_back(p);
-    while (history_.size() > in_.history_points) history_.pop_front();
+    while (history_.size() > in_.history_points)
+      history_.pop_front();
     if (c.evicted > last_->evicted) last_eviction_ns_ = c.t_ns;
     writable_ = c.refused == last_->refused;
     if (!writable_) {

@@ -7,9 +7,12 @@ namespace tidegate::status {
 
 const char* to_string(HealthLevel level) {
   switch (level) {
-    case HealthLevel::kGreen: return "green";
-    case HealthLevel::kAmber: return "amber";
-    case HealthLevel::kRed: return "red";
+    case HealthLevel::kGreen:
+      return "green";
+    case HealthLevel::kAmber:
+      return "amber";
+    case HealthLevel::kRed:
+      return "red";
   }
   return "?";
 }
@@ -46,9 +49,10 @@ Health assess(const Snapshot& s, const HealthThresholds& t) {
   const double fill = buffer_fill(b);
   const std::string fill_text = std::to_string(static_cast<int>(fill * 100)) + "% full";
   if (fill >= t.buffer_red_fraction) {
-    red.push_back("buffer " + fill_text + (b.full_policy == buffer::FullPolicy::kDropOldest
-                                               ? ": the oldest undelivered records are being dropped"
-                                               : ": new records are being refused"));
+    red.push_back("buffer " + fill_text +
+                  (b.full_policy == buffer::FullPolicy::kDropOldest
+                       ? ": the oldest undelivered records are being dropped"
+                       : ": new records are being refused"));
   } else if (fill >= t.buffer_amber_fraction) {
     amber.push_back("buffer " + fill_text);
   }

@@ -71,7 +71,8 @@ http::response<http::string_body> make_response(const HttpResponse& r, unsigned 
   res.set(http::field::content_type, r.content_type);
   res.set(http::field::cache_control, "no-store");
   res.set("X-Content-Type-Options", "nosniff");
-  for (const auto& [name, value] : r.headers) res.set(name, value);
+  for (const auto& [name, value] : r.headers)
+    res.set(name, value);
   res.body() = r.body;
   res.keep_alive(keep_alive);
   res.prepare_payload();
@@ -101,11 +102,10 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       read();
     } else {
       lowest().expires_after(server_->options.request_timeout);
-      stream_.async_handshake(asio::ssl::stream_base::server,
-                              [self = this->shared_from_this()](beast::error_code ec) {
-                                if (ec) return self->count_bad();  // not TLS, or too slow: dropped
-                                self->read();
-                              });
+      stream_.async_handshake(asio::ssl::stream_base::server, [self = this->shared_from_this()](beast::error_code ec) {
+        if (ec) return self->count_bad();  // not TLS, or too slow: dropped
+        self->read();
+      });
     }
   }
 
@@ -232,8 +232,8 @@ void HttpServer::Impl::accept() {
         }
         std::shared_ptr<SessionBase> session;
         if (self->tls) {
-          auto s = std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(self, id, std::move(socket),
-                                                                                  *self->tls);
+          auto s =
+              std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(self, id, std::move(socket), *self->tls);
           s->start();
           session = s;
         } else {
@@ -280,7 +280,9 @@ HttpServer::HttpServer(asio::io_context& io, HttpServerOptions options, HttpHand
   impl_->accept();
 }
 
-HttpServer::~HttpServer() { close(); }
+HttpServer::~HttpServer() {
+  close();
+}
 
 std::uint16_t HttpServer::port() const {
   beast::error_code ec;
@@ -299,7 +301,8 @@ void HttpServer::close() {
       if (auto s = weak.lock()) open.push_back(std::move(s));
     }
   }
-  for (auto& s : open) s->cancel();
+  for (auto& s : open)
+    s->cancel();
 }
 
 HttpServerStats HttpServer::stats() const {

@@ -31,7 +31,9 @@ std::string sink_condition(const SinkView& k) {
   return "ok";
 }
 
-json health_json(const Health& h) { return {{"level", to_string(h.level)}, {"reasons", h.reasons}}; }
+json health_json(const Health& h) {
+  return {{"level", to_string(h.level)}, {"reasons", h.reasons}};
+}
 
 json buffer_json(const Snapshot& s) {
   const auto& b = s.buffer;
@@ -125,15 +127,19 @@ std::string to_json(const Snapshot& s) {
       {"buffer", buffer_json(s)},
   };
   j["sources"] = json::array();
-  for (const auto& v : s.sources) j["sources"].push_back(source_json(s, v));
+  for (const auto& v : s.sources)
+    j["sources"].push_back(source_json(s, v));
   j["sinks"] = json::array();
-  for (const auto& k : s.sinks) j["sinks"].push_back(sink_json(s, k));
+  for (const auto& k : s.sinks)
+    j["sinks"].push_back(sink_json(s, k));
   j["rates"] = json::array();
   for (const auto& p : s.rates) {
     json forward = json::object();
-    for (const auto& [sink, rate] : p.forward_per_s) forward[sink] = rate;
-    j["rates"].push_back(
-        {{"time_unix_s", static_cast<double>(p.t_ns) / 1e9}, {"ingest_per_s", p.ingest_per_s}, {"forward_per_s", forward}});
+    for (const auto& [sink, rate] : p.forward_per_s)
+      forward[sink] = rate;
+    j["rates"].push_back({{"time_unix_s", static_cast<double>(p.t_ns) / 1e9},
+                          {"ingest_per_s", p.ingest_per_s},
+                          {"forward_per_s", forward}});
   }
   j["warnings"] = json::array();
   for (const auto& w : s.warnings) {

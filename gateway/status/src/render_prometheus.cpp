@@ -12,10 +12,14 @@ namespace {
 std::string escape_label(const std::string& v) {
   std::string out;
   for (char c : v) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '"') out += "\\\"";
-    else if (c == '\n') out += "\\n";
-    else out += c;
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '"')
+      out += "\\\"";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out += c;
   }
   return out;
 }
@@ -56,7 +60,9 @@ class Exposition {
   std::string name_;
 };
 
-double seconds(std::int64_t ns) { return static_cast<double>(ns) / 1e9; }
+double seconds(std::int64_t ns) {
+  return static_cast<double>(ns) / 1e9;
+}
 
 double age(const Snapshot& s, const std::optional<std::int64_t>& ns) {
   return ns ? seconds(std::max<std::int64_t>(0, s.now_ns - *ns)) : 0.0;
@@ -104,8 +110,7 @@ std::string to_prometheus(const Snapshot& s) {
             static_cast<double>(*b.disk_available_bytes));
   }
   e.counter("tidegate_buffer_appended_records_total", "Records committed to the buffer.", b.appended_total);
-  e.counter("tidegate_buffer_evicted_records_total", "Undelivered records removed by the cap (lost).",
-            b.evicted_total);
+  e.counter("tidegate_buffer_evicted_records_total", "Undelivered records removed by the cap (lost).", b.evicted_total);
   e.counter("tidegate_buffer_expired_records_total", "Delivered records removed by retention or the cap.",
             b.expired_total);
   e.family("tidegate_buffer_refused_records_total", "counter", "Records the buffer refused, by reason.")

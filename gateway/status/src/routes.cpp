@@ -21,7 +21,7 @@ HttpResponse json_result(unsigned status, const std::string& error) {
   r.status = status;
   r.content_type = "application/json";
   r.body = nlohmann::json{{"ok", error.empty()}, {"error", error}}.dump(-1, ' ', false,
-                                                                         nlohmann::json::error_handler_t::replace);
+                                                                        nlohmann::json::error_handler_t::replace);
   return r;
 }
 
@@ -37,7 +37,9 @@ bool token_matches(const std::string& configured, const std::string& authorizati
   return diff == 0;
 }
 
-std::string path_of(const std::string& target) { return target.substr(0, target.find('?')); }
+std::string path_of(const std::string& target) {
+  return target.substr(0, target.find('?'));
+}
 
 }  // namespace
 

@@ -87,9 +87,17 @@ StatusService::StatusService(StatusCollector& collector, StatusControls controls
                              buffer::LogFn log)
     : impl_(std::make_unique<Impl>(collector, std::move(controls), std::move(options), std::move(log))) {}
 StatusService::~StatusService() = default;
-void StatusService::start() { impl_->start(); }
-void StatusService::stop() { impl_->stop(); }
-std::uint16_t StatusService::http_port() const { return impl_->port(); }
-HttpServerStats StatusService::http_stats() const { return impl_->stats(); }
+void StatusService::start() {
+  impl_->start();
+}
+void StatusService::stop() {
+  impl_->stop();
+}
+std::uint16_t StatusService::http_port() const {
+  return impl_->port();
+}
+HttpServerStats StatusService::http_stats() const {
+  return impl_->stats();
+}
 
 }  // namespace tidegate::status

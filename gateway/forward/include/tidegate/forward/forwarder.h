@@ -52,8 +52,8 @@ struct ForwarderStats {
   std::uint64_t sent_records_total = 0;
   std::uint64_t sent_bytes_total = 0;
   std::uint64_t batches_total = 0;
-  std::uint64_t retries_total = 0;          // send attempts that did not complete a batch
-  std::uint64_t resent_records_total = 0;   // records sent more than once (possible duplicates upstream)
+  std::uint64_t retries_total = 0;         // send attempts that did not complete a batch
+  std::uint64_t resent_records_total = 0;  // records sent more than once (possible duplicates upstream)
   std::uint64_t dead_lettered_total = 0;
   std::int64_t last_success_ns = 0;
   std::int64_t last_error_ns = 0;
@@ -63,8 +63,8 @@ struct ForwarderStats {
   // Delivery rate while there was something to send (records/s, smoothed
   // over about ten batches); with the sink's lag it gives the time to drain.
   double delivery_rate_per_s = 0;
-  bool live_first = false;                   // live records are going ahead of a backlog now
-  std::uint64_t delivered_ahead_total = 0;   // live records sent ahead of a backlog
+  bool live_first = false;                  // live records are going ahead of a backlog now
+  std::uint64_t delivered_ahead_total = 0;  // live records sent ahead of a backlog
 };
 
 // Seconds until a backlog of `lag_records` is delivered at the recent rate;

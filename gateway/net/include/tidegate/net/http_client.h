@@ -28,7 +28,7 @@ struct Url {
   bool tls = true;
   std::string host;
   std::string port;
-  std::string target = "/";  // path and query
+  std::string target = "/";         // path and query
   std::string host_header() const;  // host, with the port unless it is the scheme's default
   std::string text() const;
   // Throws std::invalid_argument for anything but http(s)://host[:port][/path].

@@ -30,7 +30,7 @@ struct CollectorInputs {
   std::function<std::vector<LogEntry>()> warnings;  // may be empty
   std::function<std::int64_t()> clock_ns;           // wall clock; empty = the system's
   HealthThresholds thresholds;
-  std::size_t history_points = 120;                 // rate samples kept for the chart
+  std::size_t history_points = 120;  // rate samples kept for the chart
   std::chrono::milliseconds cache_for{500};
 };
 
@@ -47,7 +47,7 @@ class StatusCollector {
     std::int64_t t_ns = 0;
     std::uint64_t appended = 0;
     std::uint64_t evicted = 0;
-    std::uint64_t refused = 0;  // disk full + I/O errors
+    std::uint64_t refused = 0;                      // disk full + I/O errors
     std::map<std::string, std::uint64_t> received;  // per source
     std::map<std::string, std::uint64_t> sent;      // per sink
   };

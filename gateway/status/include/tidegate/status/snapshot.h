@@ -26,7 +26,7 @@ struct Health {
 struct HealthThresholds {
   double buffer_amber_fraction = 0.70;  // of the byte or record cap
   double buffer_red_fraction = 0.95;
-  std::int64_t lag_amber_s = 300;       // oldest undelivered record older than this
+  std::int64_t lag_amber_s = 300;          // oldest undelivered record older than this
   std::int64_t failing_red_after_s = 300;  // a sink without success for this long while failing
   std::int64_t source_red_after_s = 300;   // a source disconnected this long
   std::int64_t loss_red_window_s = 900;    // records evicted (lost) this recently
@@ -66,13 +66,13 @@ struct Snapshot {
   std::int64_t now_ns = 0;
   std::int64_t started_ns = 0;
   buffer::BufferStats buffer;
-  bool buffer_writable = true;   // no refused commit (disk full, I/O error) in the last sample
-  std::string buffer_problem;    // why not, when not
+  bool buffer_writable = true;        // no refused commit (disk full, I/O error) in the last sample
+  std::string buffer_problem;         // why not, when not
   std::int64_t last_eviction_ns = 0;  // 0: none since start
   std::vector<SourceView> sources;
   std::vector<SinkView> sinks;
-  std::vector<RatePoint> rates;     // oldest first
-  std::vector<LogEntry> warnings;   // newest last
+  std::vector<RatePoint> rates;    // oldest first
+  std::vector<LogEntry> warnings;  // newest last
   Health health;
 };
 

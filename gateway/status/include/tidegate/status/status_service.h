@@ -28,8 +28,7 @@ class StatusService {
  public:
   // Binds the server at once, so a taken port fails the start (throws
   // std::runtime_error) rather than going unnoticed.
-  StatusService(StatusCollector& collector, StatusControls controls, StatusServiceOptions options,
-                buffer::LogFn log);
+  StatusService(StatusCollector& collector, StatusControls controls, StatusServiceOptions options, buffer::LogFn log);
   ~StatusService();
   StatusService(const StatusService&) = delete;
   StatusService& operator=(const StatusService&) = delete;
