@@ -111,8 +111,16 @@ cmake --build "$build" -j"$(nproc)"
 say "built in $(( $(date +%s) - started )) s"
 
 binary="$build/gateway/tidegate"
-file "$binary" | tee /dev/stderr | grep -q "$( [[ $arch == amd64 ]] && echo x86-64 || ([[ $arch == arm64 ]] && echo aarch64 || echo 'ARM, EABI5'))" \
-  || { say "the binary is not built for $arch"; exit 1; }
+# (Not `tee /dev/stderr`: with stderr redirected to a file, that reopens
+# the file and truncates the log written so far.)
+machine=$(file "$binary")
+echo "$machine" >&2
+case "$arch" in
+  amd64) expected="x86-64" ;;
+  arm64) expected="ARM aarch64" ;;
+  armhf) expected="ARM, EABI5" ;;
+esac
+grep -q "$expected" <<<"$machine" || { say "the binary is not built for $arch"; exit 1; }
 $qemu "$binary" --version
 
 if [[ $run_tests -eq 1 ]]; then
