@@ -59,31 +59,36 @@ if [[ "$arch" != "$host_arch" ]]; then
     $SUDO dpkg --add-architecture "$arch"
     added=1
   fi
-  log=$(mktemp)
-  if ! $SUDO apt-get update -qq >"$log" 2>&1; then
-    cat "$log" >&2
-    if grep -Eq "$mirror_problem" "$log"; then
-      say "SKIPPED: the package mirror's $arch index is inconsistent (see above; usually a mirror sync in progress); removing the $arch architecture again"
-      [[ $added -eq 1 ]] && restore_apt
-      exit 77
+  # Runs an apt-get step; on failure says why, takes the architecture away
+  # again (if this run added it) and exits: 77 when the mirror is at fault.
+  apt_step() {
+    local what=$1 mirror_reason=$2
+    shift 2
+    local log
+    log=$(mktemp)
+    if "$@" >"$log" 2>&1; then
+      rm -f "$log"
+      return
     fi
-    say "apt-get update failed"
+    cat "$log" >&2
+    local status=1
+    if grep -Eq "$mirror_problem" "$log"; then
+      say "SKIPPED: $mirror_reason; removing the $arch architecture again"
+      status=77
+    else
+      say "$what failed"
+    fi
     [[ $added -eq 1 ]] && restore_apt
-    exit 1
-  fi
+    exit $status
+  }
+  apt_step "apt-get update" \
+    "the package mirror's $arch index is inconsistent (see above; usually a mirror sync in progress)" \
+    $SUDO apt-get update -qq
   libs=(libsqlite3-dev libssl-dev zlib1g-dev libboost-dev libboost-system-dev libprotobuf-dev
         libpaho-mqttpp-dev libpaho-mqtt-dev libtomlplusplus-dev libgtest-dev libgmock-dev)
-  if ! $SUDO apt-get install -y -qq --no-install-recommends "${libs[@]/%/:$arch}" nlohmann-json3-dev >"$log" 2>&1; then
-    cat "$log" >&2
-    if grep -Eq "$mirror_problem" "$log"; then
-      say "SKIPPED: the $arch packages cannot be installed beside the host's (the mirror's $arch index does not match its amd64 one); removing the $arch architecture again"
-      [[ $added -eq 1 ]] && restore_apt
-      exit 77
-    fi
-    say "installing the $arch libraries failed"
-    exit 1
-  fi
-  rm -f "$log"
+  apt_step "installing the $arch libraries" \
+    "the $arch packages cannot be installed beside the host's (the mirror's $arch index does not match its amd64 one)" \
+    $SUDO apt-get install -y -qq --no-install-recommends "${libs[@]/%/:$arch}" nlohmann-json3-dev
 fi
 
 # Debian's build flags for the target: -O2, stack protector, fortify,
