@@ -387,6 +387,35 @@ std::string env_name(const char* kind, const std::string& name, const char* what
   return out + "_" + what;
 }
 
+// "host:port", "[v6]:port", or either without the port (port_text empty).
+void split_host_port(const std::string& text, std::string& host, std::string& port_text) {
+  port_text.clear();
+  if (!text.empty() && text.front() == '[') {
+    const auto close = text.find(']');
+    if (close == std::string::npos) {  // unbalanced: no host at all
+      host.clear();
+      return;
+    }
+    host = text.substr(1, close - 1);
+    if (close + 1 < text.size() && text[close + 1] == ':') port_text = text.substr(close + 2);
+    return;
+  }
+  const auto colon = text.rfind(':');
+  host = text.substr(0, colon);
+  if (colon != std::string::npos) port_text = text.substr(colon + 1);
+}
+
+// A decimal port number from `min` to 65535, nothing else.
+bool parse_port(const std::string& text, unsigned min, std::uint16_t& port) {
+  unsigned value = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || ptr != text.data() + text.size() || value < min || value > 65535) {
+    return false;
+  }
+  port = static_cast<std::uint16_t>(value);
+  return true;
+}
+
 // host:port from "mqtt://host:port" / "mqtts://host:port" / "host:port".
 bool parse_broker_url(const std::string& url, std::string& host, std::uint16_t& port, bool& tls) {
   std::string rest = url;
@@ -401,25 +430,10 @@ bool parse_broker_url(const std::string& url, std::string& host, std::uint16_t& 
   }
   if (!rest.empty() && rest.back() == '/') rest.pop_back();
   std::string port_text;
-  if (!rest.empty() && rest.front() == '[') {  // [IPv6]:port
-    const auto close = rest.find(']');
-    if (close == std::string::npos) return false;
-    host = rest.substr(1, close - 1);
-    if (close + 1 < rest.size() && rest[close + 1] == ':') port_text = rest.substr(close + 2);
-  } else {
-    const auto colon = rest.rfind(':');
-    host = rest.substr(0, colon);
-    if (colon != std::string::npos) port_text = rest.substr(colon + 1);
-  }
+  split_host_port(rest, host, port_text);
   if (host.empty()) return false;
   port = tls ? 8883 : 1883;
-  if (!port_text.empty()) {
-    unsigned value = 0;
-    auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), value);
-    if (ec != std::errc() || ptr != port_text.data() + port_text.size() || value == 0 || value > 65535) return false;
-    port = static_cast<std::uint16_t>(value);
-  }
-  return true;
+  return port_text.empty() || parse_port(port_text, 1, port);
 }
 
 void read_buffer(Section& s, buffer::BufferOptions& b) {
@@ -745,27 +759,15 @@ void add_sinks(Section& sinks, const std::string& kind, const std::string& help,
   });
 }
 
-// "host:port" or "[v6]:port"; the host must be a literal address.
+// "host:port" or "[v6]:port"; the host must be a literal address, the port
+// is required (0: any free port).
 bool parse_listen(const std::string& text, std::string& address, std::uint16_t& port) {
   std::string host, port_text;
-  if (!text.empty() && text.front() == '[') {
-    const auto close = text.find("]:");
-    if (close == std::string::npos) return false;
-    host = text.substr(1, close - 1);
-    port_text = text.substr(close + 2);
-  } else {
-    const auto colon = text.rfind(':');
-    if (colon == std::string::npos) return false;
-    host = text.substr(0, colon);
-    port_text = text.substr(colon + 1);
-  }
+  split_host_port(text, host, port_text);
   boost::system::error_code ec;
   boost::asio::ip::make_address(host, ec);
-  unsigned value = 0;
-  auto [ptr, err] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), value);
-  if (ec || err != std::errc() || ptr != port_text.data() + port_text.size() || value > 65535) return false;
+  if (ec || !parse_port(port_text, 0, port)) return false;
   address = host;
-  port = static_cast<std::uint16_t>(value);
   return true;
 }
 

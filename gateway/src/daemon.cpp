@@ -258,29 +258,30 @@ class Gateway {
                              std::to_string(s.next_seq));
   }
 
+  // The per-minute log line, from the same snapshot the status page shows.
   void report_status() {
-    const auto s = buffer_->stats();
+    const auto snap = collector_->snapshot();
+    const auto& s = snap.buffer;
     std::string line = "status: buffer " + std::to_string(s.records) + " records (" + mib(s.bytes) + "), appended " +
                        std::to_string(s.appended_total);
     if (s.evicted_total) line += ", evicted " + std::to_string(s.evicted_total);
     if (s.dead_letters) line += ", dead letters " + std::to_string(s.dead_letters);
     if (s.disk_reserve_reached) line += ", DISK RESERVE REACHED";
-    for (const auto& src : sources_) {
-      const auto st = src->stats();
+    for (const auto& src : snap.sources) {
+      const auto& st = src.stats;
       line += "; " + st.name + (st.connected ? " up" : " DOWN") + " rx " + std::to_string(st.received_total);
     }
+    // Every cursor, configured or left behind; the time to drain for those
+    // with a forwarder.
     for (const auto& k : s.sinks) {
       line += "; sink " + k.name + " lag " + std::to_string(k.lag_records);
-      for (const auto& f : forwarders_) {
-        if (f->sink_name() != k.name || k.lag_records == 0) continue;
-        if (auto eta = forward::estimated_drain_seconds(f->stats(), k.lag_records)) {
-          line += " (drained in ~" + std::to_string(static_cast<long long>(*eta)) + " s)";
-        }
+      for (const auto& v : snap.sinks) {
+        if (v.stats.sink != k.name || k.lag_records == 0 || !v.drain_eta_s) continue;
+        line += " (drained in ~" + std::to_string(static_cast<long long>(*v.drain_eta_s)) + " s)";
       }
     }
-    for (const auto& f : forwarders_) {
-      const auto st = f->stats();
-      if (st.consecutive_failures > 0) line += "; sink " + st.sink + " FAILING: " + st.last_error;
+    for (const auto& v : snap.sinks) {
+      if (v.stats.consecutive_failures > 0) line += "; sink " + v.stats.sink + " FAILING: " + v.stats.last_error;
     }
     log(LogLevel::kInfo, line);
   }

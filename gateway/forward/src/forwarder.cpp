@@ -172,6 +172,15 @@ class Forwarder::Impl {
     stats_.live_first = true;
   }
 
+  // A failed read of the buffer: counted, then a short pause before the
+  // next attempt. False if it failed.
+  bool read_ok(const buffer::ReadResult& r) {
+    if (r.status == buffer::Status::kOk) return true;
+    note_failure("reading the buffer: " + r.error);
+    pause_for(std::chrono::milliseconds(500));
+    return false;
+  }
+
   // One live batch (if any arrived), then one backlog batch. The durable
   // cursor follows the backlog only; live records delivered ahead are
   // remembered here and covered by the cursor once the backlog reaches them.
@@ -179,11 +188,7 @@ class Forwarder::Impl {
   // identity).
   void live_first_round() {
     auto live = buffer_.read_after(live_sent_, max_records_, max_bytes_);
-    if (live.status != buffer::Status::kOk) {
-      note_failure("reading the buffer: " + live.error);
-      pause_for(std::chrono::milliseconds(500));
-      return;
-    }
+    if (!read_ok(live)) return;
     if (!live.records.empty()) {
       const auto started = SteadyClock::now();
       if (!send_all(live.records)) return;
@@ -194,21 +199,16 @@ class Forwarder::Impl {
     }
     if (stopping()) return;
 
-    const auto acked = buffer_.acked_seq(name_).value_or(0);
     auto backlog = buffer_.read(name_, max_records_, max_bytes_);
+    if (!read_ok(backlog)) return;
     std::erase_if(backlog.records, [&](const buffer::Record& r) { return r.seq >= *live_from_; });
-    if (backlog.status == buffer::Status::kOk && backlog.records.empty()) {
+    if (backlog.records.empty()) {
       // The backlog is through: the cursor jumps over what went ahead.
-      if (live_sent_ > acked && !commit_cursor(live_sent_)) return;
+      if (live_sent_ > buffer_.acked_seq(name_).value_or(0) && !commit_cursor(live_sent_)) return;
       log(LogLevel::kInfo, "backlog delivered; back to sending in order");
       live_from_.reset();
       std::lock_guard lock(mu_);
       stats_.live_first = false;
-      return;
-    }
-    if (backlog.status != buffer::Status::kOk) {
-      note_failure("reading the buffer: " + backlog.error);
-      pause_for(std::chrono::milliseconds(500));
       return;
     }
     const auto started = SteadyClock::now();
@@ -223,12 +223,7 @@ class Forwarder::Impl {
     if (!buffer_.wait_for_records_after(acked, std::chrono::milliseconds(200))) return {};
     auto read = [&] {
       auto r = buffer_.read(name_, max_records_, max_bytes_);
-      if (r.status != buffer::Status::kOk) {
-        note_failure("reading the buffer: " + r.error);
-        pause_for(std::chrono::milliseconds(500));
-        return std::vector<buffer::Record>{};
-      }
-      return std::move(r.records);
+      return read_ok(r) ? std::move(r.records) : std::vector<buffer::Record>{};
     };
     auto batch = read();
     const auto deadline = SteadyClock::now() + opts_.linger;

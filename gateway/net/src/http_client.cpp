@@ -58,6 +58,31 @@ struct HttpClient::Request : http::request<http::string_body> {
   using http::request<http::string_body>::request;
 };
 
+namespace {
+
+// The first failure of a connect or an exchange, named with the step and the
+// URL; the asynchronous steps report to it and stop at the first error.
+class FirstError {
+ public:
+  explicit FirstError(const Url& url) : url_(url) {}
+  // True, and kept if it is the first, when `ec` is an error.
+  bool operator()(beast::error_code ec, const char* what) {
+    if (!ec) return false;
+    if (!failure_) failure_.emplace(std::string(what) + " " + url_.text() + ": " + ec.message());
+    return true;
+  }
+  bool any() const { return failure_.has_value(); }
+  void throw_if_any() const {
+    if (failure_) throw *failure_;
+  }
+
+ private:
+  const Url& url_;
+  std::optional<HttpError> failure_;
+};
+
+}  // namespace
+
 // One open connection to the upstream, kept between requests (HTTP/1.1
 // keep-alive): a catch-up of thousands of batches pays for TCP and TLS
 // set-up once, not per batch.
@@ -85,16 +110,11 @@ HttpClient::~HttpClient() = default;
 
 void HttpClient::connect() {
   connection_.reset();
-  std::optional<HttpError> failure;
-  auto failed = [&](beast::error_code ec, const char* what) {
-    if (!ec) return false;
-    failure.emplace(std::string(what) + " " + url_.text() + ": " + ec.message());
-    return true;
-  };
+  FirstError failed(url_);
   asio::ip::tcp::resolver resolver(*io_);
   beast::error_code resolve_ec;
   const auto results = resolver.resolve(url_.host, url_.port, resolve_ec);
-  if (failed(resolve_ec, "resolve")) throw *failure;
+  if (failed(resolve_ec, "resolve")) failed.throw_if_any();
 
   auto c = std::make_unique<Connection>();
   if (tls_) {
@@ -113,7 +133,7 @@ void HttpClient::connect() {
   });
   io_->restart();
   io_->run();
-  if (failure) throw *failure;
+  failed.throw_if_any();
   connection_ = std::move(c);
   connections_opened_ += 1;
 }
@@ -147,12 +167,7 @@ HttpResponse HttpClient::post(const std::vector<std::pair<std::string, std::stri
 HttpResponse HttpClient::exchange(Request& request) {
   auto& c = *connection_;
   http::response<http::string_body> response;
-  std::optional<HttpError> failure;
-  auto failed = [&](beast::error_code ec, const char* what) {
-    if (!ec) return false;
-    failure.emplace(std::string(what) + " " + url_.text() + ": " + ec.message());
-    return true;
-  };
+  FirstError failed(url_);
   // Write and read under one deadline (tcp_stream's expiry), driven here.
   auto run = [&](auto& stream) {
     http::async_write(stream, static_cast<http::request<http::string_body>&>(request),
@@ -170,9 +185,9 @@ HttpResponse HttpClient::exchange(Request& request) {
   }
   io_->restart();
   io_->run();
-  if (failure) {
+  if (failed.any()) {
     connection_.reset();
-    throw *failure;
+    failed.throw_if_any();
   }
   if (!response.keep_alive()) connection_.reset();
   return {static_cast<int>(response.result_int()), response.body()};

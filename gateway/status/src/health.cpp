@@ -30,15 +30,14 @@ std::int64_t seconds_between(std::int64_t from_ns, std::int64_t to_ns) {
   return std::max<std::int64_t>(0, (to_ns - from_ns) / 1'000'000'000);
 }
 
-// Fill of the tighter of the two caps; 0 without caps.
+}  // namespace
+
 double buffer_fill(const buffer::BufferStats& b) {
   double fill = 0;
   if (b.max_bytes) fill = std::max(fill, static_cast<double>(b.bytes) / static_cast<double>(b.max_bytes));
   if (b.max_records) fill = std::max(fill, static_cast<double>(b.records) / static_cast<double>(b.max_records));
   return fill;
 }
-
-}  // namespace
 
 Health assess(const Snapshot& s, const HealthThresholds& t) {
   std::vector<std::string> red, amber;

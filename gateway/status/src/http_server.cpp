@@ -18,6 +18,13 @@ namespace http = beast::http;
 using tcp = asio::ip::tcp;
 using buffer::LogLevel;
 
+HttpResponse text_response(unsigned status, std::string text) {
+  HttpResponse r;
+  r.status = status;
+  r.body = std::move(text) + "\n";
+  return r;
+}
+
 namespace {
 
 class SessionBase {
@@ -77,13 +84,6 @@ http::response<http::string_body> make_response(const HttpResponse& r, unsigned 
   res.keep_alive(keep_alive);
   res.prepare_payload();
   return res;
-}
-
-HttpResponse plain(unsigned status, std::string text) {
-  HttpResponse r;
-  r.status = status;
-  r.body = std::move(text) + "\n";
-  return r;
 }
 
 // One connection: reads bounded requests one after another (keep-alive) and
@@ -153,7 +153,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     try {
       out = server_->handler(in);
     } catch (const std::exception& e) {
-      out = plain(500, std::string("internal error: ") + e.what());
+      out = text_response(500, std::string("internal error: ") + e.what());
     }
     const bool head = req.method() == http::verb::head;
     const bool keep_alive = req.keep_alive() && ++served_ < server_->options.max_requests_per_connection;
@@ -162,7 +162,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 
   void reject(unsigned status, std::string text) {
     count_bad();
-    write(make_response(plain(status, std::move(text)), 11, false), false);
+    write(make_response(text_response(status, std::move(text)), 11, false), false);
   }
 
   void write(http::response<http::string_body> res, bool head) {

@@ -17,13 +17,6 @@ json age_s(const Snapshot& s, const std::optional<std::int64_t>& then_ns) {
   return then_ns ? age_s(s, *then_ns) : json(nullptr);
 }
 
-double fill_ratio(const buffer::BufferStats& b) {
-  double fill = 0;
-  if (b.max_bytes) fill = std::max(fill, static_cast<double>(b.bytes) / static_cast<double>(b.max_bytes));
-  if (b.max_records) fill = std::max(fill, static_cast<double>(b.records) / static_cast<double>(b.max_records));
-  return fill;
-}
-
 // What the page shows per sink: failing beats paused beats the working state.
 std::string sink_condition(const SinkView& k) {
   if (k.stats.consecutive_failures > 0) return "failing";
@@ -42,7 +35,7 @@ json buffer_json(const Snapshot& s) {
       {"bytes", b.bytes},
       {"max_bytes", b.max_bytes},
       {"max_records", b.max_records},
-      {"fill_ratio", fill_ratio(b)},
+      {"fill_ratio", buffer_fill(b)},
       {"full_policy", b.full_policy == buffer::FullPolicy::kDropOldest ? "drop-oldest" : "reject-new"},
       {"oldest_age_s", age_s(s, b.oldest_ingest_ns)},
       {"next_seq", b.next_seq},
@@ -160,7 +153,7 @@ std::string heartbeat_json(const Snapshot& s) {
       {"buffer",
        {{"records", b.records},
         {"bytes", b.bytes},
-        {"fill_ratio", fill_ratio(b)},
+        {"fill_ratio", buffer_fill(b)},
         {"oldest_age_s", age_s(s, b.oldest_ingest_ns)},
         {"evicted_total", b.evicted_total},
         {"dead_letters", b.dead_letters},

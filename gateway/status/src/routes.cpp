@@ -9,13 +9,6 @@ namespace {
 
 using buffer::LogLevel;
 
-HttpResponse text(unsigned status, std::string body) {
-  HttpResponse r;
-  r.status = status;
-  r.body = std::move(body) + "\n";
-  return r;
-}
-
 HttpResponse json_result(unsigned status, const std::string& error) {
   HttpResponse r;
   r.status = status;
@@ -53,7 +46,7 @@ HttpHandler make_status_routes(StatusCollector& collector, StatusControls contro
     if (path == "/" || path == "/index.html" || path == "/api/status" || path == "/metrics" || path == "/healthz" ||
         path == "/readyz") {
       if (!read) {
-        auto r = text(405, "method not allowed");
+        auto r = text_response(405, "method not allowed");
         r.headers.emplace_back("Allow", "GET, HEAD");
         return r;
       }
@@ -75,8 +68,8 @@ HttpHandler make_status_routes(StatusCollector& collector, StatusControls contro
         r.body = "ok\n";
       } else {  // /readyz: the buffer takes records
         const auto s = collector.snapshot();
-        if (!s.buffer_writable) return text(503, "not ready: buffer refuses records: " + s.buffer_problem);
-        if (s.buffer.disk_reserve_reached) return text(503, "not ready: disk free-space reserve reached");
+        if (!s.buffer_writable) return text_response(503, "not ready: buffer refuses records: " + s.buffer_problem);
+        if (s.buffer.disk_reserve_reached) return text_response(503, "not ready: disk free-space reserve reached");
         r.body = "ready\n";
       }
       return r;
@@ -85,9 +78,9 @@ HttpHandler make_status_routes(StatusCollector& collector, StatusControls contro
     // State-changing operations: POST with the token.
     const std::string sinks_prefix = "/api/sinks/";
     const bool is_sink_op = path.rfind(sinks_prefix, 0) == 0;
-    if (!is_sink_op && path != "/api/dead-letters/clear") return text(404, "not found: " + path);
+    if (!is_sink_op && path != "/api/dead-letters/clear") return text_response(404, "not found: " + path);
     if (req.method != "POST") {
-      auto r = text(405, "method not allowed");
+      auto r = text_response(405, "method not allowed");
       r.headers.emplace_back("Allow", "POST");
       return r;
     }
@@ -104,7 +97,7 @@ HttpHandler make_status_routes(StatusCollector& collector, StatusControls contro
     if (is_sink_op) {
       const auto rest = path.substr(sinks_prefix.size());
       const auto slash = rest.rfind('/');
-      if (slash == std::string::npos) return text(404, "not found: " + path);
+      if (slash == std::string::npos) return text_response(404, "not found: " + path);
       const auto sink = rest.substr(0, slash);
       const auto op = rest.substr(slash + 1);
       if (op == "pause") {
@@ -112,7 +105,7 @@ HttpHandler make_status_routes(StatusCollector& collector, StatusControls contro
       } else if (op == "resume") {
         error = controls.resume_sink(sink);
       } else {
-        return text(404, "not found: " + path);
+        return text_response(404, "not found: " + path);
       }
       what = op + " sink '" + sink + "'";
     } else {

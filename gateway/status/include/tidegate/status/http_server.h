@@ -50,6 +50,9 @@ struct HttpResponse {
 
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
 
+// A plain-text answer: `text` and a newline.
+HttpResponse text_response(unsigned status, std::string text);
+
 struct HttpServerStats {
   std::uint64_t connections_total = 0;
   std::uint64_t connections_active = 0;

@@ -76,6 +76,9 @@ struct Snapshot {
   Health health;
 };
 
+// Fill of the tighter of the buffer's two caps (bytes, records); 0 without caps.
+double buffer_fill(const buffer::BufferStats& b);
+
 // The verdict: red when data is being lost or will be soon, or the uplink
 // has been failing for a while; amber when something needs a look.
 Health assess(const Snapshot& s, const HealthThresholds& t);
