@@ -17,6 +17,7 @@
 
 #include "http_server.h"
 #include "record.pb.h"
+#include "forward_support.h"
 #include "test_support.h"
 #include "tidegate/forward/forwarder.h"
 #include "tidegate/net/http_client.h"
@@ -77,11 +78,7 @@ class HttpSinkTest : public ::testing::Test {
     buffer_ = buffer::Buffer::open(o);
   }
   forward::ForwarderOptions fast() {
-    forward::ForwarderOptions f;
-    f.linger = std::chrono::milliseconds(5);
-    f.retry_min = std::chrono::milliseconds(5);
-    f.retry_max = std::chrono::milliseconds(30);
-    return f;
+    return testing::quick_forwarder(std::chrono::milliseconds(5), std::chrono::milliseconds(30));
   }
   testing::TempDir dir_;
   testing::LogCapture log_;

@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "mosquitto.h"  // free_loopback_port, port_accepts
+#include "forward_support.h"
 #include "http_server.h"
 #include "process.h"
 #include "test_support.h"
@@ -326,10 +327,7 @@ TEST(KinesisOutage, TheBacklogIsDeliveredWhenTheStreamComesBack) {
   k.endpoint = "http://127.0.0.1:" + std::to_string(port);
   k.credentials = {"AKIDEXAMPLE", "secret", ""};
   k.timeout = std::chrono::milliseconds(1000);
-  forward::ForwarderOptions fo;
-  fo.linger = std::chrono::milliseconds(5);
-  fo.retry_min = std::chrono::milliseconds(50);
-  fo.retry_max = std::chrono::milliseconds(300);
+  const auto fo = testing::quick_forwarder(std::chrono::milliseconds(50), std::chrono::milliseconds(300));
   testing::LogCapture log;
   forward::Forwarder f(*buf, std::make_unique<KinesisSink>(k), fo, log.fn());
   f.start();

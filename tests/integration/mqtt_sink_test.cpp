@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "mosquitto.h"
+#include "forward_support.h"
 #include "test_support.h"
 #include "tidegate/forward/forwarder.h"
 
@@ -67,11 +68,7 @@ class MqttSinkTest : public ::testing::Test {
     return o;
   }
   forward::ForwarderOptions fast() {
-    forward::ForwarderOptions f;
-    f.linger = std::chrono::milliseconds(5);
-    f.retry_min = std::chrono::milliseconds(50);
-    f.retry_max = std::chrono::milliseconds(300);
-    return f;
+    return testing::quick_forwarder(std::chrono::milliseconds(50), std::chrono::milliseconds(300));
   }
   testing::TempDir dir_;
   testing::LogCapture log_;

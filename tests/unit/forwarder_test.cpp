@@ -11,6 +11,7 @@
 #include <functional>
 #include <mutex>
 
+#include "forward_support.h"
 #include "test_support.h"
 
 namespace tidegate::forward {
@@ -78,11 +79,7 @@ class ForwarderTest : public ::testing::Test {
     buffer_ = buffer::Buffer::open(o);
   }
   ForwarderOptions fast() {
-    ForwarderOptions f;
-    f.linger = std::chrono::milliseconds(5);
-    f.retry_min = std::chrono::milliseconds(5);
-    f.retry_max = std::chrono::milliseconds(40);
-    return f;
+    return testing::quick_forwarder(std::chrono::milliseconds(5), std::chrono::milliseconds(40));
   }
   static std::vector<std::uint64_t> range(std::uint64_t from, std::uint64_t to) {
     std::vector<std::uint64_t> v;
