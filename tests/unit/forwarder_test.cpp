@@ -219,6 +219,56 @@ TEST_F(ForwarderTest, AStoppedForwarderResumesFromItsCursor) {
   EXPECT_EQ(s->accepted(), range(21, 40));  // nothing skipped, nothing before the cursor again
 }
 
+// A backlog is read one batch ahead while the current one is in flight; the
+// batch read ahead goes only after the current one's cursor move landed.
+TEST_F(ForwarderTest, ABacklogReadAheadKeepsOrderThroughRetriesAndARestart) {
+  ASSERT_TRUE(buffer_->append_wait(make_records(1000)).ok());
+  SinkLimits limits;
+  limits.max_records = 100;
+  auto flaky = [](const std::vector<buffer::Record>& batch, int call) {
+    SendResult r;
+    if (call % 4 == 1) return SendResult{Outcome::kRetry, {}, "timeout", false};
+    if (call % 5 == 2) {
+      for (std::size_t i = 0; i < batch.size(); ++i) r.per_record.push_back(i % 7 == 0 ? Outcome::kRetry : Outcome::kOk);
+      r.error = "partial";
+    }
+    return r;
+  };
+  std::vector<std::uint64_t> accepted, attempts;
+  {
+    auto sink = std::make_unique<ScriptedSink>("up", flaky, limits);
+    auto* s = sink.get();
+    Forwarder f(*buffer_, std::move(sink), fast(), log_.fn());
+    f.start();
+    ASSERT_TRUE(wait_for([&] { return buffer_->acked_seq("up").value_or(0) >= 300u; }));
+    f.stop();  // a batch read ahead is dropped here, unsent
+    accepted = s->accepted();
+    attempts = s->attempts();
+  }
+  const auto cursor = buffer_->acked_seq("up").value_or(0);
+  ASSERT_LT(cursor, 1000u);
+  auto sink = std::make_unique<ScriptedSink>("up", flaky, limits);
+  auto* s = sink.get();
+  Forwarder f(*buffer_, std::move(sink), fast(), log_.fn());
+  f.start();
+  ASSERT_TRUE(wait_for([&] { return buffer_->acked_seq("up") == 1000u; }));
+  // Each run's first attempts go in sequence order: no batch skipped, none
+  // sent out of turn.
+  for (const auto& run : {attempts, s->attempts()}) {
+    std::vector<std::uint64_t> firsts;
+    for (auto seq : run) {
+      if (std::find(firsts.begin(), firsts.end(), seq) == firsts.end()) firsts.push_back(seq);
+    }
+    EXPECT_TRUE(std::is_sorted(firsts.begin(), firsts.end()));
+  }
+  EXPECT_EQ(s->attempts().front(), cursor + 1);  // the restart starts at the cursor
+  auto all = accepted;
+  for (auto seq : s->accepted()) all.push_back(seq);
+  std::sort(all.begin(), all.end());
+  all.erase(std::unique(all.begin(), all.end()), all.end());
+  EXPECT_EQ(all, range(1, 1000));
+}
+
 TEST_F(ForwarderTest, ABrokenSinkDoesNotHoldBackAnother) {
   auto broken = std::make_unique<ScriptedSink>("broken", [](auto&, int) {
     return SendResult{Outcome::kRetry, {}, "503 Service Unavailable", false};

@@ -13,12 +13,21 @@ TEST(JsonQuote, EscapesQuotesBackslashesAndControlCharacters) {
 }
 
 TEST(JsonQuote, KeepsValidUtf8AndEscapesInvalidBytes) {
-  EXPECT_EQ(quote("22 \xc2\xb0" "C"), "\"22 \xc2\xb0" "C\"");             // degree sign
-  EXPECT_EQ(quote("\xf0\x9f\x8c\xa1"), "\"\xf0\x9f\x8c\xa1\"");          // thermometer emoji
+  EXPECT_EQ(quote("22 \xc2\xb0"
+                  "C"),
+            "\"22 \xc2\xb0"
+            "C\"");                                              // degree sign
+  EXPECT_EQ(quote("\xf0\x9f\x8c\xa1"), "\"\xf0\x9f\x8c\xa1\"");  // thermometer emoji
   EXPECT_EQ(quote("\xff\xfe"), "\"\\u00ff\\u00fe\"");
-  EXPECT_EQ(quote("\xc0\xaf"), "\"\\u00c0\\u00af\"");                     // overlong '/'
-  EXPECT_EQ(quote("\xed\xa0\x80"), "\"\\u00ed\\u00a0\\u0080\"");          // surrogate
-  EXPECT_EQ(quote("\xe2\x82"), "\"\\u00e2\\u0082\"");                     // truncated
+  EXPECT_EQ(quote("\xc0\xaf"), "\"\\u00c0\\u00af\"");             // overlong '/'
+  EXPECT_EQ(quote("\xed\xa0\x80"), "\"\\u00ed\\u00a0\\u0080\"");  // surrogate
+  EXPECT_EQ(quote("\xe2\x82"), "\"\\u00e2\\u0082\"");             // truncated
+}
+
+TEST(JsonQuote, AppendsAfterWhatIsThereWithRunsAndEscapesMixed) {
+  std::string out = "{\"k\":";
+  append_quoted(out, "ab\"cd\\ef\x01gh \xc2\xb0 \xff!");
+  EXPECT_EQ(out, "{\"k\":\"ab\\\"cd\\\\ef\\u0001gh \xc2\xb0 \\u00ff!\"");
 }
 
 TEST(JsonUtf8, Validation) {

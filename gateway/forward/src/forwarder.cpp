@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <future>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -135,21 +136,52 @@ class Forwarder::Impl {
     backoff_.reset();
     log(LogLevel::kInfo, "forwarding to " + sink_->describe() + " from sequence " +
                              std::to_string(buffer_.acked_seq(name_).value_or(0) + 1));
+    // While a backlog drains, the batch after the one in flight is read
+    // meanwhile (another core, another SQLite connection), so the sink does
+    // not wait for the buffer. It is used only if this batch's cursor move
+    // lands: otherwise the next batch is read from the cursor again.
+    std::future<buffer::ReadResult> ahead;
     while (!stopping()) {
-      if (wait_while_paused()) continue;
+      if (wait_while_paused()) {
+        discard(ahead);
+        continue;
+      }
       if (live_from_) {
         live_first_round();
         continue;
       }
-      auto batch = next_batch();
+      auto batch = take(ahead);
+      if (batch.empty()) batch = next_batch();
       if (batch.empty()) continue;
       if (opts_.drain == DrainOrder::kLiveFirst && is_backlog(batch.front())) {
         enter_live_first();
         continue;
       }
+      if (buffer_.wait_for_records_after(batch.back().seq, std::chrono::milliseconds(0))) {
+        ahead = std::async(std::launch::async, [this, after = batch.back().seq] {
+          return buffer_.read_after(after, max_records_, max_bytes_);
+        });
+      }
       const auto started = SteadyClock::now();
-      if (send_all(batch) && commit_cursor(batch.back().seq)) batch_done(batch.size(), started);
+      if (send_all(batch) && commit_cursor(batch.back().seq)) {
+        batch_done(batch.size(), started);
+      } else {
+        discard(ahead);
+      }
     }
+    discard(ahead);
+  }
+
+  // The read-ahead batch, empty if there is none or its read failed (then
+  // the next batch is read from the cursor as usual).
+  std::vector<buffer::Record> take(std::future<buffer::ReadResult>& ahead) {
+    if (!ahead.valid()) return {};
+    auto r = ahead.get();
+    return r.status == buffer::Status::kOk ? std::move(r.records) : std::vector<buffer::Record>{};
+  }
+
+  static void discard(std::future<buffer::ReadResult>& ahead) {
+    if (ahead.valid()) ahead.get();
   }
 
   // live-first: a backlog starts when the oldest undelivered record is older
@@ -265,15 +297,18 @@ class Forwarder::Impl {
     bool first_attempt = true;
     while (remaining > 0) {
       if (stopping()) return false;
-      std::vector<buffer::Record> subset;
+      // The whole batch goes as it is; only a retry or a batch with dead
+      // letters sends a copy of what is left.
+      std::vector<buffer::Record> rest;
       std::vector<std::size_t> index;
       std::uint64_t bytes = 0;
       for (std::size_t i = 0; i < batch.size(); ++i) {
         if (done[i]) continue;
-        subset.push_back(batch[i]);
         index.push_back(i);
         bytes += buffer::accounted_size(batch[i]);
+        if (remaining < batch.size()) rest.push_back(batch[i]);
       }
+      const auto& subset = remaining < batch.size() ? rest : batch;
       throttle_bandwidth(bytes);
       set_state("sending");
       const auto t0 = SteadyClock::now();

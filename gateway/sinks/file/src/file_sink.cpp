@@ -90,7 +90,7 @@ struct FileSink::Impl {
     std::string out;
     if (opts.format == FileFormat::kJsonLines) {
       for (const auto& r : batch) {
-        out += proto::record_json(r, opts.gateway_id);
+        proto::append_record_json(out, r, opts.gateway_id);
         out += '\n';
       }
       return out;

@@ -64,7 +64,7 @@ struct HttpSink::Impl {
     }
     std::string out;
     for (const auto& r : batch) {
-      out += proto::record_json(r, opts.gateway_id);
+      proto::append_record_json(out, r, opts.gateway_id);
       out += '\n';
     }
     return out;

@@ -19,4 +19,8 @@ namespace tidegate::proto {
 // No trailing newline. An empty gateway id leaves the field out.
 std::string record_json(const buffer::Record& record, std::string_view gateway_id = {});
 
+// The same object appended to `out`, for encoders that build a whole batch in
+// one buffer.
+void append_record_json(std::string& out, const buffer::Record& record, std::string_view gateway_id = {});
+
 }  // namespace tidegate::proto

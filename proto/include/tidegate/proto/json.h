@@ -11,6 +11,9 @@ namespace tidegate::proto::json {
 // invalid UTF-8 bytes are escaped (\u00XX), so the output is always valid.
 std::string quote(std::string_view s);
 
+// The same, appended to `out`: no temporary string per field.
+void append_quoted(std::string& out, std::string_view s);
+
 bool is_valid_utf8(std::string_view s);
 
 std::string base64(std::string_view bytes);
