@@ -467,10 +467,53 @@ TEST(KinesisRequests, UseTheDeviceAsPartitionKeyAndStayWithinTheApiLimits) {
   EXPECT_EQ(body["StreamName"], "readings");
   EXPECT_EQ(body["Records"][0]["PartitionKey"], "boiler-7");
   EXPECT_EQ(nlohmann::json::parse(base64_decode(body["Records"][0]["Data"].get<std::string>()))["seq"], 42);
-  const auto limits = sink.limits();
-  EXPECT_LE(limits.max_records, 500u);
-  EXPECT_LE(limits.max_bytes * 4 / 3, 5u << 20);        // base64 of a batch stays under 5 MiB
-  EXPECT_LE(limits.max_record_bytes * 4 / 3, 1u << 20);  // and of each record under 1 MiB
+  EXPECT_LE(sink.limits().max_record_bytes * 4 / 3, 1u << 20);  // base64 of a record stays under 1 MiB
+
+  // A batch is cut into calls of at most 500 records and 5 MiB of body.
+  using Spans = std::vector<std::pair<std::size_t, std::size_t>>;
+  const std::vector<KinesisSink::Entry> small(1200, {"k", "x", {}});
+  EXPECT_EQ(KinesisSink::calls(small), (Spans{{0, 500}, {500, 1000}, {1000, 1200}}));
+  const std::vector<KinesisSink::Entry> large(12, {"k", std::string(600u << 10, 'a'), {}});
+  const auto spans = KinesisSink::calls(large);
+  EXPECT_EQ(spans, (Spans{{0, 5}, {5, 10}, {10, 12}}));
+  for (const auto& [begin, end] : spans) {
+    const std::vector<KinesisSink::Entry> call(large.begin() + static_cast<std::ptrdiff_t>(begin),
+                                               large.begin() + static_cast<std::ptrdiff_t>(end));
+    EXPECT_LE(sink.put_records_body(call).size(), 5u << 20);
+  }
+  EXPECT_GE(sink.limits().max_bytes, 4 * (large[0].data.size() * 5));  // a batch can fill its calls
+}
+
+TEST(KinesisPartialFailure, ABatchGoesAsCallsInOrderAndNothingAfterAFailedCall) {
+  testing::TempDir dir;
+  ScriptedKinesis server([](const nlohmann::json& req, int call) -> std::pair<int, std::string> {
+    if (call == 1) return {503, "Service Unavailable"};
+    return {200, all_ok(req["Records"].size())};
+  });
+  buffer::BufferOptions bo;
+  bo.path = dir / "buffer.db";
+  bo.commit_window = std::chrono::milliseconds(1);
+  auto buf = buffer::Buffer::open(bo);
+  KinesisSinkOptions k;
+  k.stream = "s";
+  k.endpoint = "http://127.0.0.1:" + std::to_string(server.port());
+  k.credentials = {"A", "S", ""};
+  k.data = KinesisData::kRaw;
+  ASSERT_TRUE(buf->append_wait(testing::make_records(1200, "r")).ok());
+  forward::Forwarder f(*buf, std::make_unique<KinesisSink>(k),
+                         testing::quick_forwarder(std::chrono::milliseconds(5), std::chrono::milliseconds(20)), nullptr);
+  f.start();
+  ASSERT_TRUE(wait_for([&] { return buf->acked_seq("kinesis") == 1200u; })) << f.stats().last_error;
+  const auto calls = server.calls();
+  ASSERT_EQ(calls.size(), 4u);  // 500 ok, 500 failed (the last 200 not sent), then 500 and 200
+  std::vector<std::size_t> sizes;
+  for (const auto& c : calls) sizes.push_back(c.size());
+  EXPECT_EQ(sizes, (std::vector<std::size_t>{500, 500, 500, 200}));
+  EXPECT_EQ(calls[0].front(), "r0");
+  EXPECT_EQ(calls[1].front(), "r500");
+  EXPECT_EQ(calls[2], calls[1]);  // the failed call again, before anything after it
+  EXPECT_EQ(calls[3].front(), "r1000");
+  EXPECT_EQ(calls[3].back(), "r1199");
 }
 
 }  // namespace

@@ -1,14 +1,15 @@
 #include "tidegate/sinks/kinesis_sink.h"
 
+#include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <stdexcept>
 
 #include "tidegate/net/http_client.h"
-#include "tidegate/sinks/kpl.h"
 #include "tidegate/proto/envelope.h"
 #include "tidegate/proto/json.h"
+#include "tidegate/sinks/kpl.h"
 
 namespace tidegate::sinks {
 
@@ -50,16 +51,36 @@ KinesisSink::KinesisSink(KinesisSinkOptions options) : impl_(std::make_unique<Im
 
 KinesisSink::~KinesisSink() = default;
 
-const std::string& KinesisSink::name() const { return impl_->opts.name; }
+const std::string& KinesisSink::name() const {
+  return impl_->opts.name;
+}
 
 forward::SinkLimits KinesisSink::limits() const {
-  // PutRecords: 500 records and 5 MiB per call, 1 MiB per record (data and
-  // partition key together). Leave room for the JSON framing and base64.
+  // A forwarder batch goes as up to four PutRecords calls (see calls()),
+  // which keeps the cursor commits and read-ahead per batch, not per call.
+  // Per record: 1 MiB of data and partition key after base64, so 700 KiB.
   forward::SinkLimits l;
-  l.max_records = 500;
-  l.max_bytes = 3u << 20;
+  l.max_records = 4 * kMaxCallRecords;
+  l.max_bytes = 12u << 20;
   l.max_record_bytes = 700u << 10;
   return l;
+}
+
+std::vector<std::pair<std::size_t, std::size_t>> KinesisSink::calls(const std::vector<Entry>& entries) {
+  std::vector<std::pair<std::size_t, std::size_t>> out;
+  std::size_t begin = 0, bytes = 0;
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    // What the entry adds to the body: base64 of the data, the key, framing.
+    const std::size_t size = (entries[i].data.size() + 2) / 3 * 4 + entries[i].partition_key.size() + 64;
+    if (i > begin && (i - begin == kMaxCallRecords || bytes + size > kMaxCallBytes)) {
+      out.emplace_back(begin, i);
+      begin = i;
+      bytes = 0;
+    }
+    bytes += size;
+  }
+  if (begin < entries.size()) out.emplace_back(begin, entries.size());
+  return out;
 }
 
 std::string KinesisSink::describe() const {
@@ -80,13 +101,14 @@ std::vector<KinesisSink::Entry> KinesisSink::entries(const std::vector<buffer::R
   };
   std::vector<Entry> out;
   if (!o.aggregate) {
-    for (std::size_t i = 0; i < batch.size(); ++i) out.push_back({key_of(batch[i]), data_of(batch[i]), {i}});
+    for (std::size_t i = 0; i < batch.size(); ++i)
+      out.push_back({key_of(batch[i]), data_of(batch[i]), {i}});
     return out;
   }
   // One aggregated record per device, in order of each device's first
   // reading; a device's readings keep their order inside it.
   constexpr std::size_t kMaxAggregate = 900 * 1024;  // under the 1 MiB record limit, before base64 framing
-  std::map<std::string, std::size_t> open;  // device -> index in `groups`
+  std::map<std::string, std::size_t> open;           // device -> index in `groups`
   struct Group {
     std::string key;
     std::vector<std::string> datas;
@@ -98,8 +120,9 @@ std::vector<KinesisSink::Entry> KinesisSink::entries(const std::vector<buffer::R
     const auto key = key_of(batch[i]);
     auto data = data_of(batch[i]);
     auto it = open.find(key);
-    if (it == open.end() || groups[it->second].bytes + data.size() +
-                                    kpl::overhead(groups[it->second].records.size() + 1, key.size()) > kMaxAggregate) {
+    if (it == open.end() ||
+        groups[it->second].bytes + data.size() + kpl::overhead(groups[it->second].records.size() + 1, key.size()) >
+            kMaxAggregate) {
       groups.push_back({key, {}, {}, 0});
       it = open.insert_or_assign(key, groups.size() - 1).first;
     }
@@ -108,7 +131,8 @@ std::vector<KinesisSink::Entry> KinesisSink::entries(const std::vector<buffer::R
     g.datas.push_back(std::move(data));
     g.records.push_back(i);
   }
-  for (auto& g : groups) out.push_back({g.key, kpl::aggregate(g.key, g.datas), std::move(g.records)});
+  for (auto& g : groups)
+    out.push_back({g.key, kpl::aggregate(g.key, g.datas), std::move(g.records)});
   return out;
 }
 
@@ -157,31 +181,52 @@ forward::SendResult KinesisSink::interpret(int status, const std::string& body, 
   result.throttled = type.find("ProvisionedThroughputExceeded") != std::string::npos ||
                      type.find("LimitExceeded") != std::string::npos || type.find("Throttling") != std::string::npos ||
                      status == 429;
-  result.error = "HTTP " + std::to_string(status) + (type.empty() ? "" : " " + type) +
-                 (message.empty() ? "" : ": " + message);
+  result.error =
+      "HTTP " + std::to_string(status) + (type.empty() ? "" : " " + type) + (message.empty() ? "" : ": " + message);
   return result;
 }
 
 forward::SendResult KinesisSink::send(const std::vector<buffer::Record>& batch) {
   forward::SendResult result;
   if (batch.empty()) return result;
-  try {
-    const auto puts = entries(batch);
-    const auto response = impl_->post(put_records_body(puts));
-    auto per_put = interpret(response.status, response.body, puts.size());
-    if (per_put.per_record.empty()) return per_put;
-    // Map each Kinesis record's outcome back to the readings it carried.
-    result = per_put;
-    result.per_record.assign(batch.size(), forward::Outcome::kOk);
-    for (std::size_t p = 0; p < puts.size(); ++p) {
-      for (auto i : puts[p].records) result.per_record[i] = per_put.per_record[p];
+  const auto puts = entries(batch);
+  const auto spans = calls(puts);
+  // Each record's outcome; what a failed call did not reach stays kRetry.
+  std::vector<forward::Outcome> outcome(batch.size(), forward::Outcome::kRetry);
+  bool everything_ok = true;
+  for (const auto& [begin, end] : spans) {
+    const std::vector<Entry> call(puts.begin() + static_cast<std::ptrdiff_t>(begin),
+                                  puts.begin() + static_cast<std::ptrdiff_t>(end));
+    forward::SendResult per_put;
+    try {
+      const auto response = impl_->post(put_records_body(call));
+      per_put = interpret(response.status, response.body, call.size());
+    } catch (const std::exception& e) {
+      per_put.batch = forward::Outcome::kRetry;
+      per_put.error = std::string("PutRecords to ") + impl_->url() + ": " + e.what();
     }
-    return result;
-  } catch (const std::exception& e) {
-    result.batch = forward::Outcome::kRetry;
-    result.error = std::string("PutRecords to ") + impl_->url() + ": " + e.what();
-    return result;
+    bool call_ok = true;
+    for (std::size_t p = 0; p < call.size(); ++p) {
+      const auto o = per_put.outcome_of(p);
+      call_ok = call_ok && o == forward::Outcome::kOk;
+      for (auto i : call[p].records)
+        outcome[i] = o;
+    }
+    if (call_ok) continue;
+    // The calls after a failure are not sent: the failed records go again
+    // before any later reading of theirs (the ordering docs/sinks.md gives).
+    everything_ok = false;
+    result.error = per_put.error;
+    result.throttled = per_put.throttled;
+    break;
   }
+  if (everything_ok) return result;
+  if (std::all_of(outcome.begin(), outcome.end(), [](auto o) { return o == forward::Outcome::kRetry; })) {
+    result.batch = forward::Outcome::kRetry;  // nothing landed
+  } else {
+    result.per_record = std::move(outcome);
+  }
+  return result;
 }
 
 }  // namespace tidegate::sinks

@@ -1,13 +1,16 @@
 // Amazon Kinesis Data Streams sink: PutRecords over HTTP(S) (Boost.Beast,
 // OpenSSL), signed with Signature V4. The partition key is the record's
 // partition key (the device), never random, so each device stays ordered
-// within its shard. Per-record failures in the response (FailedRecordCount)
-// are retried alone; throttling backs off.
+// within its shard. A batch goes as PutRecords calls of up to 500 records in
+// sequence, stopping at the first call with a failure. Per-record failures
+// in the response (FailedRecordCount) are retried alone; throttling backs off.
 #pragma once
 
 #include <chrono>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "tidegate/forward/sink.h"
 #include "tidegate/sinks/sigv4.h"
@@ -54,6 +57,12 @@ class KinesisSink final : public forward::Sink {
   };
   // The batch as Kinesis records: one per record, or aggregated per device.
   std::vector<Entry> entries(const std::vector<buffer::Record>& batch) const;
+  // PutRecords allows 500 records and 5 MiB per call; a body is kept under
+  // 4.5 MiB, leaving room for the JSON around the records.
+  static constexpr std::size_t kMaxCallRecords = 500;
+  static constexpr std::size_t kMaxCallBytes = 4'500'000;
+  // The entries split into PutRecords calls, in order: [begin, end) ranges.
+  static std::vector<std::pair<std::size_t, std::size_t>> calls(const std::vector<Entry>& entries);
   // The PutRecords JSON body (exposed for tests).
   std::string put_records_body(const std::vector<Entry>& entries) const;
   std::string put_records_body(const std::vector<buffer::Record>& batch) const {
