@@ -1,8 +1,9 @@
-// A real HTTP/1.1 server on 127.0.0.1 (Boost.Beast, one connection at a
-// time, port chosen by the kernel) answering each request from a test's
-// handler. For upstreams the tests need to script: failures, throttling.
+// A real HTTP/1.1 server on 127.0.0.1 (Boost.Beast, a thread per connection,
+// port chosen by the kernel) answering each request from a test's handler.
+// For upstreams the tests need to script: failures, throttling, slowness.
 // Keeps connections open between requests (keep-alive) unless told to close
-// each after one answer, and counts the connections it accepted.
+// each after one answer, and counts the connections it accepted. Handlers
+// may be called from several connections at once.
 #pragma once
 
 #include <sys/socket.h>
@@ -12,9 +13,12 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <functional>
+#include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <utility>
+#include <vector>
 
 namespace tidegate::testing {
 
@@ -35,11 +39,17 @@ class LoopbackHttpServer {
   }
   ~LoopbackHttpServer() {
     stop_ = true;
-    if (const int fd = current_fd_.load(); fd >= 0) ::shutdown(fd, SHUT_RDWR);  // wakes a blocking read
+    {
+      std::lock_guard lock(mu_);
+      for (const int fd : open_fds_)
+        ::shutdown(fd, SHUT_RDWR);  // wakes blocking reads
+    }
     boost::system::error_code ec;
     boost::asio::ip::tcp::socket poke(io_);
     poke.connect(acceptor_.local_endpoint(), ec);  // wakes the blocking accept
     thread_.join();
+    for (auto& t : connection_threads_)
+      t.join();
   }
   LoopbackHttpServer(const LoopbackHttpServer&) = delete;
   LoopbackHttpServer& operator=(const LoopbackHttpServer&) = delete;
@@ -49,37 +59,47 @@ class LoopbackHttpServer {
 
  private:
   void serve() {
-    namespace http = boost::beast::http;
-    for (int call = 0; !stop_;) {
+    while (!stop_) {
       boost::asio::ip::tcp::socket socket(io_);
       boost::system::error_code ec;
       acceptor_.accept(socket, ec);
       if (ec || stop_) return;
       connections_++;
-      current_fd_ = socket.native_handle();
-      boost::beast::flat_buffer buffer;
-      for (bool open = true; open && !stop_;) {
-        Request req;
-        http::read(socket, buffer, req, ec);
-        if (ec) break;
-        auto [status, body] = handler_(req, call++);
-        http::response<http::string_body> res{static_cast<http::status>(status), 11};
-        res.set(http::field::content_type, "application/x-amz-json-1.1");
-        res.body() = std::move(body);
-        open = mode_ == Connections::kKeepAlive && req.keep_alive();
-        res.keep_alive(open || mode_ == Connections::kDropSilently);
-        res.prepare_payload();
-        http::write(socket, res, ec);
-        if (ec) break;
-      }
-      current_fd_ = -1;
+      std::lock_guard lock(mu_);
+      open_fds_.insert(socket.native_handle());
+      connection_threads_.emplace_back([this, s = std::move(socket)]() mutable { converse(std::move(s)); });
     }
+  }
+
+  void converse(boost::asio::ip::tcp::socket socket) {
+    namespace http = boost::beast::http;
+    boost::system::error_code ec;
+    boost::beast::flat_buffer buffer;
+    for (bool open = true; open && !stop_;) {
+      Request req;
+      http::read(socket, buffer, req, ec);
+      if (ec) break;
+      auto [status, body] = handler_(req, calls_++);
+      http::response<http::string_body> res{static_cast<http::status>(status), 11};
+      res.set(http::field::content_type, "application/x-amz-json-1.1");
+      res.body() = std::move(body);
+      open = mode_ == Connections::kKeepAlive && req.keep_alive();
+      res.keep_alive(open || mode_ == Connections::kDropSilently);
+      res.prepare_payload();
+      http::write(socket, res, ec);
+      if (ec) break;
+    }
+    std::lock_guard lock(mu_);
+    open_fds_.erase(socket.native_handle());
   }
 
   Handler handler_;
   Connections mode_;
   std::atomic<int> connections_{0};
-  std::atomic<int> current_fd_{-1};
+  std::atomic<int> calls_{0};
+  std::mutex mu_;
+  std::set<int> open_fds_;
+  std::vector<std::thread> connection_threads_;
   boost::asio::io_context io_;
   boost::asio::ip::tcp::acceptor acceptor_;
   std::thread thread_;

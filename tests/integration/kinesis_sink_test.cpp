@@ -301,6 +301,25 @@ TEST_F(KinesaliteTest, EveryRecordReachesTheStreamThroughRepeatedKills) {
               static_cast<unsigned long long>(last_seq), lines, lines - seqs.size());
 }
 
+// A buffer that commits at once, for tests that fill it first.
+std::unique_ptr<buffer::Buffer> open_buffer(const testing::TempDir& dir) {
+  buffer::BufferOptions bo;
+  bo.path = dir / "buffer.db";
+  bo.commit_window = std::chrono::milliseconds(1);
+  return buffer::Buffer::open(bo);
+}
+
+// The sink's options against a scripted PutRecords server: raw payloads, so
+// the server sees the test's bytes.
+KinesisSinkOptions scripted_sink(std::uint16_t port) {
+  KinesisSinkOptions k;
+  k.stream = "s";
+  k.endpoint = "http://127.0.0.1:" + std::to_string(port);
+  k.credentials = {"A", "S", ""};
+  k.data = KinesisData::kRaw;
+  return k;
+}
+
 // Uplink outage: kinesalite (keeping its data on disk) is stopped while
 // readings keep arriving; the backlog waits in the buffer; it comes back and
 // everything is delivered.
@@ -318,10 +337,7 @@ TEST(KinesisOutage, TheBacklogIsDeliveredWhenTheStreamComesBack) {
   };
   auto peer = start_peer();
   node_output({"create", std::to_string(port), "readings", "1"}, dir / "create.out");
-  buffer::BufferOptions bo;
-  bo.path = dir / "buffer.db";
-  bo.commit_window = std::chrono::milliseconds(1);
-  auto buf = buffer::Buffer::open(bo);
+  auto buf = open_buffer(dir);
   KinesisSinkOptions k;
   k.stream = "readings";
   k.endpoint = "http://127.0.0.1:" + std::to_string(port);
@@ -412,15 +428,8 @@ TEST(KinesisPartialFailure, OnlyFailedRecordsAreResentAndThrottlingBacksOff) {
     if (call == 1) return {400, "{\"__type\":\"ThrottlingException\",\"message\":\"Rate exceeded\"}"};
     return {200, all_ok(n)};
   });
-  buffer::BufferOptions bo;
-  bo.path = dir / "buffer.db";
-  bo.commit_window = std::chrono::milliseconds(1);
-  auto buf = buffer::Buffer::open(bo);
-  KinesisSinkOptions k;
-  k.stream = "s";
-  k.endpoint = "http://127.0.0.1:" + std::to_string(server.port());
-  k.credentials = {"A", "S", ""};
-  k.data = KinesisData::kRaw;
+  auto buf = open_buffer(dir);
+  auto k = scripted_sink(server.port());
   forward::ForwarderOptions fo;
   fo.retry_min = std::chrono::milliseconds(5);
   fo.retry_max = std::chrono::milliseconds(20);
@@ -436,6 +445,125 @@ TEST(KinesisPartialFailure, OnlyFailedRecordsAreResentAndThrottlingBacksOff) {
   EXPECT_EQ(calls[2], (std::vector<std::string>{"r1", "r3"}));  // again after the throttled call
   EXPECT_EQ(f.stats().retries_total, 2u);
   EXPECT_TRUE(log.contains("ProvisionedThroughputExceededException"));
+}
+
+// A PutRecords server that keeps each call's (partition key, data) pairs and
+// how many calls were in flight at once; `reply` may fail calls.
+class LaneRecorder {
+ public:
+  using Call = std::vector<std::pair<std::string, std::string>>;
+  using Reply = std::function<int(const Call& call)>;  // HTTP status to answer
+  LaneRecorder(std::chrono::milliseconds delay, Reply reply)
+      : reply_(std::move(reply)), server_([this, delay](const testing::LoopbackHttpServer::Request& req, int) {
+          const int now = ++in_flight_;
+          for (int seen = max_in_flight_; now > seen && !max_in_flight_.compare_exchange_weak(seen, now);) {
+          }
+          std::this_thread::sleep_for(delay);  // a round trip to a far region
+          Call call;
+          const auto doc = nlohmann::json::parse(req.body());
+          for (const auto& r : doc["Records"]) {
+            call.emplace_back(r["PartitionKey"].get<std::string>(), base64_decode(r["Data"].get<std::string>()));
+          }
+          const int status = reply_(call);
+          {
+            std::lock_guard lock(mu_);
+            calls_.push_back({call, status});
+          }
+          --in_flight_;
+          return std::pair<int, std::string>{status, status == 200 ? all_ok(call.size()) : "Service Unavailable"};
+        }) {}
+  std::uint16_t port() const { return server_.port(); }
+  int connections() const { return server_.connections(); }
+  int max_in_flight() const { return max_in_flight_; }
+  std::vector<std::pair<Call, int>> calls() {
+    std::lock_guard lock(mu_);
+    return calls_;
+  }
+
+ private:
+  Reply reply_;
+  std::atomic<int> in_flight_{0}, max_in_flight_{0};
+  std::mutex mu_;
+  std::vector<std::pair<Call, int>> calls_;
+  testing::LoopbackHttpServer server_;  // last: stops before the rest goes
+};
+
+// 2,000 readings from 64 devices, payload "<device>/<n>" with n counting per device.
+std::vector<buffer::NewRecord> readings_of_64_devices() {
+  std::vector<buffer::NewRecord> out;
+  for (int i = 0; i < 2000; ++i) {
+    const std::string device = "d" + std::to_string(i % 64);
+    out.push_back(testing::make_record(device + "/" + std::to_string(i / 64), device));
+  }
+  return out;
+}
+
+// Each device's readings, in the order the server accepted them.
+std::map<std::string, std::vector<int>> accepted_per_device(const std::vector<std::pair<LaneRecorder::Call, int>>& calls) {
+  std::map<std::string, std::vector<int>> out;
+  for (const auto& [call, status] : calls) {
+    if (status != 200) continue;
+    for (const auto& [key, data] : call) out[key].push_back(std::stoi(data.substr(data.find('/') + 1)));
+  }
+  return out;
+}
+
+void expect_every_device_complete_and_in_order(const std::map<std::string, std::vector<int>>& per_device) {
+  ASSERT_EQ(per_device.size(), 64u);
+  for (const auto& [device, ns] : per_device) {
+    std::vector<int> want;
+    for (int n = 0; n < static_cast<int>(ns.size()); ++n) want.push_back(n);
+    EXPECT_EQ(ns, want) << device;
+  }
+}
+
+TEST(KinesisLanes, EachDeviceTakesOneConnectionAndTheRoundTripsOverlap) {
+  testing::TempDir dir;
+  LaneRecorder server(std::chrono::milliseconds(100), [](const LaneRecorder::Call&) { return 200; });
+  auto buf = open_buffer(dir);
+  ASSERT_TRUE(buf->append_wait(readings_of_64_devices()).ok());
+  auto k = scripted_sink(server.port());
+  k.connections = 4;
+  forward::Forwarder f(*buf, std::make_unique<KinesisSink>(k), forward::ForwarderOptions{}, nullptr);
+  f.start();
+  ASSERT_TRUE(wait_for([&] { return buf->acked_seq("kinesis") == 2000u; })) << f.stats().last_error;
+  const auto calls = server.calls();
+  EXPECT_EQ(server.connections(), 4);
+  EXPECT_GE(server.max_in_flight(), 2);  // lanes overlapped (all four, unless a thread started late)
+  EXPECT_EQ(calls.size(), 4u);  // one batch of 2,000: the lanes balanced at 500 each
+  std::map<std::string, int> calls_per_device;
+  for (const auto& [call, status] : calls) {
+    std::set<std::string> keys;
+    for (const auto& [key, data] : call) keys.insert(key);
+    for (const auto& key : keys) calls_per_device[key] += 1;
+  }
+  for (const auto& [device, n] : calls_per_device) EXPECT_EQ(n, 1) << device;  // a device in one lane
+  expect_every_device_complete_and_in_order(accepted_per_device(calls));
+  EXPECT_EQ(f.stats().resent_records_total, 0u);
+}
+
+TEST(KinesisLanes, AFailedLaneIsSentAgainAloneAndItsDevicesKeepTheirOrder) {
+  testing::TempDir dir;
+  std::atomic<bool> failed_once{false};
+  LaneRecorder server(std::chrono::milliseconds(0), [&](const LaneRecorder::Call& call) {
+    const bool has_d5 = std::any_of(call.begin(), call.end(), [](const auto& r) { return r.first == "d5"; });
+    if (has_d5 && !failed_once.exchange(true)) return 503;
+    return 200;
+  });
+  auto buf = open_buffer(dir);
+  ASSERT_TRUE(buf->append_wait(readings_of_64_devices()).ok());
+  auto k = scripted_sink(server.port());
+  forward::Forwarder f(*buf, std::make_unique<KinesisSink>(k),
+                       testing::quick_forwarder(std::chrono::milliseconds(5), std::chrono::milliseconds(20)), nullptr);
+  f.start();
+  ASSERT_TRUE(wait_for([&] { return buf->acked_seq("kinesis") == 2000u; })) << f.stats().last_error;
+  const auto calls = server.calls();
+  std::size_t failed_records = 0, accepted_records = 0;
+  for (const auto& [call, status] : calls) (status == 200 ? accepted_records : failed_records) += call.size();
+  EXPECT_GT(failed_records, 0u);
+  EXPECT_EQ(accepted_records, 2000u);  // the other lanes' records went once
+  EXPECT_EQ(f.stats().resent_records_total, failed_records);
+  expect_every_device_complete_and_in_order(accepted_per_device(calls));
 }
 
 TEST(KinesisResponses, AreInterpretedPerRecord) {
@@ -490,15 +618,8 @@ TEST(KinesisPartialFailure, ABatchGoesAsCallsInOrderAndNothingAfterAFailedCall) 
     if (call == 1) return {503, "Service Unavailable"};
     return {200, all_ok(req["Records"].size())};
   });
-  buffer::BufferOptions bo;
-  bo.path = dir / "buffer.db";
-  bo.commit_window = std::chrono::milliseconds(1);
-  auto buf = buffer::Buffer::open(bo);
-  KinesisSinkOptions k;
-  k.stream = "s";
-  k.endpoint = "http://127.0.0.1:" + std::to_string(server.port());
-  k.credentials = {"A", "S", ""};
-  k.data = KinesisData::kRaw;
+  auto buf = open_buffer(dir);
+  auto k = scripted_sink(server.port());
   ASSERT_TRUE(buf->append_wait(testing::make_records(1200, "r")).ok());
   forward::Forwarder f(*buf, std::make_unique<KinesisSink>(k),
                          testing::quick_forwarder(std::chrono::milliseconds(5), std::chrono::milliseconds(20)), nullptr);
@@ -514,6 +635,7 @@ TEST(KinesisPartialFailure, ABatchGoesAsCallsInOrderAndNothingAfterAFailedCall) 
   EXPECT_EQ(calls[2], calls[1]);  // the failed call again, before anything after it
   EXPECT_EQ(calls[3].front(), "r1000");
   EXPECT_EQ(calls[3].back(), "r1199");
+  EXPECT_EQ(f.stats().resent_records_total, 500u);  // the 200 kept back had not been sent
 }
 
 }  // namespace

@@ -29,6 +29,8 @@ const char* to_string(Outcome outcome) {
       return "retry";
     case Outcome::kReject:
       return "reject";
+    case Outcome::kUnsent:
+      return "unsent";
   }
   return "?";
 }
@@ -283,6 +285,7 @@ class Forwarder::Impl {
   // stored): then the batch comes again.
   bool send_all(const std::vector<buffer::Record>& batch) {
     std::vector<bool> done(batch.size(), false);
+    std::vector<bool> sent_before(batch.size(), false);  // what a retry counts as sent again
     std::size_t remaining = batch.size();
     for (std::size_t i = 0; i < batch.size(); ++i) {
       if (buffer::accounted_size(batch[i]) > max_record_bytes_) {
@@ -294,7 +297,6 @@ class Forwarder::Impl {
         remaining -= 1;
       }
     }
-    bool first_attempt = true;
     while (remaining > 0) {
       if (stopping()) return false;
       // The whole batch goes as it is; only a retry or a batch with dead
@@ -315,9 +317,12 @@ class Forwarder::Impl {
       SendResult result = sink_->send(subset);
       const auto latency = std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - t0).count();
 
-      std::uint64_t ok = 0, ok_bytes = 0, retry = 0;
+      std::uint64_t ok = 0, ok_bytes = 0, retry = 0, resent = 0;
       for (std::size_t k = 0; k < subset.size(); ++k) {
-        switch (result.outcome_of(k)) {
+        const auto outcome = result.outcome_of(k);
+        if (sent_before[index[k]]) resent += 1;
+        if (outcome != Outcome::kUnsent) sent_before[index[k]] = true;
+        switch (outcome) {
           case Outcome::kOk:
             done[index[k]] = true;
             remaining -= 1;
@@ -330,6 +335,7 @@ class Forwarder::Impl {
             remaining -= 1;
             break;
           case Outcome::kRetry:
+          case Outcome::kUnsent:
             retry += 1;
             break;
         }
@@ -339,13 +345,12 @@ class Forwarder::Impl {
         stats_.sent_records_total += ok;
         stats_.sent_bytes_total += ok_bytes;
         stats_.last_send_latency_us = static_cast<std::uint64_t>(latency);
-        if (!first_attempt) stats_.resent_records_total += subset.size();
+        stats_.resent_records_total += resent;
         if (ok > 0 && retry == 0) {
           stats_.last_success_ns = drivers::wall_now_ns();
           stats_.consecutive_failures = 0;
         }
       }
-      first_attempt = false;
       if (retry == 0 && !result.throttled) break;
       {
         std::lock_guard lock(mu_);

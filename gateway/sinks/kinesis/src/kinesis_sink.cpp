@@ -1,10 +1,12 @@
 #include "tidegate/sinks/kinesis_sink.h"
 
 #include <algorithm>
+#include <future>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <stdexcept>
+#include <unordered_map>
 
 #include "tidegate/net/http_client.h"
 #include "tidegate/proto/envelope.h"
@@ -15,17 +17,18 @@ namespace tidegate::sinks {
 
 struct KinesisSink::Impl {
   KinesisSinkOptions opts;
-  std::optional<net::HttpClient> client;
+  // One keep-alive connection per lane: the calls of a batch in flight at once.
+  std::vector<std::unique_ptr<net::HttpClient>> clients;
 
-  std::string url() const { return client ? client->url().text() : opts.endpoint; }
+  std::string url() const { return clients.front()->url().text(); }
 
   // One signed PutRecords call; throws net::HttpError on a network failure.
-  net::HttpResponse post(const std::string& body) {
+  net::HttpResponse post(net::HttpClient& client, const std::string& body) {
     const std::string amz_date = sigv4::amz_date_now();
     sigv4::Request req;
     req.method = "POST";
     req.payload = body;
-    req.headers = {{"host", client->url().host_header()},
+    req.headers = {{"host", client.url().host_header()},
                    {"content-type", "application/x-amz-json-1.1"},
                    {"x-amz-date", amz_date},
                    {"x-amz-target", "Kinesis_20131202.PutRecords"}};
@@ -38,15 +41,21 @@ struct KinesisSink::Impl {
       if (h.first != "host") headers.push_back(h);  // the client sets Host itself, to the same value
     }
     headers.emplace_back("authorization", signature.authorization);
-    return client->post(headers, body);
+    return client.post(headers, body);
   }
 };
 
 KinesisSink::KinesisSink(KinesisSinkOptions options) : impl_(std::make_unique<Impl>()) {
   impl_->opts = std::move(options);
+  if (impl_->opts.connections < 1 || impl_->opts.connections > kMaxConnections) {
+    throw std::invalid_argument("connections must be 1 to " + std::to_string(kMaxConnections));
+  }
   const std::string endpoint =
       impl_->opts.endpoint.empty() ? "https://kinesis." + impl_->opts.region + ".amazonaws.com" : impl_->opts.endpoint;
-  impl_->client.emplace(net::Url::parse(endpoint), impl_->opts.timeout, impl_->opts.ca_file);
+  const auto url = net::Url::parse(endpoint);
+  for (std::size_t i = 0; i < impl_->opts.connections; ++i) {
+    impl_->clients.push_back(std::make_unique<net::HttpClient>(url, impl_->opts.timeout, impl_->opts.ca_file));
+  }
 }
 
 KinesisSink::~KinesisSink() = default;
@@ -186,43 +195,100 @@ forward::SendResult KinesisSink::interpret(int status, const std::string& body, 
   return result;
 }
 
+std::vector<std::size_t> KinesisSink::assign_lanes(const std::vector<Entry>& entries, std::size_t lanes) {
+  // Devices by their number of entries, largest first (first seen first on
+  // a tie), each to the least loaded lane: lanes finish together. The order
+  // between batches is the forwarder's (one batch at a time), so a device
+  // may take another lane in the next batch.
+  std::vector<std::string_view> keys;
+  std::unordered_map<std::string_view, std::size_t> count;
+  for (const auto& e : entries) {
+    if (count[e.partition_key]++ == 0) keys.push_back(e.partition_key);
+  }
+  std::stable_sort(keys.begin(), keys.end(), [&](auto a, auto b) { return count[a] > count[b]; });
+  std::vector<std::size_t> load(lanes, 0);
+  std::unordered_map<std::string_view, std::size_t> lane_of;
+  for (const auto key : keys) {
+    const auto l = static_cast<std::size_t>(std::min_element(load.begin(), load.end()) - load.begin());
+    lane_of[key] = l;
+    load[l] += count[key];
+  }
+  std::vector<std::size_t> out;
+  out.reserve(entries.size());
+  for (const auto& e : entries)
+    out.push_back(lane_of[e.partition_key]);
+  return out;
+}
+
 forward::SendResult KinesisSink::send(const std::vector<buffer::Record>& batch) {
   forward::SendResult result;
   if (batch.empty()) return result;
-  const auto puts = entries(batch);
-  const auto spans = calls(puts);
-  // Each record's outcome; what a failed call did not reach stays kRetry.
-  std::vector<forward::Outcome> outcome(batch.size(), forward::Outcome::kRetry);
+  // Each device's Kinesis records of the batch go into one lane, in order;
+  // lanes go at once, each on its own connection, so round trips overlap.
+  const auto& clients = impl_->clients;
+  auto puts = entries(batch);
+  const auto lane_of = assign_lanes(puts, clients.size());
+  std::vector<std::vector<Entry>> lanes(clients.size());
+  for (std::size_t p = 0; p < puts.size(); ++p)
+    lanes[lane_of[p]].push_back(std::move(puts[p]));
+
+  // Each record's outcome; what a failed call kept back stays kUnsent.
+  // Lanes write disjoint elements.
+  std::vector<forward::Outcome> outcome(batch.size(), forward::Outcome::kUnsent);
+  struct LaneResult {
+    bool ok = true;
+    bool throttled = false;
+    std::string error;
+  };
+  auto run_lane = [&](std::size_t l) {
+    LaneResult r;
+    const auto& mine = lanes[l];
+    for (const auto& [begin, end] : calls(mine)) {
+      const std::vector<Entry> call(mine.begin() + static_cast<std::ptrdiff_t>(begin),
+                                    mine.begin() + static_cast<std::ptrdiff_t>(end));
+      forward::SendResult per_put;
+      try {
+        const auto response = impl_->post(*clients[l], put_records_body(call));
+        per_put = interpret(response.status, response.body, call.size());
+      } catch (const std::exception& e) {
+        per_put.batch = forward::Outcome::kRetry;
+        per_put.error = std::string("PutRecords to ") + impl_->url() + ": " + e.what();
+      }
+      for (std::size_t p = 0; p < call.size(); ++p) {
+        const auto o = per_put.outcome_of(p);
+        r.ok = r.ok && o == forward::Outcome::kOk;
+        for (auto i : call[p].records)
+          outcome[i] = o;
+      }
+      if (!r.ok) {
+        // The lane's later calls are not sent: its failed records go again
+        // before any later reading of their devices (docs/sinks.md).
+        r.throttled = per_put.throttled;
+        r.error = per_put.error;
+        return r;
+      }
+    }
+    return r;
+  };
+  std::vector<std::future<LaneResult>> others;
+  for (std::size_t l = 1; l < lanes.size(); ++l) {
+    if (!lanes[l].empty()) others.push_back(std::async(std::launch::async, run_lane, l));
+  }
+  std::vector<LaneResult> results;
+  results.push_back(run_lane(0));
+  for (auto& f : others)
+    results.push_back(f.get());
+
   bool everything_ok = true;
-  for (const auto& [begin, end] : spans) {
-    const std::vector<Entry> call(puts.begin() + static_cast<std::ptrdiff_t>(begin),
-                                  puts.begin() + static_cast<std::ptrdiff_t>(end));
-    forward::SendResult per_put;
-    try {
-      const auto response = impl_->post(put_records_body(call));
-      per_put = interpret(response.status, response.body, call.size());
-    } catch (const std::exception& e) {
-      per_put.batch = forward::Outcome::kRetry;
-      per_put.error = std::string("PutRecords to ") + impl_->url() + ": " + e.what();
-    }
-    bool call_ok = true;
-    for (std::size_t p = 0; p < call.size(); ++p) {
-      const auto o = per_put.outcome_of(p);
-      call_ok = call_ok && o == forward::Outcome::kOk;
-      for (auto i : call[p].records)
-        outcome[i] = o;
-    }
-    if (call_ok) continue;
-    // The calls after a failure are not sent: the failed records go again
-    // before any later reading of theirs (the ordering docs/sinks.md gives).
+  for (const auto& r : results) {
+    if (r.ok) continue;
     everything_ok = false;
-    result.error = per_put.error;
-    result.throttled = per_put.throttled;
-    break;
+    if (result.error.empty()) result.error = r.error;
+    result.throttled = result.throttled || r.throttled;
   }
   if (everything_ok) return result;
   if (std::all_of(outcome.begin(), outcome.end(), [](auto o) { return o == forward::Outcome::kRetry; })) {
-    result.batch = forward::Outcome::kRetry;  // nothing landed
+    result.batch = forward::Outcome::kRetry;  // every call failed whole
   } else {
     result.per_record = std::move(outcome);
   }

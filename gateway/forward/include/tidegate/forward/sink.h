@@ -15,6 +15,8 @@ enum class Outcome {
   kOk,      // the upstream acknowledged it
   kRetry,   // not taken this time (network, throttling, 5xx): send again later
   kReject,  // the upstream will never take it: dead letter, then move on
+  kUnsent,  // not sent at all (an earlier call of the batch failed): send later,
+            // not counted as a re-send when it goes
 };
 
 const char* to_string(Outcome outcome);

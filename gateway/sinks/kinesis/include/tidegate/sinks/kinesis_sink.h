@@ -1,8 +1,9 @@
 // Amazon Kinesis Data Streams sink: PutRecords over HTTP(S) (Boost.Beast,
 // OpenSSL), signed with Signature V4. The partition key is the record's
 // partition key (the device), never random, so each device stays ordered
-// within its shard. A batch goes as PutRecords calls of up to 500 records in
-// sequence, stopping at the first call with a failure. Per-record failures
+// within its shard. A batch goes as PutRecords calls of up to 500 records,
+// in lanes (a device in one lane) sent at once on parallel connections; a
+// lane stops at its first call with a failure. Per-record failures
 // in the response (FailedRecordCount) are retried alone; throttling backs off.
 #pragma once
 
@@ -33,6 +34,10 @@ struct KinesisSinkOptions {
   // Pack the readings of one device in a batch into KPL aggregated records
   // (fewer, fuller Kinesis records: cheaper, and more throughput per shard).
   bool aggregate = false;
+  // PutRecords calls in flight at once, each on its own connection. A
+  // device's readings of a batch all go through one of them, in order; more
+  // connections overlap round trips (a cellular uplink's 100 ms each).
+  std::size_t connections = 4;
   std::chrono::milliseconds timeout{10'000};
   std::string ca_file;  // empty: the system's trust store
   std::string gateway_id;
@@ -40,7 +45,8 @@ struct KinesisSinkOptions {
 
 class KinesisSink final : public forward::Sink {
  public:
-  // Throws std::invalid_argument for an endpoint it cannot parse.
+  // Throws std::invalid_argument for an endpoint it cannot parse or
+  // connections outside 1 to kMaxConnections.
   explicit KinesisSink(KinesisSinkOptions options);
   ~KinesisSink() override;
   const std::string& name() const override;
@@ -60,6 +66,10 @@ class KinesisSink final : public forward::Sink {
   // PutRecords allows 500 records and 5 MiB per call; a body is kept under
   // 4.5 MiB, leaving room for the JSON around the records.
   static constexpr std::size_t kMaxCallRecords = 500;
+  static constexpr std::size_t kMaxConnections = 16;
+  // The lane (connection) of each entry: all of a device's entries share
+  // one, and the lanes' entry counts are balanced.
+  static std::vector<std::size_t> assign_lanes(const std::vector<Entry>& entries, std::size_t lanes);
   static constexpr std::size_t kMaxCallBytes = 4'500'000;
   // The entries split into PutRecords calls, in order: [begin, end) ranges.
   static std::vector<std::pair<std::size_t, std::size_t>> calls(const std::vector<Entry>& entries);
