@@ -614,7 +614,8 @@ void read_forwarder(Section& s, forward::ForwarderOptions& f) {
                 "Records per send, at most, within the upstream's own limit (Kinesis 500, HTTP 1000, MQTT 2000 "
                 "PUBACKs in flight, files 10000). Larger batches drain a backlog faster."));
   f.linger = s.duration("linger", std::chrono::milliseconds(20),
-                        "How long a batch that is not full may wait for more records before it is sent.");
+                        "How long a batch that is not full may wait for more records before it is sent, counted "
+                        "from its oldest record's ingest (so the buffer's commit window is part of it).");
   f.retry_min = s.duration("retry_min", std::chrono::milliseconds(200), "First retry delay after a failed send.");
   f.retry_max = s.duration("retry_max", std::chrono::minutes(1),
                            "Longest retry delay; delays double up to it, with random jitter.");

@@ -42,10 +42,9 @@ void append_record_json(std::string& o, const buffer::Record& r, std::string_vie
   }
   o += ",\"content_type\":";
   json::append_quoted(o, r.content_type);
-  if (json::is_valid_utf8(r.payload)) {
-    o += ",\"payload\":";
-    json::append_quoted(o, r.payload);
-  } else {
+  o += ",\"payload\":";
+  if (!json::append_quoted_if_utf8(o, r.payload)) {
+    o.resize(o.size() - std::string_view(",\"payload\":").size());
     o += ",\"payload_base64\":";
     json::append_quoted(o, json::base64(r.payload));
   }

@@ -1,7 +1,9 @@
 #include "tidegate/proto/json.h"
 
+#include <array>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 
 namespace tidegate::proto::json {
 namespace {
@@ -40,35 +42,39 @@ std::size_t utf8_sequence(std::string_view s, std::size_t i) {
 
 }  // namespace
 
-bool is_valid_utf8(std::string_view s) {
-  for (std::size_t i = 0; i < s.size();) {
-    if (static_cast<unsigned char>(s[i]) < 0x80) {
-      ++i;
-      continue;
-    }
-    const std::size_t n = utf8_sequence(s, i);
-    if (n == 0) return false;
-    i += n;
-  }
-  return true;
-}
-
 namespace {
+
+// Length of the run of ASCII bytes at the start of s, eight at a time.
+std::size_t ascii_run(std::string_view s) {
+  std::size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    std::uint64_t word;
+    std::memcpy(&word, s.data() + i, 8);
+    if (word & 0x8080808080808080ull) break;
+  }
+  while (i < s.size() && static_cast<unsigned char>(s[i]) < 0x80)
+    ++i;
+  return i;
+}
 
 // Bytes that go into a JSON string as they are: printable ASCII but the quote
 // and the backslash. Runs of them are copied in one append.
-bool plain(unsigned char c) {
-  return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
-}
+constexpr auto kPlain = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0x20; c < 0x7f; ++c)
+    t[static_cast<std::size_t>(c)] = c != '"' && c != '\\';
+  return t;
+}();
 
-}  // namespace
-
-void append_quoted(std::string& out, std::string_view s) {
+// Appends s quoted; with `strict`, stops at invalid UTF-8 instead of escaping
+// it, takes back what it appended and returns false.
+bool append_quoted(std::string& out, std::string_view s, bool strict) {
+  const std::size_t start = out.size();
   out += '"';
   std::size_t i = 0;
   while (i < s.size()) {
     std::size_t run = i;
-    while (run < s.size() && plain(static_cast<unsigned char>(s[run])))
+    while (run < s.size() && kPlain[static_cast<unsigned char>(s[run])])
       ++run;
     out.append(s.data() + i, run - i);
     i = run;
@@ -79,6 +85,10 @@ void append_quoted(std::string& out, std::string_view s) {
       out.append(s.data() + i, n);
       i += n;
       continue;
+    }
+    if (n == 0 && strict) {
+      out.resize(start);
+      return false;
     }
     switch (c) {
       case '"':
@@ -105,6 +115,30 @@ void append_quoted(std::string& out, std::string_view s) {
     ++i;
   }
   out += '"';
+  return true;
+}
+
+}  // namespace
+
+bool is_valid_utf8(std::string_view s) {
+  for (std::size_t i = ascii_run(s); i < s.size();) {
+    if (static_cast<unsigned char>(s[i]) < 0x80) {
+      i += ascii_run(s.substr(i));
+      continue;
+    }
+    const std::size_t n = utf8_sequence(s, i);
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
+
+void append_quoted(std::string& out, std::string_view s) {
+  append_quoted(out, s, false);
+}
+
+bool append_quoted_if_utf8(std::string& out, std::string_view s) {
+  return append_quoted(out, s, true);
 }
 
 std::string quote(std::string_view s) {

@@ -269,6 +269,20 @@ TEST_F(ForwarderTest, ABacklogReadAheadKeepsOrderThroughRetriesAndARestart) {
   EXPECT_EQ(all, range(1, 1000));
 }
 
+// linger counts from a record's ingest: one that already waited longer (in
+// the commit window, or before a restart) goes without waiting again.
+TEST_F(ForwarderTest, LingerCountsFromTheOldestRecordsIngest) {
+  auto sink = std::make_unique<ScriptedSink>("up", [](auto&, int) { return ok(); });
+  auto opts = fast();
+  opts.linger = std::chrono::seconds(30);
+  auto old = testing::make_record("old");
+  old.ingest_ns = drivers_now_ns() - 60'000'000'000;  // a minute ago
+  ASSERT_TRUE(buffer_->append_wait({old}).ok());
+  Forwarder f(*buffer_, std::move(sink), opts, log_.fn());
+  f.start();
+  EXPECT_TRUE(wait_for([&] { return buffer_->acked_seq("up") == 1u; }, std::chrono::seconds(10)));
+}
+
 TEST_F(ForwarderTest, ABrokenSinkDoesNotHoldBackAnother) {
   auto broken = std::make_unique<ScriptedSink>("broken", [](auto&, int) {
     return SendResult{Outcome::kRetry, {}, "503 Service Unavailable", false};

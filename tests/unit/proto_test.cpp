@@ -1,6 +1,7 @@
-#include "tidegate/proto/convert.h"
-
 #include <gtest/gtest.h>
+
+#include "tidegate/proto/convert.h"
+#include "tidegate/proto/envelope.h"
 
 namespace tidegate::proto {
 namespace {
@@ -44,6 +45,35 @@ TEST(ProtoConvert, AbsentDeviceTimeStaysAbsent) {
   to_proto(r, out);
   EXPECT_FALSE(out.has_device_time_ns());
   EXPECT_FALSE(from_proto(out).device_ts_ns.has_value());
+}
+
+}  // namespace
+}  // namespace tidegate::proto
+
+namespace tidegate::proto {
+namespace {
+
+TEST(RecordJson, IsTheDocumentedEnvelopeWithTextOrBase64Payload) {
+  buffer::Record r;
+  r.seq = 7;
+  r.ingest_ns = 1'795'000'000'000'000'000;
+  r.clock_synced = true;
+  r.source = "local";
+  r.partition_key = "d-7";
+  r.topic = "sensors/d-7/t";
+  r.content_type = "application/json";
+  r.payload = R"({"t":21.5,"note":"a\b"})";
+  EXPECT_EQ(record_json(r, "plant-3"),
+            R"({"gateway":"plant-3","seq":7,"ingest_ns":1795000000000000000,"clock_synced":true,"source":"local",)"
+            R"("partition_key":"d-7","topic":"sensors/d-7/t","device_ts_ns":null,"content_type":"application/json",)"
+            R"("payload":"{\"t\":21.5,\"note\":\"a\\b\"}"})");
+  r.payload = std::string("\x00\xff", 2);
+  r.device_ts_ns = -5;
+  std::string out = "[";
+  append_record_json(out, r);
+  EXPECT_EQ(out, R"([{"seq":7,"ingest_ns":1795000000000000000,"clock_synced":true,"source":"local",)"
+                 R"("partition_key":"d-7","topic":"sensors/d-7/t","device_ts_ns":-5,"content_type":"application/json",)"
+                 R"("payload_base64":"AP8="})");
 }
 
 }  // namespace

@@ -159,7 +159,10 @@ class Forwarder::Impl {
         enter_live_first();
         continue;
       }
-      if (buffer_.wait_for_records_after(batch.back().seq, std::chrono::milliseconds(0))) {
+      // Only a full batch means backlog; live traffic is better served by
+      // the next batch's linger than by sending what arrived meanwhile at once.
+      if (batch.size() >= max_records_ &&
+          buffer_.wait_for_records_after(batch.back().seq, std::chrono::milliseconds(0))) {
         ahead = std::async(std::launch::async, [this, after = batch.back().seq] {
           return buffer_.read_after(after, max_records_, max_bytes_);
         });
@@ -260,7 +263,14 @@ class Forwarder::Impl {
       return read_ok(r) ? std::move(r.records) : std::vector<buffer::Record>{};
     };
     auto batch = read();
-    const auto deadline = SteadyClock::now() + opts_.linger;
+    if (batch.empty()) return batch;
+    // linger counts from the oldest record's ingest, not from this read: a
+    // reading waits at most `linger` for company, its commit window included.
+    // (A wall clock step only shortens or lengthens one batch's wait.)
+    const auto age = std::chrono::nanoseconds(drivers::wall_now_ns() - batch.front().ingest_ns);
+    const auto wait = std::clamp(std::chrono::duration_cast<std::chrono::nanoseconds>(opts_.linger) - age,
+                                 std::chrono::nanoseconds(0), std::chrono::nanoseconds(opts_.linger));
+    const auto deadline = SteadyClock::now() + wait;
     while (!batch.empty() && batch.size() < max_records_ && SteadyClock::now() < deadline && !stopping()) {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now());
       if (!buffer_.wait_for_records_after(batch.back().seq, left + std::chrono::milliseconds(1))) break;

@@ -14,6 +14,10 @@ std::string quote(std::string_view s);
 // The same, appended to `out`: no temporary string per field.
 void append_quoted(std::string& out, std::string_view s);
 
+// Appends `s` quoted if it is valid UTF-8 and returns true; otherwise
+// appends nothing and returns false (one pass for both).
+bool append_quoted_if_utf8(std::string& out, std::string_view s);
+
 bool is_valid_utf8(std::string_view s);
 
 std::string base64(std::string_view bytes);
