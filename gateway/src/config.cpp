@@ -702,8 +702,8 @@ void read_kinesis_sink(Section& s, GatewayConfig::KinesisSinkConfig& c) {
                           "records; consumers de-aggregate with the KCL or the KPL deaggregation libraries).");
   o.connections = static_cast<std::size_t>(s.integer(
       "connections", 4, 1, static_cast<std::int64_t>(sinks::KinesisSink::kMaxConnections),
-      "PutRecords calls in flight at once, each on its own connection. Each device always takes the same one, so "
-      "its readings stay in order; more overlap more round trips (draining over a slow uplink)."));
+      "PutRecords calls in flight at once while a backlog drains, each on its own connection. A device's readings "
+      "of a batch all take one of them, in order; more overlap more round trips (draining over a slow uplink)."));
   o.timeout = s.duration("timeout", std::chrono::seconds(10), "Time allowed for one PutRecords call.");
   o.ca_file = s.text("ca_file", "", "CA certificates for the endpoint. Empty: the system's trust store.");
   const auto key_id = s.text("access_key_id", "", "AWS access key id. Empty: AWS_ACCESS_KEY_ID from the environment.");

@@ -542,6 +542,21 @@ TEST(KinesisLanes, EachDeviceTakesOneConnectionAndTheRoundTripsOverlap) {
   EXPECT_EQ(f.stats().resent_records_total, 0u);
 }
 
+TEST(KinesisLanes, ABatchThatFitsOneCallIsOneCallOnOneConnection) {
+  testing::TempDir dir;
+  LaneRecorder server(std::chrono::milliseconds(0), [](const LaneRecorder::Call&) { return 200; });
+  auto buf = open_buffer(dir);
+  auto readings = readings_of_64_devices();
+  readings.resize(100);  // live traffic: a batch under one call's limits
+  ASSERT_TRUE(buf->append_wait(readings).ok());
+  auto k = scripted_sink(server.port());
+  forward::Forwarder f(*buf, std::make_unique<KinesisSink>(k), forward::ForwarderOptions{}, nullptr);
+  f.start();
+  ASSERT_TRUE(wait_for([&] { return buf->acked_seq("kinesis") == 100u; })) << f.stats().last_error;
+  EXPECT_EQ(server.calls().size(), 1u);
+  EXPECT_EQ(server.connections(), 1);
+}
+
 TEST(KinesisLanes, AFailedLaneIsSentAgainAloneAndItsDevicesKeepTheirOrder) {
   testing::TempDir dir;
   std::atomic<bool> failed_once{false};

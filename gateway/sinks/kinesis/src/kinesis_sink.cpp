@@ -225,10 +225,13 @@ forward::SendResult KinesisSink::send(const std::vector<buffer::Record>& batch) 
   if (batch.empty()) return result;
   // Each device's Kinesis records of the batch go into one lane, in order;
   // lanes go at once, each on its own connection, so round trips overlap.
+  // Only a batch that needs several calls is spread: a live batch that fits
+  // one call stays one call.
   const auto& clients = impl_->clients;
   auto puts = entries(batch);
-  const auto lane_of = assign_lanes(puts, clients.size());
-  std::vector<std::vector<Entry>> lanes(clients.size());
+  const auto lane_count = std::min(clients.size(), calls(puts).size());
+  const auto lane_of = assign_lanes(puts, lane_count);
+  std::vector<std::vector<Entry>> lanes(lane_count);
   for (std::size_t p = 0; p < puts.size(); ++p)
     lanes[lane_of[p]].push_back(std::move(puts[p]));
 

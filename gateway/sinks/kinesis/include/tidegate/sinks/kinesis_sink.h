@@ -34,9 +34,10 @@ struct KinesisSinkOptions {
   // Pack the readings of one device in a batch into KPL aggregated records
   // (fewer, fuller Kinesis records: cheaper, and more throughput per shard).
   bool aggregate = false;
-  // PutRecords calls in flight at once, each on its own connection. A
-  // device's readings of a batch all go through one of them, in order; more
-  // connections overlap round trips (a cellular uplink's 100 ms each).
+  // PutRecords calls in flight at once when a batch needs several calls
+  // (a backlog), each on its own connection. A device's readings of a batch
+  // all go through one of them, in order; more connections overlap round
+  // trips (a cellular uplink's 100 ms each).
   std::size_t connections = 4;
   std::chrono::milliseconds timeout{10'000};
   std::string ca_file;  // empty: the system's trust store
