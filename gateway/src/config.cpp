@@ -931,6 +931,13 @@ LoadResult parse_config(const std::string& toml_text, const std::string& file_na
                                                 std::to_string(where.column) + ": " + std::string(e.description())});
     return result;
   }
+  for (const char* section : {"buffer", "sources", "sinks"}) {
+    if (const auto* table = doc.get_as<toml::table>(section)) {
+      std::ostringstream text;
+      text << *table;
+      result.restart_sections[section] = text.str();
+    }
+  }
   GatewayConfig config;
   Section root(ctx, &doc, "", "");
   read_document(root, config);

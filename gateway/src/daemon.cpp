@@ -9,7 +9,6 @@
 #include <cstring>
 #include <memory>
 #include <set>
-#include <toml++/toml.h>
 #include <vector>
 
 #include "tidegate/buffer/buffer.h"
@@ -48,18 +47,13 @@ void sd_notify(const char* state) {
 
 std::string mib(std::uint64_t bytes) { return std::to_string((bytes + (1 << 19)) >> 20) + " MiB"; }
 
-std::optional<toml::table> raw_document(const std::filesystem::path& file) {
-  try {
-    return toml::parse_file(file.string());
-  } catch (const toml::parse_error&) {
-    return std::nullopt;
-  }
-}
-
 class Gateway {
  public:
-  Gateway(std::filesystem::path config_file, GatewayConfig config, Logger& logger)
-      : file_(std::move(config_file)), config_(std::move(config)), logger_(logger), raw_(raw_document(file_)) {}
+  Gateway(std::filesystem::path config_file, LoadResult loaded, Logger& logger)
+      : file_(std::move(config_file)),
+        config_(std::move(*loaded.config)),
+        logger_(logger),
+        restart_sections_(std::move(loaded.restart_sections)) {}
 
   int run() {
     // Signals are taken synchronously by this thread; every thread started
@@ -294,21 +288,20 @@ class Gateway {
       log(LogLevel::kError, "reload refused; the running configuration stays in force");
       return;
     }
-    auto raw = raw_document(file_);
     if (loaded.config->log_level != config_.log_level) {
       logger_.set_level(loaded.config->log_level);
       log(LogLevel::kInfo, std::string("log level is now ") + buffer::to_string(loaded.config->log_level));
     }
     std::vector<std::string> restart;
-    if (raw && raw_) {
-      for (const char* section : {"buffer", "sources", "sinks"}) {
-        const auto* before = raw_->get_as<toml::table>(section);
-        const auto* after = raw->get_as<toml::table>(section);
-        const bool same = (!before && !after) || (before && after && *before == *after);
-        if (!same) restart.push_back("[" + std::string(section) + "]");
+    for (const char* section : {"buffer", "sources", "sinks"}) {
+      const auto before = restart_sections_.find(section);
+      const auto after = loaded.restart_sections.find(section);
+      const bool in_before = before != restart_sections_.end(), in_after = after != loaded.restart_sections.end();
+      if (in_before != in_after || (in_before && before->second != after->second)) {
+        restart.push_back("[" + std::string(section) + "]");
       }
-      if (loaded.config->gateway_id != config_.gateway_id) restart.push_back("gateway.id");
     }
+    if (loaded.config->gateway_id != config_.gateway_id) restart.push_back("gateway.id");
     if (restart.empty()) {
       log(LogLevel::kInfo, "reload done");
     } else {
@@ -323,7 +316,7 @@ class Gateway {
   std::filesystem::path file_;
   GatewayConfig config_;
   Logger& logger_;
-  std::optional<toml::table> raw_;
+  std::map<std::string, std::string> restart_sections_;  // as the running configuration had them
   std::unique_ptr<buffer::Buffer> buffer_;
   std::vector<std::unique_ptr<drivers::Source>> sources_;
   std::vector<std::unique_ptr<forward::Forwarder>> forwarders_;
@@ -341,7 +334,7 @@ int run_daemon(const std::filesystem::path& config_file, std::ostream& log_strea
     logger.write(LogLevel::kError, "config", "not starting: fix the configuration (tidegate check-config)");
     return 2;
   }
-  Gateway gateway(config_file, std::move(*loaded.config), logger);
+  Gateway gateway(config_file, std::move(loaded), logger);
   return gateway.run();
 }
 

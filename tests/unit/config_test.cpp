@@ -234,6 +234,20 @@ TEST_F(ConfigTest, EveryMistakeNamesFileKeyAndReason) {
   }
 }
 
+// What a reload compares to name the settings that need a restart.
+TEST_F(ConfigTest, RestartSectionsIgnoreLayoutButNotValues) {
+  const std::string sink = "\n[[sinks.file]]\nname = \"local\"\ndirectory = \"" + (dir_ / "out").string() + "\"\n";
+  const auto a = parse(buffer_section() + "max_records = 10\ncommit_window = \"5ms\"\n" + sink);
+  const auto b = parse("# the same, laid out differently\n" + buffer_section() +
+                       "commit_window   =   \"5ms\"\nmax_records = 10 # a comment\n" + sink);
+  const auto c = parse(buffer_section() + "max_records = 11\ncommit_window = \"5ms\"\n" + sink);
+  ASSERT_TRUE(a.config && b.config && c.config);
+  EXPECT_EQ(a.restart_sections, b.restart_sections);
+  EXPECT_NE(a.restart_sections.at("buffer"), c.restart_sections.at("buffer"));
+  EXPECT_EQ(a.restart_sections.at("sinks"), c.restart_sections.at("sinks"));
+  EXPECT_EQ(a.restart_sections.count("sources"), 0u);  // not in the file
+}
+
 TEST_F(ConfigTest, AMissingFileIsAnError) {
   auto r = load_config(dir_ / "missing.toml");
   ASSERT_EQ(r.errors.size(), 1u);

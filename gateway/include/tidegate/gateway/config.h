@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -85,6 +86,11 @@ EnvLookup process_env();
 struct LoadResult {
   std::optional<GatewayConfig> config;  // set only when errors is empty
   std::vector<ConfigError> errors;
+  // The sections a running gateway cannot change in place ("buffer",
+  // "sources", "sinks"), each as toml++ writes it back (keys sorted): a
+  // reload compares them, from the same parse, to name what needs a restart.
+  // A section the file does not have has no entry.
+  std::map<std::string, std::string> restart_sections;
 };
 
 LoadResult load_config(const std::filesystem::path& file, const EnvLookup& env = process_env());
