@@ -1,5 +1,7 @@
 #include "store.h"
 
+#include <algorithm>
+
 namespace tidegate::buffer {
 
 #define TIDEGATE_RECORD_COLUMNS \
@@ -71,6 +73,7 @@ std::vector<Record> Queries::read_after(std::uint64_t after, std::size_t max_rec
                                         std::size_t max_bytes) {
   std::vector<Record> out;
   if (max_records == 0) return out;
+  out.reserve(std::min<std::size_t>(max_records, 4096));  // a batch without regrowing
   sql::ResetOnExit reset(read_after_);
   read_after_.bind(1, after).bind(2, static_cast<std::uint64_t>(max_records));
   std::uint64_t bytes = 0;
