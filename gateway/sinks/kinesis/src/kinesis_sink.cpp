@@ -145,7 +145,7 @@ std::vector<KinesisSink::Entry> KinesisSink::entries(const std::vector<buffer::R
   return out;
 }
 
-std::string KinesisSink::put_records_body(const std::vector<Entry>& entries) const {
+std::string KinesisSink::put_records_body(std::span<const Entry> entries) const {
   std::string body = "{\"StreamName\":" + proto::json::quote(impl_->opts.stream) + ",\"Records\":[";
   for (std::size_t i = 0; i < entries.size(); ++i) {
     if (i > 0) body += ',';
@@ -247,8 +247,7 @@ forward::SendResult KinesisSink::send(const std::vector<buffer::Record>& batch) 
     LaneResult r;
     const auto& mine = lanes[l];
     for (const auto& [begin, end] : calls(mine)) {
-      const std::vector<Entry> call(mine.begin() + static_cast<std::ptrdiff_t>(begin),
-                                    mine.begin() + static_cast<std::ptrdiff_t>(end));
+      const std::span<const Entry> call(mine.data() + begin, end - begin);
       forward::SendResult per_put;
       try {
         const auto response = impl_->post(*clients[l], put_records_body(call));

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <memory>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -65,17 +66,17 @@ class KinesisSink final : public forward::Sink {
   // The batch as Kinesis records: one per record, or aggregated per device.
   std::vector<Entry> entries(const std::vector<buffer::Record>& batch) const;
   // PutRecords allows 500 records and 5 MiB per call; a body is kept under
-  // 4.5 MiB, leaving room for the JSON around the records.
+  // 4.5 MB, leaving room for the JSON around the records.
   static constexpr std::size_t kMaxCallRecords = 500;
+  static constexpr std::size_t kMaxCallBytes = 4'500'000;
   static constexpr std::size_t kMaxConnections = 16;
+  // The entries split into PutRecords calls, in order: [begin, end) ranges.
+  static std::vector<std::pair<std::size_t, std::size_t>> calls(const std::vector<Entry>& entries);
   // The lane (connection) of each entry: all of a device's entries share
   // one, and the lanes' entry counts are balanced.
   static std::vector<std::size_t> assign_lanes(const std::vector<Entry>& entries, std::size_t lanes);
-  static constexpr std::size_t kMaxCallBytes = 4'500'000;
-  // The entries split into PutRecords calls, in order: [begin, end) ranges.
-  static std::vector<std::pair<std::size_t, std::size_t>> calls(const std::vector<Entry>& entries);
-  // The PutRecords JSON body (exposed for tests).
-  std::string put_records_body(const std::vector<Entry>& entries) const;
+  // The PutRecords JSON body of one call (exposed for tests).
+  std::string put_records_body(std::span<const Entry> entries) const;
   std::string put_records_body(const std::vector<buffer::Record>& batch) const {
     return put_records_body(entries(batch));
   }
