@@ -42,9 +42,10 @@ void append_record_json(std::string& o, const buffer::Record& r, std::string_vie
   }
   o += ",\"content_type\":";
   json::append_quoted(o, r.content_type);
+  const auto payload_at = o.size();
   o += ",\"payload\":";
   if (!json::append_quoted_if_utf8(o, r.payload)) {
-    o.resize(o.size() - std::string_view(",\"payload\":").size());
+    o.resize(payload_at);
     o += ",\"payload_base64\":";
     json::append_quoted(o, json::base64(r.payload));
   }

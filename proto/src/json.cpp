@@ -40,10 +40,6 @@ std::size_t utf8_sequence(std::string_view s, std::size_t i) {
   return len;
 }
 
-}  // namespace
-
-namespace {
-
 // Length of the run of ASCII bytes at the start of s, eight at a time.
 std::size_t ascii_run(std::string_view s) {
   std::size_t i = 0;
@@ -121,7 +117,7 @@ bool append_quoted(std::string& out, std::string_view s, bool strict) {
 }  // namespace
 
 bool is_valid_utf8(std::string_view s) {
-  for (std::size_t i = ascii_run(s); i < s.size();) {
+  for (std::size_t i = 0; i < s.size();) {
     if (static_cast<unsigned char>(s[i]) < 0x80) {
       i += ascii_run(s.substr(i));
       continue;
