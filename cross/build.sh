@@ -59,25 +59,37 @@ if [[ "$arch" != "$host_arch" ]]; then
     $SUDO dpkg --add-architecture "$arch"
     added=1
   fi
-  # Runs an apt-get step; on failure says why, takes the architecture away
-  # again (if this run added it) and exits: 77 when the mirror is at fault.
+  # Runs an apt-get step. A mirror caught mid-sync usually heals within
+  # minutes, so a mirror-shaped failure is retried (TIDEGATE_MIRROR_ATTEMPTS,
+  # default 4, TIDEGATE_MIRROR_PAUSE seconds apart, default 45). A failure
+  # that stays says why, takes the architecture away again (if this run added
+  # it) and exits: 77 when the mirror is at fault, 1 otherwise.
   apt_step() {
     local what=$1 mirror_reason=$2
     shift 2
-    local log
+    local log attempt=1 attempts=${TIDEGATE_MIRROR_ATTEMPTS:-4}
     log=$(mktemp)
-    if "$@" >"$log" 2>&1; then
-      rm -f "$log"
-      return
-    fi
+    while :; do
+      if "$@" >"$log" 2>&1; then
+        rm -f "$log"
+        return
+      fi
+      grep -Eq "$mirror_problem" "$log" || break
+      [[ $attempt -ge $attempts ]] && break
+      say "$what: the mirror looks inconsistent (attempt $attempt of $attempts); trying again in ${TIDEGATE_MIRROR_PAUSE:-45} s"
+      grep -E "$mirror_problem" "$log" | head -3 >&2
+      sleep "${TIDEGATE_MIRROR_PAUSE:-45}"
+      attempt=$(( attempt + 1 ))
+    done
     cat "$log" >&2
     local status=1
     if grep -Eq "$mirror_problem" "$log"; then
-      say "SKIPPED: $mirror_reason; removing the $arch architecture again"
+      say "SKIPPED after $attempt attempt(s): $mirror_reason; removing the $arch architecture again"
       status=77
     else
       say "$what failed"
     fi
+    rm -f "$log"
     [[ $added -eq 1 ]] && restore_apt
     exit $status
   }

@@ -79,14 +79,14 @@ double raw_sqlite(std::size_t payload, std::uint64_t n, std::uint64_t per_txn) {
                      "INSERT INTO records(seq, ord, off, ingest_ns, clock_synced, source, partition_key, topic, "
                      "payload, device_ts_ns, content_type) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                      -1, &st, nullptr);
-  std::vector<NewRecord> rows;
-  rows.reserve(n);
+  std::vector<NewRecord> rows;  // held in memory: n fits a size_t on any platform it runs on
+  rows.reserve(static_cast<std::size_t>(n));
   for (std::uint64_t i = 0; i < n; ++i) rows.push_back(reading(payload, i));
   const auto t0 = Steady::now();
   sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr);
   std::int64_t off = 0;
   for (std::uint64_t i = 0; i < n; ++i) {
-    const auto& r = rows[i];
+    const auto& r = rows[static_cast<std::size_t>(i)];
     sqlite3_bind_int64(st, 1, static_cast<std::int64_t>(i + 1));
     sqlite3_bind_int64(st, 2, static_cast<std::int64_t>(i));
     sqlite3_bind_int64(st, 3, off);

@@ -133,7 +133,7 @@ Result baseline(Fn&& run) {
 // The envelope lines the sinks send, built before any baseline's clock runs.
 std::vector<std::string> envelopes(std::uint64_t n) {
   std::vector<std::string> out;
-  out.reserve(n);
+  out.reserve(static_cast<std::size_t>(n));
   for (std::uint64_t i = 0; i < n; ++i) {
     buffer::Record r;
     static_cast<buffer::NewRecord&>(r) = reading(i);

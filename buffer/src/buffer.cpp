@@ -138,6 +138,10 @@ class ReaderPool {
   std::vector<std::unique_ptr<Reader>> idle_;
 };
 
+// The top-level CMakeLists.txt sets _FILE_OFFSET_BITS=64; without it a
+// 32-bit build's stat() fails on a file past 2 GiB and the size reads 0.
+static_assert(sizeof(off_t) == 8, "32-bit builds need _FILE_OFFSET_BITS=64");
+
 std::uint64_t bytes_on_disk(const std::filesystem::path& p) {
   struct stat st {};
   return ::stat(p.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;

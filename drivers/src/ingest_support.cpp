@@ -105,6 +105,17 @@ const nlohmann::json* find_path(const nlohmann::json& doc, std::string_view path
   }
 }
 
+// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+// days_from_civil), exact for any year this parser accepts.
+std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const auto yoe = static_cast<unsigned>(y - era * 400);                // [0, 399]
+  const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;  // [0, 365]
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;            // [0, 146096]
+  return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
+}
+
 }  // namespace
 
 std::optional<std::string> json_field(std::string_view payload, std::string_view path) {
@@ -126,17 +137,20 @@ std::optional<std::int64_t> parse_timestamp(std::string_view text) {
   auto [iptr, iec] = std::from_chars(text.data(), text.data() + text.size(), whole);
   if (iec == std::errc() && iptr == text.data() + text.size()) {
     if (whole < 0) return std::nullopt;
-    return whole > 100'000'000'000'000 ? whole * 1'000 : whole > 100'000'000'000 ? whole * 1'000'000 : whole * 1'000'000'000;
+    const std::int64_t scale = whole > 100'000'000'000'000 ? 1'000 : whole > 100'000'000'000 ? 1'000'000 : 1'000'000'000;
+    std::int64_t ns = 0;
+    if (__builtin_mul_overflow(whole, scale, &ns)) return std::nullopt;  // past the year 2262
+    return ns;
   }
   double number = 0;
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), number);
   if (ec == std::errc() && ptr == text.data() + text.size()) {
     if (number < 0) return std::nullopt;
     const double ns = number > 1e14 ? number * 1e3 : number > 1e11 ? number * 1e6 : number * 1e9;
-    return static_cast<std::int64_t>(std::llround(ns));
+    if (!(ns < 9.2e18)) return std::nullopt;  // would not fit 64-bit nanoseconds (NaN too)
+    return std::llround(ns);
   }
   // RFC 3339, UTC ("Z") only: YYYY-MM-DDTHH:MM:SS[.fraction]Z
-  std::tm tm{};
   int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
   int consumed = 0;
   const std::string s(text);
@@ -155,14 +169,10 @@ std::optional<std::int64_t> parse_timestamp(std::string_view text) {
   }
   if (i + 1 != s.size() || (s[i] != 'Z' && s[i] != 'z')) return std::nullopt;
   if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) return std::nullopt;
-  tm.tm_year = year - 1900;
-  tm.tm_mon = month - 1;
-  tm.tm_mday = day;
-  tm.tm_hour = hour;
-  tm.tm_min = minute;
-  tm.tm_sec = second;
-  const std::time_t secs = ::timegm(&tm);
-  return static_cast<std::int64_t>(secs) * 1'000'000'000 + fraction_ns;
+  // Not timegm(): time_t is 32 bits on armhf (Debian 12), so it fails for
+  // dates from 2038 on. Days from the civil date in 64 bits instead.
+  const std::int64_t secs = days_from_civil(year, month, day) * 86'400 + hour * 3'600 + minute * 60 + second;
+  return secs * 1'000'000'000 + fraction_ns;
 }
 
 Backoff::Backoff(std::chrono::milliseconds base, std::chrono::milliseconds max, std::uint32_t seed)

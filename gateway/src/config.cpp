@@ -54,7 +54,9 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
       {"", 1}, {"b", 1}, {"k", 1ull << 10}, {"kib", 1ull << 10}, {"kb", 1000}, {"m", 1ull << 20},
       {"mib", 1ull << 20}, {"mb", 1000'000}, {"g", 1ull << 30}, {"gib", 1ull << 30}, {"gb", 1000'000'000}};
   for (const auto& [name, factor] : kUnits) {
-    if (unit == name) return value * factor;
+    if (unit != name) continue;
+    if (value > std::numeric_limits<std::uint64_t>::max() / factor) return std::nullopt;  // would wrap
+    return value * factor;
   }
   return std::nullopt;
 }
@@ -169,6 +171,20 @@ class Section {
     }
     ctx_.error(key_path(key), "expected a size such as 1048576, \"512KiB\", \"64MiB\" or \"1GB\"");
     return def;
+  }
+
+  // A size the code holds in a std::size_t (a payload, a request body, a
+  // file): on a 32-bit platform a value of 4 GiB or more is refused with the
+  // key named, never truncated.
+  std::size_t memory_size(const std::string& key, std::size_t def, const std::string& help) {
+    const std::uint64_t bytes = size(key, def, help);
+    if (bytes > std::numeric_limits<std::size_t>::max()) {
+      ctx_.error(key_path(key), format_size(bytes) + " (" + std::to_string(bytes) + " bytes) does not fit this " +
+                                    std::to_string(8 * sizeof(std::size_t)) + "-bit platform: at most " +
+                                    std::to_string(std::numeric_limits<std::size_t>::max()) + " bytes");
+      return def;
+    }
+    return static_cast<std::size_t>(bytes);
   }
 
   std::chrono::milliseconds duration(const std::string& key, std::chrono::milliseconds def, const std::string& help) {
@@ -569,7 +585,7 @@ void read_mqtt_source(Section& s, drivers::mqtt::MqttSourceOptions& o) {
                                    "Device timestamp from a JSON field: epoch seconds, milliseconds or an RFC 3339 "
                                    "UTC string.");
   o.require_json = s.boolean("require_json", false, "Payloads that are not JSON go to the dead-letter table.");
-  o.max_payload_bytes = s.size("max_payload", 256 << 10, "Larger payloads go to the dead-letter table.");
+  o.max_payload_bytes = s.memory_size("max_payload", 256 << 10, "Larger payloads go to the dead-letter table.");
   o.content_type = s.text("content_type", "", "Content type stored with records whose message names none.");
 }
 
@@ -742,7 +758,7 @@ void read_http_sink(Section& s, GatewayConfig::HttpSinkConfig& c) {
                                                 "which overrides it; never logged.");
   o.timeout = s.duration("timeout", std::chrono::seconds(10), "Time allowed for one request.");
   o.ca_file = s.text("ca_file", "", "CA certificates for https. Empty: the system's trust store.");
-  o.max_batch_bytes = s.size("max_request_size", 1u << 20, "Records per request stop before this many bytes.");
+  o.max_batch_bytes = s.memory_size("max_request_size", 1u << 20, "Records per request stop before this many bytes.");
   if (!ctx.docs) {
     o.bearer_token = ctx.env(env_name("SINK", o.name, "TOKEN")).value_or(token);
     if (o.url.rfind("http://", 0) != 0 && o.url.rfind("https://", 0) != 0) {

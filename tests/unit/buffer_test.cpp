@@ -338,7 +338,7 @@ TEST_F(BufferTest, ReadHonoursRecordAndByteLimitsButAlwaysReturnsOne) {
                               make_record(std::string(1000, 'c'))})
                   .ok());
   EXPECT_EQ(b->read("s", 2, SIZE_MAX).records.size(), 2u);
-  const std::size_t one = accounted_size(make_record(std::string(1000, 'a')));
+  const auto one = static_cast<std::size_t>(accounted_size(make_record(std::string(1000, 'a'))));
   EXPECT_EQ(b->read("s", 10, 2 * one).records.size(), 2u);
   EXPECT_EQ(b->read("s", 10, 2 * one - 1).records.size(), 1u);
   EXPECT_EQ(b->read("s", 10, 1).records.size(), 1u);  // larger than the limit, still delivered

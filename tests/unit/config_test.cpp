@@ -248,6 +248,38 @@ TEST_F(ConfigTest, RestartSectionsIgnoreLayoutButNotValues) {
   EXPECT_EQ(a.restart_sections.count("sources"), 0u);  // not in the file
 }
 
+// A size the code holds in std::size_t is refused on a 32-bit platform
+// (armhf) when it does not fit, with the key named, never truncated.
+TEST_F(ConfigTest, SizesAbove4GiBFitOnlyA64BitPlatform) {
+  const auto text = buffer_section() + R"(
+[[sources.mqtt]]
+max_payload = "5GiB"
+[[sinks.http]]
+url = "http://127.0.0.1:9/"
+max_request_size = 6442450944
+)";
+  if constexpr (sizeof(std::size_t) >= 8) {
+    const auto r = parse(text);
+    ASSERT_TRUE(r.config) << errors_of(text);
+    EXPECT_EQ(r.config->mqtt_sources[0].max_payload_bytes, 5ull << 30);
+    EXPECT_EQ(r.config->http_sinks[0].sink.max_batch_bytes, 6ull << 30);
+  } else {
+    const auto errors = errors_of(text);
+    EXPECT_NE(errors.find("test.toml: sources.mqtt[0].max_payload: 5GiB (5368709120 bytes) does not fit this 32-bit "
+                          "platform"),
+              std::string::npos)
+        << errors;
+    EXPECT_NE(errors.find("test.toml: sinks.http[0].max_request_size: 6GiB"), std::string::npos) << errors;
+  }
+  // The 64-bit sizes (the buffer's caps) take more than 4 GiB everywhere.
+  const auto caps = parse(buffer_section() + "max_bytes = \"6GiB\"\n");
+  ASSERT_TRUE(caps.config);
+  EXPECT_EQ(caps.config->buffer.max_bytes, 6ull << 30);
+  // A size whose unit would wrap 64 bits is an error, not a small number.
+  EXPECT_NE(errors_of(buffer_section() + "max_bytes = \"20000000000GiB\"\n").find("buffer.max_bytes: expected a size"),
+            std::string::npos);
+}
+
 TEST_F(ConfigTest, AMissingFileIsAnError) {
   auto r = load_config(dir_ / "missing.toml");
   ASSERT_EQ(r.errors.size(), 1u);

@@ -114,14 +114,15 @@ TEST_F(FileSinkTest, ProtobufFilesHoldLengthDelimitedBatches) {
   std::size_t pos = 0;
   std::vector<std::uint64_t> seqs;
   while (pos < data.size()) {
-    std::uint64_t len = 0;
+    std::size_t len = 0;
     int shift = 0;
     while (true) {
       const auto b = static_cast<unsigned char>(data[pos++]);
-      len |= static_cast<std::uint64_t>(b & 0x7f) << shift;
+      len |= static_cast<std::size_t>(b & 0x7f) << shift;
       shift += 7;
       if (!(b & 0x80)) break;
     }
+    ASSERT_LE(len, data.size() - pos);
     tidegate::v1::Batch batch;
     ASSERT_TRUE(batch.ParseFromString(data.substr(pos, len)));
     pos += len;

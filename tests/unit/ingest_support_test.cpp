@@ -56,6 +56,23 @@ TEST(Timestamps, SecondsMillisMicrosAndRfc3339) {
   EXPECT_EQ(parse_timestamp("-5"), std::nullopt);
 }
 
+// time_t is 32 bits on armhf: the parser must not depend on it.
+TEST(Timestamps, DatesFrom2038OnParseOnEveryPlatform) {
+  EXPECT_EQ(parse_timestamp("2038-01-19T03:14:08Z"), 2147483648'000000000);
+  EXPECT_EQ(parse_timestamp("2100-03-01T00:00:00.25Z"), 4107542400'250000000);
+  EXPECT_EQ(parse_timestamp("2000-02-29T12:00:00Z"), 951825600'000000000);
+  EXPECT_EQ(parse_timestamp("1970-01-01T00:00:00Z"), 0);
+}
+
+// Values that would not fit 64-bit nanoseconds are refused, not wrapped.
+TEST(Timestamps, OutOfRangeNumbersAreRefused) {
+  EXPECT_EQ(parse_timestamp("9223372036"), 9223372036'000000000);  // 2262-04-11, the last second that fits
+  EXPECT_EQ(parse_timestamp("9223372037"), std::nullopt);
+  EXPECT_EQ(parse_timestamp("99999999999999"), std::nullopt);      // milliseconds past 2262
+  EXPECT_EQ(parse_timestamp("1e300"), std::nullopt);
+  EXPECT_EQ(parse_timestamp("99999999999999999999"), std::nullopt);  // not even an int64
+}
+
 TEST(Backoff, GrowsExponentiallyWithJitterUpToTheCap) {
   Backoff b(std::chrono::milliseconds(100), std::chrono::milliseconds(5000), 42);
   std::set<std::int64_t> distinct;
