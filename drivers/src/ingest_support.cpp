@@ -30,11 +30,6 @@ bool ClockSyncProbe::synchronized() {
   return cached_;
 }
 
-std::int64_t wall_now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 TopicPattern::TopicPattern(std::string_view pattern) {
   if (pattern.empty()) return;
   std::size_t start = 0;
@@ -173,17 +168,6 @@ std::optional<std::int64_t> parse_timestamp(std::string_view text) {
   // dates from 2038 on. Days from the civil date in 64 bits instead.
   const std::int64_t secs = days_from_civil(year, month, day) * 86'400 + hour * 3'600 + minute * 60 + second;
   return secs * 1'000'000'000 + fraction_ns;
-}
-
-Backoff::Backoff(std::chrono::milliseconds base, std::chrono::milliseconds max, std::uint32_t seed)
-    : base_(base), max_(max), rng_(seed) {}
-
-std::chrono::milliseconds Backoff::next() {
-  const std::uint32_t shift = std::min<std::uint32_t>(attempt_, 20);
-  attempt_ += 1;
-  const auto ceiling = std::min<std::int64_t>(max_.count(), base_.count() << shift);
-  std::uniform_int_distribution<std::int64_t> dist(0, std::max<std::int64_t>(ceiling, 1));
-  return std::chrono::milliseconds(dist(rng_));
 }
 
 }  // namespace tidegate::drivers

@@ -12,6 +12,7 @@
 #include "tidegate/gateway/daemon.h"
 #include "tidegate/gateway/version.h"
 #include "tidegate/proto/envelope.h"
+#include "tidegate/proto/json.h"
 
 namespace tidegate::gateway {
 namespace {
@@ -80,9 +81,9 @@ bool parse_u64(const std::string& text, std::uint64_t& out) {
   return ec == std::errc() && ptr == text.data() + text.size();
 }
 
-std::unique_ptr<buffer::Buffer> open_for_inspection(const std::string& db, buffer::IntegrityCheck check) {
-  buffer::BufferOptions opts;
-  opts.path = db;
+// Read-only, with the configured options when a configuration names the
+// file, so that stats report the limits the gateway runs with.
+std::unique_ptr<buffer::Buffer> open_for_inspection(buffer::BufferOptions opts, buffer::IntegrityCheck check) {
   opts.read_only = true;
   opts.integrity_check = check;
   return buffer::Buffer::open(std::move(opts));
@@ -100,9 +101,10 @@ void print_errors(const std::vector<ConfigError>& errors, std::ostream& err) {
 int buffer_command(const Args& args, std::ostream& out, std::ostream& err) {
   const std::string sub = args.positional.size() > 1 ? args.positional[1] : "";
   std::map<std::string, std::string>::const_iterator db = args.options.find("--db");
-  std::string db_path;
+  buffer::BufferOptions options;  // --db: the limits are not known, the defaults are shown
+  std::string limits_from = "defaults: give --config for the configured limits";
   if (db != args.options.end()) {
-    db_path = db->second;
+    options.path = db->second;
   } else {
     auto loaded = load_config(config_file(args));
     if (!loaded.config) {
@@ -110,12 +112,15 @@ int buffer_command(const Args& args, std::ostream& out, std::ostream& err) {
       err << "tidegate buffer " << sub << ": give --db FILE, or a valid --config FILE\n";
       return 2;
     }
-    db_path = loaded.config->buffer.path.string();
+    options = loaded.config->buffer;
+    limits_from = "configuration " + config_file(args);
   }
   try {
     if (sub == "stats") {
-      auto buf = open_for_inspection(db_path, buffer::IntegrityCheck::kNone);
-      out << stats_json(buf->stats()) << "\n";
+      auto buf = open_for_inspection(options, buffer::IntegrityCheck::kNone);
+      auto json = stats_json(buf->stats());
+      json.insert(json.size() - 1, ",\"limits_from\":" + proto::json::quote(limits_from));
+      out << json << "\n";
       return 0;
     }
     if (sub == "dump") {
@@ -129,7 +134,7 @@ int buffer_command(const Args& args, std::ostream& out, std::ostream& err) {
         err << "tidegate buffer dump: --limit expects a count, got '" << it->second << "'\n";
         return 2;
       }
-      auto buf = open_for_inspection(db_path, buffer::IntegrityCheck::kNone);
+      auto buf = open_for_inspection(options, buffer::IntegrityCheck::kNone);
       std::uint64_t after = from > 0 ? from - 1 : 0;
       while (limit > 0) {
         auto batch = buf->read_after(after, static_cast<std::size_t>(std::min<std::uint64_t>(limit, 1000)),
@@ -147,7 +152,7 @@ int buffer_command(const Args& args, std::ostream& out, std::ostream& err) {
     }
     if (sub == "verify") {
       const auto depth = args.options.count("--quick") ? buffer::IntegrityCheck::kQuick : buffer::IntegrityCheck::kFull;
-      auto buf = open_for_inspection(db_path, buffer::IntegrityCheck::kNone);
+      auto buf = open_for_inspection(options, buffer::IntegrityCheck::kNone);
       auto report = buf->verify(depth);
       out << (report.ok ? "ok" : "damaged") << ": " << report.detail << "\n";
       return report.ok ? 0 : 1;

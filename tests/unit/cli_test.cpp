@@ -78,6 +78,22 @@ TEST_F(CliTest, StatsPrintsJsonWithSinkLag) {
   EXPECT_NE(r.out.find("\"name\":\"cloud\",\"acked_seq\":1,\"lag_records\":2"), std::string::npos) << r.out;
 }
 
+// With --config, stats show the limits the gateway runs with, not defaults.
+TEST_F(CliTest, StatsWithAConfigurationReportTheConfiguredLimits) {
+  const auto config = dir_ / "tidegate.toml";
+  std::ofstream(config) << "[buffer]\npath = \"" << db_
+                        << "\"\nmax_bytes = \"64MiB\"\nmax_records = 5000\nfull_policy = \"reject-new\"\n";
+  auto r = run({"buffer", "stats", "--config", config.string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("\"max_bytes\":67108864,\"max_records\":5000,\"full_policy\":\"reject-new\""),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("\"limits_from\":\"configuration " + config.string() + "\"}"), std::string::npos) << r.out;
+  // Without a configuration the output says the limits are only defaults.
+  r = run({"buffer", "stats", "--db", db_});
+  EXPECT_NE(r.out.find("\"limits_from\":\"defaults: give --config"), std::string::npos) << r.out;
+}
+
 TEST_F(CliTest, DumpPrintsJsonLinesFromASequence) {
   auto r = run({"buffer", "dump", "--db", db_});
   ASSERT_EQ(r.code, 0) << r.err;

@@ -92,6 +92,34 @@ class ForwarderTest : public ::testing::Test {
   std::unique_ptr<buffer::Buffer> buffer_;
 };
 
+// A sink whose code throws (a library exception, std::bad_alloc) is a bug or
+// an exhausted resource, not a reason to end ingest: the forwarder counts it,
+// retries the batch, and delivers everything once the sink stops throwing.
+TEST_F(ForwarderTest, ASinkThatThrowsIsRetriedAndDeliversOnceItStops) {
+  auto sink = std::make_unique<ScriptedSink>("up", [](auto&, int call) -> SendResult {
+    if (call == 0) throw std::runtime_error("compression library failed");
+    if (call == 1) throw std::bad_alloc();
+    if (call == 2) throw 42;  // not even a std::exception
+    return ok();
+  });
+  auto* s = sink.get();
+  Forwarder f(*buffer_, std::move(sink), fast(), log_.fn());
+  ASSERT_TRUE(buffer_->append_wait(make_records(20)).ok());
+  f.start();
+  ASSERT_TRUE(wait_for([&] { return buffer_->acked_seq("up") == 20u; }));
+  EXPECT_EQ(s->accepted(), range(1, 20));
+  const auto st = f.stats();
+  EXPECT_EQ(st.exceptions_total, 3u);
+  EXPECT_EQ(st.retries_total, 3u);
+  EXPECT_EQ(st.sent_records_total, 20u);
+  EXPECT_EQ(st.consecutive_failures, 0u);
+  EXPECT_TRUE(log_.contains("the sink threw while sending (compression library failed)"));
+  EXPECT_TRUE(log_.contains("the sink threw while sending (std::bad_alloc)"));
+  // The forwarder still runs: later records go too.
+  ASSERT_TRUE(buffer_->append_wait(make_records(5)).ok());
+  ASSERT_TRUE(wait_for([&] { return buffer_->acked_seq("up") == 25u; }));
+}
+
 TEST_F(ForwarderTest, DeliversEverythingInOrderInBatchesAndMovesTheCursor) {
   SinkLimits limits;
   limits.max_records = 100;

@@ -580,7 +580,28 @@ void MqttSource::start() { impl_->start(); }
 void MqttSource::stop() { impl_->stop(); }
 void MqttSource::pause() { impl_->pause(); }
 void MqttSource::resume() { impl_->resume(); }
-SourceStats MqttSource::stats() const { return impl_->stats().common; }
+SourceStats MqttSource::stats() const {
+  const auto s = impl_->stats();
+  auto out = s.common;
+  using common::Counter;
+  auto add = [&](const char* name, std::uint64_t value, const char* help, bool loss = false,
+                 Counter::Type type = Counter::Type::kCounter) {
+    out.counters.push_back({name, help, static_cast<double>(value), type, loss});
+  };
+  add("refused_total", s.refused_total,
+      "QoS 1 messages the buffer refused (full or disk full): not acknowledged, the broker sends them again.", true);
+  add("qos0_lost_total", s.qos0_lost_total,
+      "QoS 0 messages the buffer refused: QoS 0 has no redelivery, so these are lost.", true);
+  add("protocol_errors_total", s.protocol_errors_total,
+      "Malformed packets or protocol violations from the broker (the connection is dropped and made again).", true);
+  add("redelivered_total", s.redelivered_total,
+      "Messages the broker sent again (DUP set): possible duplicates, kept once each time.");
+  add("connects_total", s.connects_total, "Successful connections to the broker.");
+  add("reconnects_total", s.reconnects_total, "Connections after the first one.");
+  add("session_present", s.session_present ? 1 : 0,
+      "1 when the broker kept the session from before (no messages lost while away).", false, Counter::Type::kGauge);
+  return out;
+}
 MqttSourceStats MqttSource::mqtt_stats() const { return impl_->stats(); }
 
 }  // namespace tidegate::drivers::mqtt

@@ -8,7 +8,8 @@
 #include <optional>
 #include <thread>
 
-#include "tidegate/drivers/ingest_support.h"
+#include "tidegate/common/backoff.h"
+#include "tidegate/common/clock.h"
 
 namespace tidegate::forward {
 
@@ -37,7 +38,8 @@ const char* to_string(Outcome outcome) {
 
 class Forwarder::Impl {
  public:
-  Impl(buffer::Buffer& buffer, std::unique_ptr<Sink> sink, ForwarderOptions options, buffer::LogFn log)
+  Impl(buffer::Buffer& buffer, std::unique_ptr<Sink> sink, ForwarderOptions options, buffer::LogFn log,
+       std::string kind)
       : buffer_(buffer),
         sink_(std::move(sink)),
         opts_(options),
@@ -50,6 +52,7 @@ class Forwarder::Impl {
     max_bytes_ = std::max<std::size_t>(1, limits.max_bytes);
     max_record_bytes_ = limits.max_record_bytes;
     stats_.sink = name_;
+    stats_.kind = std::move(kind);
     stats_.destination = sink_->describe();
     stats_.state = "idle";
   }
@@ -84,8 +87,11 @@ class Forwarder::Impl {
   }
 
   ForwarderStats stats() const {
+    auto counters = sink_->counters();
     std::lock_guard lock(mu_);
-    return stats_;
+    auto out = stats_;
+    out.counters = std::move(counters);
+    return out;
   }
 
   const std::string& name() const { return name_; }
@@ -126,7 +132,7 @@ class Forwarder::Impl {
   void note_failure(const std::string& error) {
     std::lock_guard lock(mu_);
     stats_.last_error = error;
-    stats_.last_error_ns = drivers::wall_now_ns();
+    stats_.last_error_ns = common::wall_now_ns();
     stats_.consecutive_failures += 1;
   }
 
@@ -136,7 +142,7 @@ class Forwarder::Impl {
       if (!pause_for(backoff_.next())) return;
     }
     backoff_.reset();
-    log(LogLevel::kInfo, "forwarding to " + sink_->describe() + " from sequence " +
+    log(LogLevel::kInfo, "forwarding to " + stats_.destination + " from sequence " +
                              std::to_string(buffer_.acked_seq(name_).value_or(0) + 1));
     // While a backlog drains, the batch after the one in flight is read
     // meanwhile (another core, another SQLite connection), so the sink does
@@ -144,37 +150,69 @@ class Forwarder::Impl {
     // lands: otherwise the next batch is read from the cursor again.
     std::future<buffer::ReadResult> ahead;
     while (!stopping()) {
-      if (wait_while_paused()) {
-        discard(ahead);
-        continue;
-      }
-      if (live_from_) {
-        live_first_round();
-        continue;
-      }
-      auto batch = take(ahead);
-      if (batch.empty()) batch = next_batch();
-      if (batch.empty()) continue;
-      if (opts_.drain == DrainOrder::kLiveFirst && is_backlog(batch.front())) {
-        enter_live_first();
-        continue;
-      }
-      // Only a full batch means backlog; live traffic is better served by
-      // the next batch's linger than by sending what arrived meanwhile at once.
-      if (batch.size() >= max_records_ &&
-          buffer_.wait_for_records_after(batch.back().seq, std::chrono::milliseconds(0))) {
-        ahead = std::async(std::launch::async, [this, after = batch.back().seq] {
-          return buffer_.read_after(after, max_records_, max_bytes_);
-        });
-      }
-      const auto started = SteadyClock::now();
-      if (send_all(batch) && commit_cursor(batch.back().seq)) {
-        batch_done(batch.size(), started);
-      } else {
-        discard(ahead);
+      try {
+        forward_once(ahead);
+      } catch (const std::exception& e) {
+        survive("forwarding", e.what(), ahead);
+      } catch (...) {
+        survive("forwarding", "an exception that is not a std::exception", ahead);
       }
     }
-    discard(ahead);
+    try {
+      discard(ahead);
+    } catch (...) {
+    }
+  }
+
+  // The outer error boundary of the forwarder's thread (reading the buffer,
+  // a std::bad_alloc): counted, logged, and the batch is read again from the
+  // cursor after a backoff, so nothing is skipped.
+  void survive(const char* doing, const std::string& what, std::future<buffer::ReadResult>& ahead) {
+    try {
+      discard(ahead);
+    } catch (...) {
+      ahead = {};
+    }
+    {
+      std::lock_guard lock(mu_);
+      stats_.exceptions_total += 1;
+    }
+    note_failure(std::string(doing) + " threw: " + what);
+    log(LogLevel::kError, std::string(doing) + " threw (" + what + "); reading again from the cursor after a pause");
+    pause_for(backoff_.next());
+  }
+
+  // One round: pause, read (or take the read-ahead), send, move the cursor.
+  void forward_once(std::future<buffer::ReadResult>& ahead) {
+    if (wait_while_paused()) {
+      discard(ahead);
+      return;
+    }
+    if (live_from_) {
+      live_first_round();
+      return;
+    }
+    auto batch = take(ahead);
+    if (batch.empty()) batch = next_batch();
+    if (batch.empty()) return;
+    if (opts_.drain == DrainOrder::kLiveFirst && is_backlog(batch.front())) {
+      enter_live_first();
+      return;
+    }
+    // Only a full batch means backlog; live traffic is better served by
+    // the next batch's linger than by sending what arrived meanwhile at once.
+    if (batch.size() >= max_records_ &&
+        buffer_.wait_for_records_after(batch.back().seq, std::chrono::milliseconds(0))) {
+      ahead = std::async(std::launch::async, [this, after = batch.back().seq] {
+        return buffer_.read_after(after, max_records_, max_bytes_);
+      });
+    }
+    const auto started = SteadyClock::now();
+    if (send_all(batch) && commit_cursor(batch.back().seq)) {
+      batch_done(batch.size(), started);
+    } else {
+      discard(ahead);
+    }
   }
 
   // The read-ahead batch, empty if there is none or its read failed (then
@@ -194,7 +232,7 @@ class Forwarder::Impl {
   // after it is live and goes first, one backlog batch between live batches,
   // so live readings wait for at most one batch.
   bool is_backlog(const buffer::Record& oldest) const {
-    return drivers::wall_now_ns() - oldest.ingest_ns >
+    return common::wall_now_ns() - oldest.ingest_ns >
            std::chrono::duration_cast<std::chrono::nanoseconds>(opts_.live_lag).count();
   }
 
@@ -267,7 +305,7 @@ class Forwarder::Impl {
     // linger counts from the oldest record's ingest, not from this read: a
     // reading waits at most `linger` for company, its commit window included.
     // (A wall clock step only shortens or lengthens one batch's wait.)
-    const auto age = std::chrono::nanoseconds(drivers::wall_now_ns() - batch.front().ingest_ns);
+    const auto age = std::chrono::nanoseconds(common::wall_now_ns() - batch.front().ingest_ns);
     const auto wait = std::clamp(std::chrono::duration_cast<std::chrono::nanoseconds>(opts_.linger) - age,
                                  std::chrono::nanoseconds(0), std::chrono::nanoseconds(opts_.linger));
     const auto deadline = SteadyClock::now() + wait;
@@ -324,7 +362,7 @@ class Forwarder::Impl {
       throttle_bandwidth(bytes);
       set_state("sending");
       const auto t0 = SteadyClock::now();
-      SendResult result = sink_->send(subset);
+      SendResult result = guarded_send(subset);
       const auto latency = std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - t0).count();
 
       std::uint64_t ok = 0, ok_bytes = 0, retry = 0, resent = 0;
@@ -357,7 +395,7 @@ class Forwarder::Impl {
         stats_.last_send_latency_us = static_cast<std::uint64_t>(latency);
         stats_.resent_records_total += resent;
         if (ok > 0 && retry == 0) {
-          stats_.last_success_ns = drivers::wall_now_ns();
+          stats_.last_success_ns = common::wall_now_ns();
           stats_.consecutive_failures = 0;
         }
       }
@@ -383,6 +421,29 @@ class Forwarder::Impl {
       backoff_.reset();
     }
     return true;
+  }
+
+  // The error boundary around the sink's code: an exception (a library's,
+  // std::bad_alloc) becomes a retry of the batch, counted and logged, and
+  // never reaches std::terminate on this thread.
+  SendResult guarded_send(const std::vector<buffer::Record>& batch) {
+    std::string what;
+    try {
+      return sink_->send(batch);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+      what = "an exception that is not a std::exception";
+    }
+    {
+      std::lock_guard lock(mu_);
+      stats_.exceptions_total += 1;
+    }
+    log(LogLevel::kError, "the sink threw while sending (" + what + "); the batch will be sent again");
+    SendResult failed;
+    failed.batch = Outcome::kRetry;
+    failed.error = "the sink threw: " + what;
+    return failed;
   }
 
   // Moves the durable cursor; on failure the batch will be sent again
@@ -427,7 +488,7 @@ class Forwarder::Impl {
   ForwarderOptions opts_;
   buffer::LogFn log_;
   std::string name_;
-  drivers::Backoff backoff_;
+  common::Backoff backoff_;
   std::size_t max_records_ = 500;
   std::size_t max_bytes_ = 5u << 20;
   std::size_t max_record_bytes_ = 1u << 20;
@@ -446,8 +507,9 @@ class Forwarder::Impl {
   std::uint64_t live_sent_ = 0;
 };
 
-Forwarder::Forwarder(buffer::Buffer& buffer, std::unique_ptr<Sink> sink, ForwarderOptions options, buffer::LogFn log)
-    : impl_(std::make_unique<Impl>(buffer, std::move(sink), options, std::move(log))) {}
+Forwarder::Forwarder(buffer::Buffer& buffer, std::unique_ptr<Sink> sink, ForwarderOptions options, buffer::LogFn log,
+                     std::string kind)
+    : impl_(std::make_unique<Impl>(buffer, std::move(sink), options, std::move(log), std::move(kind))) {}
 Forwarder::~Forwarder() = default;
 void Forwarder::start() {
   impl_->start();

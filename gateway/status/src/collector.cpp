@@ -2,14 +2,14 @@
 
 #include <chrono>
 
-#include "tidegate/drivers/ingest_support.h"
+#include "tidegate/common/clock.h"
 
 namespace tidegate::status {
 
 StatusCollector::StatusCollector(CollectorInputs inputs) : in_(std::move(inputs)), started_ns_(now_ns()) {}
 
 std::int64_t StatusCollector::now_ns() const {
-  return in_.clock_ns ? in_.clock_ns() : drivers::wall_now_ns();
+  return in_.clock_ns ? in_.clock_ns() : common::wall_now_ns();
 }
 
 void StatusCollector::sample() {

@@ -56,10 +56,25 @@ json buffer_json(const Snapshot& s) {
   };
 }
 
+// A plugin's own counters: name, value, help, and whether it means loss or
+// refusal (the page shows those).
+json counters_json(const std::vector<common::Counter>& counters) {
+  json out = json::array();
+  for (const auto& c : counters) {
+    out.push_back({{"name", c.name},
+                   {"value", c.value},
+                   {"type", c.type == common::Counter::Type::kGauge ? "gauge" : "counter"},
+                   {"loss_or_refusal", c.loss_or_refusal},
+                   {"help", c.help}});
+  }
+  return out;
+}
+
 json source_json(const Snapshot& s, const SourceView& v) {
   const auto& st = v.stats;
   return {
       {"name", st.name},
+      {"kind", st.kind},
       {"connected", st.connected},
       {"down_for_s", st.connected ? json(nullptr) : age_s(s, v.down_since_ns)},
       {"messages_per_s", v.messages_per_s},
@@ -69,6 +84,7 @@ json source_json(const Snapshot& s, const SourceView& v) {
       {"errors_total", st.errors_total},
       {"last_message_age_s", age_s(s, st.last_message_ns)},
       {"last_error", st.last_error},
+      {"counters", counters_json(st.counters)},
   };
 }
 
@@ -99,6 +115,9 @@ json sink_json(const Snapshot& s, const SinkView& k) {
       {"resent_records_total", f.resent_records_total},
       {"dead_lettered_total", f.dead_lettered_total},
       {"send_latency_ms", static_cast<double>(f.last_send_latency_us) / 1000.0},
+      {"exceptions_total", f.exceptions_total},
+      {"kind", f.kind},
+      {"counters", counters_json(f.counters)},
   };
 }
 

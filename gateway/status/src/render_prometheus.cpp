@@ -2,6 +2,7 @@
 // units in the names (seconds, bytes), counters end in _total, label values
 // escaped (backslash, double quote, newline).
 #include <cmath>
+#include <map>
 #include <sstream>
 
 #include "tidegate/status/render.h"
@@ -82,6 +83,37 @@ void per(Exposition& e, const std::vector<View>& views, const std::string& name,
   }
 }
 
+// The counters plugins declare: one family per kind and counter name,
+// tidegate_<kind>_<role>_<name>, in the order the plugins declare them.
+template <typename View>
+void plugin_counters(Exposition& e, const std::vector<View>& views, const char* role, const char* label) {
+  std::vector<std::string> families;  // first-seen order
+  std::map<std::string, std::vector<std::pair<const View*, const common::Counter*>>> samples;
+  std::map<std::string, const common::Counter*> first;
+  for (const auto& v : views) {
+    const auto& st = v.stats;
+    for (const auto& c : st.counters) {
+      const std::string family = "tidegate_" + (st.kind.empty() ? std::string(role) : st.kind + "_" + role) + "_" + c.name;
+      if (!samples.count(family)) {
+        families.push_back(family);
+        first[family] = &c;
+      }
+      samples[family].push_back({&v, &c});
+    }
+  }
+  for (const auto& family : families) {
+    const auto* decl = first[family];
+    e.family(family, decl->type == common::Counter::Type::kGauge ? "gauge" : "counter", decl->help);
+    for (const auto& [view, counter] : samples[family]) {
+      if constexpr (std::is_same_v<View, SinkView>) {
+        e.sample(counter->value, label, view->stats.sink);
+      } else {
+        e.sample(counter->value, label, view->stats.name);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 std::string to_prometheus(const Snapshot& s) {
@@ -136,6 +168,7 @@ std::string to_prometheus(const Snapshot& s) {
   per(e, s.sources, "tidegate_source_last_message_timestamp_seconds", "gauge",
       "Unix time of the last message (0: none yet).", "source",
       [](const Src& v) { return seconds(v.stats.last_message_ns); });
+  plugin_counters(e, s.sources, "source", "source");
 
   using Snk = SinkView;
   per(e, s.sinks, "tidegate_sink_up", "gauge", "0 while the sink's sends are failing, else 1.", "sink",
@@ -168,6 +201,10 @@ std::string to_prometheus(const Snapshot& s) {
       [](const Snk& k) { return seconds(k.stats.last_success_ns); });
   per(e, s.sinks, "tidegate_sink_send_latency_seconds", "gauge", "Duration of the last send.", "sink",
       [](const Snk& k) { return static_cast<double>(k.stats.last_send_latency_us) / 1e6; });
+  per(e, s.sinks, "tidegate_sink_exceptions_total", "counter",
+      "Sends (or buffer reads) that threw: a bug or exhausted memory, retried instead of crashing.", "sink",
+      [](const Snk& k) { return static_cast<double>(k.stats.exceptions_total); });
+  plugin_counters(e, s.sinks, "sink", "sink");
   return e.str();
 }
 

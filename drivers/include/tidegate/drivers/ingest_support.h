@@ -1,6 +1,6 @@
 // Helpers every source uses to turn input into records: the clock's sync
 // state, partition keys from topic patterns, fields from JSON payloads, and
-// reconnect backoff.
+// reconnect backoff (from tidegate::common).
 #pragma once
 
 #include <chrono>
@@ -11,6 +11,9 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "tidegate/common/backoff.h"
+#include "tidegate/common/clock.h"
 
 namespace tidegate::drivers {
 
@@ -32,9 +35,6 @@ class ClockSyncProbe {
 };
 
 bool kernel_clock_synchronized();
-
-// Nanoseconds since the epoch from the wall clock.
-std::int64_t wall_now_ns();
 
 // A topic pattern such as "sensors/{device}/#": literal levels, "+" for any
 // one level, "{name}" to capture one level, "#" for the rest (last only).
@@ -68,21 +68,8 @@ bool is_json(std::string_view payload);
 // ("2026-11-25T22:17:08.5Z"). Nanoseconds since the epoch.
 std::optional<std::int64_t> parse_timestamp(std::string_view text);
 
-// Exponential backoff with full jitter (the delay is uniform in
-// [0, min(max, base * 2^attempt)]), so a fleet of gateways does not reconnect
-// to a recovering broker in lockstep.
-class Backoff {
- public:
-  Backoff(std::chrono::milliseconds base, std::chrono::milliseconds max, std::uint32_t seed = std::random_device{}());
-  std::chrono::milliseconds next();
-  void reset() { attempt_ = 0; }
-  std::uint32_t attempts() const { return attempt_; }
-
- private:
-  std::chrono::milliseconds base_;
-  std::chrono::milliseconds max_;
-  std::uint32_t attempt_ = 0;
-  std::mt19937 rng_;
-};
+// Shared with the forwarder; named here for the drivers' code.
+using common::Backoff;
+using common::wall_now_ns;
 
 }  // namespace tidegate::drivers

@@ -5,6 +5,9 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
+
+#include "tidegate/common/counter.h"
 
 namespace tidegate::drivers {
 
@@ -17,6 +20,10 @@ struct SourceStats {
   std::uint64_t errors_total = 0;
   std::int64_t last_message_ns = 0;
   std::string last_error;
+  std::string kind;  // the plugin's kind ("mqtt", "sim"), set by the daemon
+  // The kind's own figures (refusals, redeliveries, ...), rendered on
+  // /metrics, /api/status and, those meaning loss or refusal, the page.
+  std::vector<common::Counter> counters;
 };
 
 class Source {

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "tidegate/buffer/buffer.h"
+#include "tidegate/common/counter.h"
 #include "tidegate/forward/sink.h"
 
 namespace tidegate::forward {
@@ -55,6 +56,9 @@ struct ForwarderStats {
   std::uint64_t retries_total = 0;         // send attempts that did not complete a batch
   std::uint64_t resent_records_total = 0;  // records sent more than once (possible duplicates upstream)
   std::uint64_t dead_lettered_total = 0;
+  // The sink's code (or reading the buffer) threw: a bug or resource
+  // exhaustion, turned into a retry of the batch instead of a crash.
+  std::uint64_t exceptions_total = 0;
   std::int64_t last_success_ns = 0;
   std::int64_t last_error_ns = 0;
   std::string last_error;
@@ -63,6 +67,8 @@ struct ForwarderStats {
   // Delivery rate while there was something to send (records/s, smoothed
   // over about ten batches); with the sink's lag it gives the time to drain.
   double delivery_rate_per_s = 0;
+  std::string kind;  // the sink plugin's kind ("kinesis"), set by the daemon
+  std::vector<common::Counter> counters;  // the sink's own (Sink::counters())
   bool live_first = false;                  // live records are going ahead of a backlog now
   std::uint64_t delivered_ahead_total = 0;  // live records sent ahead of a backlog
 };
@@ -73,7 +79,8 @@ std::optional<double> estimated_drain_seconds(const ForwarderStats& stats, std::
 
 class Forwarder {
  public:
-  Forwarder(buffer::Buffer& buffer, std::unique_ptr<Sink> sink, ForwarderOptions options, buffer::LogFn log);
+  Forwarder(buffer::Buffer& buffer, std::unique_ptr<Sink> sink, ForwarderOptions options, buffer::LogFn log,
+            std::string kind = "");
   ~Forwarder();
   Forwarder(const Forwarder&) = delete;
   Forwarder& operator=(const Forwarder&) = delete;

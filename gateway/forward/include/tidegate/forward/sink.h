@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "tidegate/buffer/record.h"
+#include "tidegate/common/counter.h"
 
 namespace tidegate::forward {
 
@@ -45,10 +46,15 @@ class Sink {
   virtual const std::string& name() const = 0;
   virtual SinkLimits limits() const = 0;
   // Sends a batch (ascending seq) and reports what the upstream acknowledged.
-  // Must not throw: failures are results.
+  // Failures are results; an exception that escapes anyway is caught by the
+  // forwarder, counted (exceptions_total) and the batch is sent again.
   virtual SendResult send(const std::vector<buffer::Record>& batch) = 0;
   // A short description of where it sends, for logs and the status page.
   virtual std::string describe() const = 0;
+  // The sink's own figures beyond the forwarder's, for /metrics,
+  // /api/status and the page. Called from the status thread while send()
+  // may run: read atomics or take a lock.
+  virtual std::vector<common::Counter> counters() const { return {}; }
 };
 
 }  // namespace tidegate::forward
