@@ -198,8 +198,13 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
       return 2;
     }
     const auto& c = *loaded.config;
-    out << file << ": ok (gateway '" << c.gateway_id << "', buffer " << c.buffer.path.string() << ", "
-        << c.mqtt_sources.size() << " MQTT and " << c.sim_sources.size() << " simulated source(s))\n";
+    auto list = [](const auto& plans) {
+      std::string text;
+      for (const auto& p : plans) text += (text.empty() ? "" : ", ") + p.kind + " '" + p.name + "'";
+      return text.empty() ? std::string("none") : text;
+    };
+    out << file << ": ok (gateway '" << c.gateway_id << "', buffer " << c.buffer.path.string() << "; sources: "
+        << list(c.sources) << "; sinks: " << list(c.sinks) << ")\n";
     return 0;
   }
   err << "tidegate: unknown command '" << args.positional[0] << "'\n\n" << kUsage;

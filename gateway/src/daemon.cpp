@@ -13,13 +13,8 @@
 
 #include "tidegate/buffer/buffer.h"
 #include "tidegate/drivers/ingest_support.h"
-#include "tidegate/drivers/mqtt/mqtt_source.h"
-#include "tidegate/drivers/sim/sim_source.h"
+#include "tidegate/drivers/source.h"
 #include "tidegate/forward/forwarder.h"
-#include "tidegate/sinks/file_sink.h"
-#include "tidegate/sinks/http_sink.h"
-#include "tidegate/sinks/kinesis_sink.h"
-#include "tidegate/sinks/mqtt_sink.h"
 #include "tidegate/status/collector.h"
 #include "tidegate/status/status_service.h"
 #include "tidegate/gateway/config.h"
@@ -77,23 +72,13 @@ class Gateway {
     }
     report_open();
 
-    if (!add_forwarders<sinks::FileSink>(config_.file_sinks) || !add_forwarders<sinks::MqttSink>(config_.mqtt_sinks) ||
-        !add_forwarders<sinks::KinesisSink>(config_.kinesis_sinks) || !add_forwarders<sinks::HttpSink>(config_.http_sinks)) {
-      return 1;
-    }
+    if (!add_forwarders()) return 1;
     warn_about_unconfigured_cursors();
     for (auto& f : forwarders_) f->start();
 
-    for (const auto& o : config_.sim_sources) {
-      sources_.push_back(std::make_unique<drivers::sim::SimSource>(o, *buffer_, logger_.fn()));
-    }
-    for (const auto& o : config_.mqtt_sources) {
-      sources_.push_back(std::make_unique<drivers::mqtt::MqttSource>(o, *buffer_, logger_.fn()));
-    }
+    // In the plugin list's order: subscribers before simulated publishers.
+    if (!start_sources()) return 1;
     if (sources_.empty()) log(LogLevel::kWarning, "no sources configured: nothing will be ingested");
-    // MQTT sources first, so simulated sensors publishing to the broker find
-    // their subscriber's session in place.
-    for (auto it = sources_.rbegin(); it != sources_.rend(); ++it) (*it)->start();
     start_status();
     log(LogLevel::kInfo, "running with " + std::to_string(sources_.size()) + " source(s) and " +
                              std::to_string(forwarders_.size()) + " sink(s)");
@@ -113,7 +98,7 @@ class Gateway {
     }
     sd_notify("STOPPING=1");
     if (status_) status_->stop();
-    for (auto& s : sources_) s->stop();  // each waits for its commits and acknowledgements
+    for (auto& s : sources_) s.source->stop();  // each waits for its commits and acknowledgements
     buffer_->flush();
     for (auto& f : forwarders_) f->stop();  // each finishes the send in progress
     forwarders_.clear();
@@ -127,16 +112,32 @@ class Gateway {
  private:
   void log(LogLevel level, const std::string& message) { logger_.write(level, "", message); }
 
-  // One forwarder per configured sink of one kind; false (logged) if a sink
-  // cannot be set up (bad endpoint, unwritable directory).
-  template <typename SinkT, typename Config>
-  bool add_forwarders(const std::vector<Config>& configs) {
-    for (const auto& c : configs) {
+  // One forwarder per configured sink; false (logged) if a sink cannot be
+  // set up (bad endpoint, unwritable directory).
+  bool add_forwarders() {
+    const plugins::SinkEnvironment env{config_.gateway_id};
+    for (const auto& plan : config_.sinks) {
       try {
-        forwarders_.push_back(
-            std::make_unique<forward::Forwarder>(*buffer_, std::make_unique<SinkT>(c.sink), c.forwarder, logger_.fn()));
+        forwarders_.push_back(std::make_unique<forward::Forwarder>(*buffer_, plan.create(env), plan.forwarder,
+                                                                   logger_.fn(), plan.kind));
       } catch (const std::exception& e) {
-        log(LogLevel::kError, "sink '" + c.sink.name + "': " + e.what());
+        log(LogLevel::kError, plan.kind + " sink '" + plan.name + "': cannot be set up: " + e.what());
+        return false;
+      }
+    }
+    return true;
+  }
+
+  // Makes and starts every source; false (logged, with the source's name)
+  // if one cannot be set up or started: the gateway then stops cleanly.
+  bool start_sources() {
+    for (const auto& plan : config_.sources) {
+      try {
+        auto source = plan.create(*buffer_, logger_.fn());
+        source->start();
+        sources_.push_back({plan.kind, std::move(source)});
+      } catch (const std::exception& e) {
+        log(LogLevel::kError, plan.kind + " source '" + plan.name + "': cannot be started: " + e.what());
         return false;
       }
     }
@@ -159,7 +160,11 @@ class Gateway {
     in.buffer_stats = [this] { return buffer_->stats(); };
     in.sources = [this] {
       std::vector<drivers::SourceStats> out;
-      for (const auto& s : sources_) out.push_back(s->stats());
+      for (const auto& s : sources_) {
+        auto st = s.source->stats();
+        st.kind = s.kind;
+        out.push_back(std::move(st));
+      }
       return out;
     };
     in.sinks = [this] {
@@ -227,8 +232,7 @@ class Gateway {
   // A cursor whose sink left the configuration still holds back retention.
   void warn_about_unconfigured_cursors() {
     std::set<std::string> configured;
-    config_.for_each_sink(
-        [&](const char*, std::size_t, const std::string& name, std::string&) { configured.insert(name); });
+    for (const auto& plan : config_.sinks) configured.insert(plan.name);
     for (const auto& cursor : buffer_->sinks()) {
       if (!configured.count(cursor)) {
         log(LogLevel::kWarning, "the buffer keeps a cursor for sink '" + cursor +
@@ -318,7 +322,11 @@ class Gateway {
   Logger& logger_;
   std::map<std::string, std::string> restart_sections_;  // as the running configuration had them
   std::unique_ptr<buffer::Buffer> buffer_;
-  std::vector<std::unique_ptr<drivers::Source>> sources_;
+  struct RunningSource {
+    std::string kind;
+    std::unique_ptr<drivers::Source> source;
+  };
+  std::vector<RunningSource> sources_;
   std::vector<std::unique_ptr<forward::Forwarder>> forwarders_;
   std::unique_ptr<status::StatusCollector> collector_;
   std::unique_ptr<status::StatusService> status_;

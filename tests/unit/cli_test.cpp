@@ -125,5 +125,61 @@ TEST_F(CliTest, VerifyReportsOkAndDamage) {
   EXPECT_TRUE(std::filesystem::exists(dir_ / "junk.db"));
 }
 
+// TLS files the configuration names are loaded at start-up, by check-config
+// and run alike: a bad one is exit 2 with a line naming the configuration
+// file, the key and the reason (never an abort once the gateway runs).
+class TlsFilesTest : public CliTest {
+ protected:
+  void SetUp() override {
+    CliTest::SetUp();
+    const auto d = dir_.path().string();
+    auto sh = [](const std::string& cmd) { ASSERT_EQ(std::system((cmd + " >/dev/null 2>&1").c_str()), 0) << cmd; };
+    const std::string key = " -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    sh("openssl req -x509" + key + " -keyout " + d + "/client.key -out " + d + "/client.pem -days 2 -subj /CN=gw");
+    sh("openssl req -x509" + key + " -keyout " + d + "/other.key -out " + d + "/other.pem -days 2 -subj /CN=other");
+    std::ofstream(dir_ / "empty-ca.pem") << "# the CA bundle was never copied here\n";
+    std::filesystem::create_directory(dir_ / "keys");  // unreadable as a key file, even for root
+  }
+  // check-config and run on a configuration whose MQTT source has this [tls].
+  void expect_both_refuse(const std::string& tls, const std::string& expected_line) {
+    const auto config = dir_ / "tidegate.toml";
+    std::ofstream(config) << "[buffer]\npath = \"" << db_ << "\"\n[[sources.mqtt]]\nurl = \"mqtts://127.0.0.1:8883\"\n"
+                          << "[sources.mqtt.tls]\n" << tls;
+    for (const char* command : {"check-config", "run"}) {
+      auto r = run({command, "--config", config.string()});
+      EXPECT_EQ(r.code, 2) << command << ": " << r.err;
+      EXPECT_NE(r.err.find(config.string() + ": " + expected_line), std::string::npos) << command << ": " << r.err;
+    }
+  }
+  std::string file(const char* name) { return (dir_ / name).string(); }
+};
+
+TEST_F(TlsFilesTest, ACaFileWithoutACertificateIsRefused) {
+  expect_both_refuse("ca_file = \"" + file("empty-ca.pem") + "\"\n",
+                     "sources.mqtt[0].tls.ca_file: CA file \"" + file("empty-ca.pem") +
+                         "\" holds no usable certificate: no certificate or crl found");
+}
+
+TEST_F(TlsFilesTest, AnUnreadableKeyIsRefused) {
+  expect_both_refuse("cert_file = \"" + file("client.pem") + "\"\nkey_file = \"" + file("keys") + "\"\n",
+                     "sources.mqtt[0].tls.key_file: key file \"" + file("keys") + "\" is not readable: Is a directory");
+  expect_both_refuse("cert_file = \"" + file("client.pem") + "\"\nkey_file = \"" + file("missing.key") + "\"\n",
+                     "sources.mqtt[0].tls.key_file: key file \"" + file("missing.key") +
+                         "\" is not readable: No such file or directory");
+}
+
+TEST_F(TlsFilesTest, AKeyThatDoesNotMatchItsCertificateIsRefused) {
+  expect_both_refuse("cert_file = \"" + file("client.pem") + "\"\nkey_file = \"" + file("other.key") + "\"\n",
+                     "sources.mqtt[0].tls.key_file: key file \"" + file("other.key") +
+                         "\" does not match the certificate \"" + file("client.pem") + "\"");
+  // The matching pair passes.
+  const auto config = dir_ / "ok.toml";
+  std::ofstream(config) << "[buffer]\npath = \"" << db_ << "\"\n[[sources.mqtt]]\nurl = \"mqtts://127.0.0.1:8883\"\n"
+                        << "[sources.mqtt.tls]\ncert_file = \"" << file("client.pem") << "\"\nkey_file = \""
+                        << file("client.key") << "\"\nca_file = \"" << file("other.pem") << "\"\n";
+  auto r = run({"check-config", "--config", config.string()});
+  EXPECT_EQ(r.code, 0) << r.err;
+}
+
 }  // namespace
 }  // namespace tidegate::gateway

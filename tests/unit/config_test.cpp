@@ -9,9 +9,40 @@
 #include <sstream>
 
 #include "test_support.h"
+#include "tidegate/drivers/mqtt/mqtt_source.h"
+#include "tidegate/drivers/sim/sim_source.h"
+#include "tidegate/sinks/file_sink.h"
+#include "tidegate/sinks/http_sink.h"
+#include "tidegate/sinks/kinesis_sink.h"
+#include "tidegate/sinks/mqtt_sink.h"
 
 namespace tidegate::gateway {
 namespace {
+
+// The options of every table of one kind, in file order (copies).
+template <typename Options>
+std::vector<Options> sources_of(const GatewayConfig& c, const std::string& kind) {
+  std::vector<Options> out;
+  for (const auto* p : GatewayConfig::of_kind(c.sources, kind)) out.push_back(p->options_as<Options>());
+  return out;
+}
+template <typename Options>
+struct SinkOf {
+  Options sink;
+  forward::ForwarderOptions forwarder;
+};
+template <typename Options>
+std::vector<SinkOf<Options>> sinks_of(const GatewayConfig& c, const std::string& kind) {
+  std::vector<SinkOf<Options>> out;
+  for (const auto* p : GatewayConfig::of_kind(c.sinks, kind)) out.push_back({p->options_as<Options>(), p->forwarder});
+  return out;
+}
+auto mqtt_sources(const GatewayConfig& c) { return sources_of<drivers::mqtt::MqttSourceOptions>(c, "mqtt"); }
+auto sim_sources(const GatewayConfig& c) { return sources_of<drivers::sim::SimOptions>(c, "sim"); }
+auto file_sinks(const GatewayConfig& c) { return sinks_of<sinks::FileSinkOptions>(c, "file"); }
+auto mqtt_sinks(const GatewayConfig& c) { return sinks_of<sinks::MqttSinkOptions>(c, "mqtt"); }
+auto kinesis_sinks(const GatewayConfig& c) { return sinks_of<sinks::KinesisSinkOptions>(c, "kinesis"); }
+auto http_sinks(const GatewayConfig& c) { return sinks_of<sinks::HttpSinkOptions>(c, "http"); }
 
 class ConfigTest : public ::testing::Test {
  protected:
@@ -114,8 +145,8 @@ retry_max = "5m"
   EXPECT_EQ(c.buffer.retention_bytes, 1048576u);
   EXPECT_EQ(c.buffer.disk_reserve_bytes, 128u << 20);
   EXPECT_EQ(c.buffer.integrity_check, buffer::IntegrityCheck::kFull);
-  ASSERT_EQ(c.mqtt_sources.size(), 1u);
-  const auto& m = c.mqtt_sources[0];
+  ASSERT_EQ(mqtt_sources(c).size(), 1u);
+  const auto m = mqtt_sources(c)[0];
   EXPECT_EQ(m.name, "floor-1");
   EXPECT_EQ(m.host, "10.0.0.5");
   EXPECT_EQ(m.port, 1884);
@@ -127,31 +158,31 @@ retry_max = "5m"
   EXPECT_EQ(m.subscriptions[1].qos, 1);  // its own
   EXPECT_EQ(m.session_expiry_s, 86400u);
   EXPECT_EQ(m.password, "from-file");
-  ASSERT_EQ(c.sim_sources.size(), 1u);
-  EXPECT_EQ(c.sim_sources[0].devices, 3u);
-  EXPECT_EQ(c.sim_sources[0].kinds, std::vector<std::string>{"co2"});
-  ASSERT_EQ(c.file_sinks.size(), 1u);
-  const auto& f = c.file_sinks[0];
+  ASSERT_EQ(sim_sources(c).size(), 1u);
+  EXPECT_EQ(sim_sources(c)[0].devices, 3u);
+  EXPECT_EQ(sim_sources(c)[0].kinds, std::vector<std::string>{"co2"});
+  ASSERT_EQ(file_sinks(c).size(), 1u);
+  const auto f = file_sinks(c)[0];
   EXPECT_EQ(f.sink.name, "archive");
   EXPECT_EQ(f.sink.format, sinks::FileFormat::kProtobuf);
   EXPECT_EQ(f.sink.max_file_bytes, 8u << 20);
   EXPECT_EQ(f.sink.max_file_age, std::chrono::minutes(15));
   EXPECT_EQ(f.sink.max_files, 10u);
-  EXPECT_EQ(f.sink.gateway_id, "plant-3");
+  EXPECT_EQ(c.gateway_id, "plant-3");  // given to every sink when it is made
   EXPECT_EQ(f.forwarder.linger, std::chrono::milliseconds(50));
   EXPECT_EQ(f.forwarder.max_bytes_per_s, 16u << 10);
-  ASSERT_EQ(c.kinesis_sinks.size(), 1u);
-  EXPECT_EQ(c.kinesis_sinks[0].sink.stream, "plant-readings");
-  EXPECT_EQ(c.kinesis_sinks[0].sink.region, "eu-central-1");
-  EXPECT_EQ(c.kinesis_sinks[0].sink.credentials.access_key_id, "AKIDFROMENV");  // from AWS_ACCESS_KEY_ID
-  EXPECT_EQ(c.kinesis_sinks[0].sink.data, sinks::KinesisData::kRaw);
-  ASSERT_EQ(c.http_sinks.size(), 1u);
-  EXPECT_EQ(c.http_sinks[0].sink.url, "https://collector.example.com/v1/ingest");
-  EXPECT_EQ(c.http_sinks[0].sink.format, sinks::HttpFormat::kJsonLines);
-  EXPECT_FALSE(c.http_sinks[0].sink.gzip);
-  EXPECT_EQ(c.http_sinks[0].sink.bearer_token, "tok-from-env");  // TIDEGATE_SINK_COLLECTOR_TOKEN
-  ASSERT_EQ(c.mqtt_sinks.size(), 1u);
-  const auto& up = c.mqtt_sinks[0];
+  ASSERT_EQ(kinesis_sinks(c).size(), 1u);
+  EXPECT_EQ(kinesis_sinks(c)[0].sink.stream, "plant-readings");
+  EXPECT_EQ(kinesis_sinks(c)[0].sink.region, "eu-central-1");
+  EXPECT_EQ(kinesis_sinks(c)[0].sink.credentials.access_key_id, "AKIDFROMENV");  // from AWS_ACCESS_KEY_ID
+  EXPECT_EQ(kinesis_sinks(c)[0].sink.data, sinks::KinesisData::kRaw);
+  ASSERT_EQ(http_sinks(c).size(), 1u);
+  EXPECT_EQ(http_sinks(c)[0].sink.url, "https://collector.example.com/v1/ingest");
+  EXPECT_EQ(http_sinks(c)[0].sink.format, sinks::HttpFormat::kJsonLines);
+  EXPECT_FALSE(http_sinks(c)[0].sink.gzip);
+  EXPECT_EQ(http_sinks(c)[0].sink.bearer_token, "tok-from-env");  // TIDEGATE_SINK_COLLECTOR_TOKEN
+  ASSERT_EQ(mqtt_sinks(c).size(), 1u);
+  const auto up = mqtt_sinks(c)[0];
   EXPECT_EQ(up.sink.host, "iot.example.com");
   EXPECT_EQ(up.sink.port, 8883);
   EXPECT_TRUE(up.sink.tls);
@@ -167,15 +198,15 @@ TEST_F(ConfigTest, DefaultsApplyToAnEmptyFile) {
   EXPECT_EQ(r.config->buffer.max_bytes, 256u << 20);
   EXPECT_EQ(r.config->buffer.durability, buffer::Durability::kCrashSafe);
   EXPECT_FALSE(r.config->gateway_id.empty());  // the host name
-  EXPECT_TRUE(r.config->mqtt_sources.empty());
+  EXPECT_TRUE(mqtt_sources(*r.config).empty());
 }
 
 TEST_F(ConfigTest, SecretsComeFromTheEnvironment) {
   env_["TIDEGATE_MQTT_FLOOR_1_PASSWORD"] = "from-env";
   auto r = parse(buffer_section() + "[[sources.mqtt]]\nname = \"floor-1\"\npassword = \"from-file\"\n");
   ASSERT_TRUE(r.config);
-  EXPECT_EQ(r.config->mqtt_sources[0].password, "from-env");
-  EXPECT_FALSE(r.config->mqtt_sources[0].username.has_value());
+  EXPECT_EQ(mqtt_sources(*r.config)[0].password, "from-env");
+  EXPECT_FALSE(mqtt_sources(*r.config)[0].username.has_value());
 }
 
 TEST_F(ConfigTest, EveryMistakeNamesFileKeyAndReason) {
@@ -261,8 +292,8 @@ max_request_size = 6442450944
   if constexpr (sizeof(std::size_t) >= 8) {
     const auto r = parse(text);
     ASSERT_TRUE(r.config) << errors_of(text);
-    EXPECT_EQ(r.config->mqtt_sources[0].max_payload_bytes, 5ull << 30);
-    EXPECT_EQ(r.config->http_sinks[0].sink.max_batch_bytes, 6ull << 30);
+    EXPECT_EQ(mqtt_sources(*r.config)[0].max_payload_bytes, 5ull << 30);
+    EXPECT_EQ(http_sinks(*r.config)[0].sink.max_batch_bytes, 6ull << 30);
   } else {
     const auto errors = errors_of(text);
     EXPECT_NE(errors.find("test.toml: sources.mqtt[0].max_payload: 5GiB (5368709120 bytes) does not fit this 32-bit "

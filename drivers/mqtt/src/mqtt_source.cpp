@@ -417,12 +417,11 @@ class MqttSource::Impl : public std::enable_shared_from_this<MqttSource::Impl> {
       return;
     }
 
-    r.partition_key = r.topic;
-    if (!opts_.key_from_json.empty()) {
-      if (auto key = json_field(r.payload, opts_.key_from_json)) r.partition_key = std::move(*key);
-    } else if (!key_pattern_.empty()) {
-      if (auto key = key_pattern_.capture(r.topic)) r.partition_key = std::move(*key);
-    }
+    // The key: the JSON field, else the topic pattern's capture, else the topic.
+    std::optional<std::string> key;
+    if (!opts_.key_from_json.empty()) key = json_field(r.payload, opts_.key_from_json);
+    if (!key && !key_pattern_.empty()) key = key_pattern_.capture(r.topic);
+    r.partition_key = key ? std::move(*key) : r.topic;
     if (!opts_.device_time_from_json.empty()) {
       if (auto field = json_field(r.payload, opts_.device_time_from_json)) r.device_ts_ns = parse_timestamp(*field);
     }

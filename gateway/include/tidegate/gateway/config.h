@@ -13,46 +13,35 @@
 #include <vector>
 
 #include "tidegate/buffer/options.h"
-#include "tidegate/drivers/mqtt/mqtt_source.h"
-#include "tidegate/drivers/sim/sim_source.h"
-#include "tidegate/forward/forwarder.h"
-#include "tidegate/sinks/file_sink.h"
-#include "tidegate/sinks/http_sink.h"
-#include "tidegate/sinks/kinesis_sink.h"
-#include "tidegate/sinks/mqtt_sink.h"
+#include "tidegate/config/schema.h"
+#include "tidegate/plugins/sink_plugin.h"
+#include "tidegate/plugins/source_plugin.h"
 #include "tidegate/status/http_server.h"
 #include "tidegate/status/snapshot.h"
 
 namespace tidegate::gateway {
 
-struct ConfigError {
-  std::string file;
-  std::string key;  // dotted path, e.g. "sources.mqtt[0].port"; empty for the file itself
-  std::string reason;
-  std::string text() const;  // "FILE: KEY: REASON"
-};
+using config::ConfigError;
+using config::EnvLookup;
 
 struct GatewayConfig {
   std::string gateway_id;
   buffer::LogLevel log_level = buffer::LogLevel::kInfo;
   buffer::BufferOptions buffer;
-  std::vector<drivers::mqtt::MqttSourceOptions> mqtt_sources;
-  std::vector<drivers::sim::SimOptions> sim_sources;
+  // Every [[sources.KIND]] and [[sinks.KIND]] table, in the order of the
+  // plugin list and then of the file.
+  std::vector<plugins::SourcePlan> sources;
+  std::vector<plugins::SinkPlan> sinks;
 
-  // A sink: its own settings, and how its forwarder batches and retries.
-  template <typename Options>
-  struct SinkConfig {
-    Options sink;
-    forward::ForwarderOptions forwarder;
-  };
-  using FileSinkConfig = SinkConfig<sinks::FileSinkOptions>;
-  using MqttSinkConfig = SinkConfig<sinks::MqttSinkOptions>;
-  using KinesisSinkConfig = SinkConfig<sinks::KinesisSinkOptions>;
-  using HttpSinkConfig = SinkConfig<sinks::HttpSinkOptions>;
-  std::vector<FileSinkConfig> file_sinks;
-  std::vector<MqttSinkConfig> mqtt_sinks;
-  std::vector<KinesisSinkConfig> kinesis_sinks;
-  std::vector<HttpSinkConfig> http_sinks;
+  // The plans of one kind ("mqtt"), in file order.
+  template <typename Plan>
+  static std::vector<const Plan*> of_kind(const std::vector<Plan>& plans, const std::string& kind) {
+    std::vector<const Plan*> out;
+    for (const auto& p : plans) {
+      if (p.kind == kind) out.push_back(&p);
+    }
+    return out;
+  }
 
   // The status page and its health thresholds.
   struct StatusConfig {
@@ -66,21 +55,8 @@ struct GatewayConfig {
     std::chrono::milliseconds interval{60'000};  // 0 = off
     std::string topic = "tidegate/heartbeat";
   } heartbeat;
-
-  // Calls fn(kind, index, name, gateway_id&) for every sink, of every kind.
-  template <typename Fn>
-  void for_each_sink(Fn&& fn) {
-    for (std::size_t i = 0; i < file_sinks.size(); ++i) fn("file", i, file_sinks[i].sink.name, file_sinks[i].sink.gateway_id);
-    for (std::size_t i = 0; i < mqtt_sinks.size(); ++i) fn("mqtt", i, mqtt_sinks[i].sink.name, mqtt_sinks[i].sink.gateway_id);
-    for (std::size_t i = 0; i < kinesis_sinks.size(); ++i) {
-      fn("kinesis", i, kinesis_sinks[i].sink.name, kinesis_sinks[i].sink.gateway_id);
-    }
-    for (std::size_t i = 0; i < http_sinks.size(); ++i) fn("http", i, http_sinks[i].sink.name, http_sinks[i].sink.gateway_id);
-  }
 };
 
-// Looks up environment variables (injected so tests need not set real ones).
-using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
 EnvLookup process_env();
 
 struct LoadResult {

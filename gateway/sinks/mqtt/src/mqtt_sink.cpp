@@ -6,9 +6,6 @@
 
 namespace tidegate::sinks {
 
-// Records per send: a window of PUBACKs in flight at once.
-constexpr std::size_t kMaxBatch = 2000;
-
 std::string expand_topic(const std::string& tmpl, const std::string& gateway, const buffer::Record& r) {
   std::string out;
   out.reserve(tmpl.size() + r.topic.size());
@@ -48,11 +45,11 @@ struct MqttSink::Impl {
         // hundred messages/s (bench/forward measured 400 vs 7,900;
         // eclipse-paho/paho.mqtt.c#1252). One batch's worth; records are only
         // published while connected, so it does not become an offline queue.
-        client = std::make_unique<mqtt::async_client>(uri(), id, static_cast<int>(kMaxBatch) * 2, nullptr);
+        client = std::make_unique<mqtt::async_client>(uri(), id, static_cast<int>(MqttSink::kMaxBatch) * 2, nullptr);
       }
       auto builder = mqtt::connect_options_builder()
                          .clean_session(true)
-                         .max_inflight(static_cast<int>(kMaxBatch))
+                         .max_inflight(static_cast<int>(MqttSink::kMaxBatch))
                          .connect_timeout(std::chrono::duration_cast<std::chrono::seconds>(opts.timeout));
       if (opts.username) builder.user_name(*opts.username);
       if (opts.password) builder.password(*opts.password);
@@ -87,7 +84,7 @@ const std::string& MqttSink::name() const { return impl_->opts.name; }
 
 forward::SinkLimits MqttSink::limits() const {
   forward::SinkLimits l;
-  l.max_records = kMaxBatch;
+  l.max_records = MqttSink::kMaxBatch;
   l.max_bytes = 4u << 20;
   l.max_record_bytes = 256u << 20;  // MQTT's own packet limit; brokers usually set less
   return l;

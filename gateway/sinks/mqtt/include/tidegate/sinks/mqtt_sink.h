@@ -43,6 +43,9 @@ std::string expand_topic(const std::string& tmpl, const std::string& gateway, co
 
 class MqttSink final : public forward::Sink {
  public:
+  // Records per send: a window of PUBACKs in flight at once.
+  static constexpr std::size_t kMaxBatch = 2000;
+
   explicit MqttSink(MqttSinkOptions options);
   ~MqttSink() override;
   const std::string& name() const override;

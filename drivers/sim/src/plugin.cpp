@@ -1,0 +1,58 @@
+// [[sources.sim]]: the simulated sensors' keys, checks and factory.
+#include "tidegate/drivers/sim/plugin.h"
+
+#include "tidegate/drivers/sim/sim_source.h"
+
+namespace tidegate::drivers::sim {
+namespace {
+
+using config::Context;
+using config::in_quotes;
+using config::Section;
+
+void read_options(Section& s, SimOptions& o) {
+  Context& ctx = s.context();
+  o.name = s.text("name", "sim", "Name of this source.");
+  o.mode = s.choice("mode", "buffer", {"buffer", "mqtt"},
+                    "buffer: write readings straight into the buffer. mqtt: publish them to a broker (like real "
+                    "sensors), for an MQTT source to take in.") == "mqtt"
+               ? SimMode::kMqtt
+               : SimMode::kBuffer;
+  o.devices = static_cast<std::uint32_t>(s.integer("devices", 8, 1, 100'000, "Number of simulated devices."));
+  o.readings_per_device_per_s = s.number("rate", 1.0, 0.001, 100'000.0, "Readings per device per second.");
+  o.kinds =
+      s.text_list("kinds", {"temperature", "humidity", "co2", "power"}, "Sensor kinds, assigned to devices in turn.");
+  for (const auto& k : o.kinds) {
+    if (k != "temperature" && k != "humidity" && k != "co2" && k != "power") {
+      ctx.error(s.key_path("kinds"), "unknown kind " + in_quotes(k) + " (temperature, humidity, co2, power)");
+    }
+  }
+  if (!ctx.docs && o.kinds.empty()) ctx.error(s.key_path("kinds"), "at least one kind is needed");
+  o.topic_prefix = s.text("topic_prefix", "sensors", "Topics are <topic_prefix>/<device>/<kind>.");
+  const std::string url = s.text("url", "mqtt://127.0.0.1:1883", "mqtt mode: the broker to publish to.");
+  bool tls = false;
+  if (!ctx.docs && o.mode == SimMode::kMqtt && (!config::parse_broker_url(url, o.mqtt_host, o.mqtt_port, tls) || tls)) {
+    ctx.error(s.key_path("url"), "expected mqtt://host:port (the simulator publishes without TLS)");
+  }
+  o.mqtt_qos = static_cast<int>(s.integer("qos", 1, 0, 1, "mqtt mode: QoS of the publishes."));
+}
+
+}  // namespace
+
+plugins::SourceDescriptor source_plugin() {
+  return {"sim", "Simulated sensors ([[sources.sim]]).", [](Section& s, std::size_t index) {
+            SimOptions o;
+            read_options(s, o);
+            o.seed = static_cast<std::uint32_t>(index + 1);  // each simulator its own, repeatable readings
+            plugins::SourcePlan plan;
+            plan.name = o.name;
+            plan.name_key = s.key_path("name");
+            plan.create = [o](buffer::Buffer& buffer, buffer::LogFn log) {
+              return std::make_unique<SimSource>(o, buffer, std::move(log));
+            };
+            plan.options = std::move(o);
+            return plan;
+          }};
+}
+
+}  // namespace tidegate::drivers::sim

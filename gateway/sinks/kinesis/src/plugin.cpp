@@ -1,0 +1,69 @@
+// [[sinks.kinesis]]: the sink's keys, checks and factory.
+#include "tidegate/config/tls_files.h"
+#include "tidegate/sinks/kinesis_plugin.h"
+#include "tidegate/sinks/kinesis_sink.h"
+
+namespace tidegate::sinks {
+namespace {
+
+using config::Context;
+using config::in_quotes;
+using config::Section;
+
+void read_options(Section& s, KinesisSinkOptions& o) {
+  Context& ctx = s.context();
+  o.name = s.text("name", "kinesis", "Name of this sink: its cursor in the buffer and its status label.");
+  o.stream = s.text("stream", "", "Kinesis data stream name (required).");
+  o.region = s.text("region", "us-east-1", "AWS region of the stream.");
+  o.endpoint = s.text("endpoint", "",
+                      "Endpoint override, http(s)://host[:port] (VPC endpoints, test peers). Empty: "
+                      "https://kinesis.<region>.amazonaws.com.");
+  o.data = s.choice("data", "envelope", {"envelope", "raw"},
+                    "envelope: each Kinesis record holds the JSON envelope (gateway id, sequence, metadata, payload). "
+                    "raw: the sensor's bytes only.") == "raw"
+               ? KinesisData::kRaw
+               : KinesisData::kEnvelope;
+  o.aggregate = s.boolean("aggregate", false,
+                          "Pack each device's readings of a batch into KPL aggregated records (fewer, fuller Kinesis "
+                          "records; consumers de-aggregate with the KCL or the KPL deaggregation libraries).");
+  o.connections = static_cast<std::size_t>(s.integer(
+      "connections", 4, 1, static_cast<std::int64_t>(KinesisSink::kMaxConnections),
+      "PutRecords calls in flight at once while a backlog drains, each on its own connection. A device's readings "
+      "of a batch all take one of them, in order; more overlap more round trips (draining over a slow uplink)."));
+  o.timeout = s.duration("timeout", std::chrono::seconds(10), "Time allowed for one PutRecords call.");
+  o.ca_file = s.text("ca_file", "", "CA certificates for the endpoint. Empty: the system's trust store.");
+  const auto key_id = s.text("access_key_id", "", "AWS access key id. Empty: AWS_ACCESS_KEY_ID from the environment.");
+  const auto secret = s.text("secret_access_key", "",
+                             "AWS secret access key. Empty: AWS_SECRET_ACCESS_KEY from the "
+                             "environment (preferred: never logged).");
+  const auto token = s.text("session_token", "", "Session token of temporary credentials. Empty: AWS_SESSION_TOKEN.");
+  if (!ctx.docs) {
+    o.credentials.access_key_id = !key_id.empty() ? key_id : ctx.env("AWS_ACCESS_KEY_ID").value_or("");
+    o.credentials.secret_access_key = !secret.empty() ? secret : ctx.env("AWS_SECRET_ACCESS_KEY").value_or("");
+    o.credentials.session_token = !token.empty() ? token : ctx.env("AWS_SESSION_TOKEN").value_or("");
+    if (o.stream.empty()) ctx.error(s.key_path("stream"), "a stream name is required");
+    if (o.credentials.access_key_id.empty() || o.credentials.secret_access_key.empty()) {
+      ctx.error(s.key_path("access_key_id"),
+                "no AWS credentials: set access_key_id and secret_access_key, or "
+                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment");
+    }
+    if (!o.endpoint.empty() && o.endpoint.rfind("http://", 0) != 0 && o.endpoint.rfind("https://", 0) != 0) {
+      ctx.error(s.key_path("endpoint"), "must start with http:// or https://");
+    }
+    config::check_ca_file(ctx, s.key_path("ca_file"), o.ca_file);
+  }
+}
+
+}  // namespace
+
+plugins::SinkDescriptor kinesis_sink_plugin() {
+  return plugins::sink_descriptor<KinesisSink, KinesisSinkOptions>(
+      "kinesis",
+      "Amazon Kinesis Data Streams ([[sinks.kinesis]]): PutRecords signed with Signature V4; the partition key is the "
+      "device, so each device stays ordered within its shard. A batch of up to " +
+          std::to_string(4 * KinesisSink::kMaxCallRecords) + " records goes as calls of at most " +
+          std::to_string(KinesisSink::kMaxCallRecords) + ".",
+      read_options);
+}
+
+}  // namespace tidegate::sinks

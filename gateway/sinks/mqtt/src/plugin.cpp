@@ -1,0 +1,63 @@
+// [[sinks.mqtt]]: the sink's keys, checks and factory.
+#include "tidegate/config/tls_files.h"
+#include "tidegate/sinks/mqtt_plugin.h"
+#include "tidegate/sinks/mqtt_sink.h"
+
+namespace tidegate::sinks {
+namespace {
+
+using config::Context;
+using config::in_quotes;
+using config::Section;
+
+void read_options(Section& s, MqttSinkOptions& o) {
+  Context& ctx = s.context();
+  o.name = s.text("name", "mqtt-upstream", "Name of this sink: its cursor in the buffer and its status label.");
+  const std::string url =
+      s.text("url", "mqtts://iot.example.com:8883", "Upstream broker: mqtt://host:port or mqtts://host:port (TLS).");
+  if (!ctx.docs && !config::parse_broker_url(url, o.host, o.port, o.tls)) {
+    ctx.error(s.key_path("url"), "not a broker address: " + in_quotes(url));
+  }
+  o.client_id = s.text("client_id", "", "Client id at the upstream. Empty: \"tidegate-<gateway id>-<name>\".");
+  o.topic_template = s.text("topic", "tidegate/{gateway}/{topic}",
+                            "Topic per record: {gateway}, {source}, {key} (partition key) and {topic} are replaced.");
+  o.payload = s.choice("payload", "envelope", {"envelope", "raw"},
+                       "envelope: the JSON envelope with gateway id and sequence (consumers can drop duplicates). "
+                       "raw: the sensor's bytes only.") == "raw"
+                  ? MqttPayload::kRaw
+                  : MqttPayload::kEnvelope;
+  o.timeout = s.duration("timeout", std::chrono::seconds(10), "Connect timeout, and how long to wait for PUBACKs.");
+  const std::string username = s.text("username", "", "User name. TIDEGATE_SINK_<NAME>_USERNAME overrides it.");
+  const std::string password = s.text("password", "",
+                                      "Password. Prefer TIDEGATE_SINK_<NAME>_PASSWORD, which "
+                                      "overrides it; never logged.");
+  if (!ctx.docs) {
+    const auto env_user = ctx.env(config::env_name("SINK", o.name, "USERNAME"));
+    const auto env_pass = ctx.env(config::env_name("SINK", o.name, "PASSWORD"));
+    if (env_user || !username.empty()) o.username = env_user.value_or(username);
+    if (env_pass || !password.empty()) o.password = env_pass.value_or(password);
+  }
+  s.table("tls", "sinks.mqtt.tls",
+          "TLS of an upstream MQTT sink (mqtts:// URLs), e.g. AWS IoT Core's device "
+          "certificate.",
+          [&](Section& t) {
+            const auto k = config::read_tls_keys(t, o.tls);
+            o.ca_file = k.ca_file;
+            o.cert_file = k.cert_file;
+            o.key_file = k.key_file;
+            o.insecure_skip_verify = k.insecure_skip_verify;
+          });
+}
+
+}  // namespace
+
+plugins::SinkDescriptor mqtt_sink_plugin() {
+  return plugins::sink_descriptor<MqttSink, MqttSinkOptions>(
+      "mqtt",
+      "An upstream MQTT broker ([[sinks.mqtt]]), e.g. AWS IoT Core: QoS 1, a record counts as delivered on the "
+      "broker's PUBACK; a batch is at most " +
+          std::to_string(MqttSink::kMaxBatch) + " PUBACKs in flight.",
+      read_options);
+}
+
+}  // namespace tidegate::sinks
