@@ -37,6 +37,7 @@ std::string capture(const std::string& command) {
 class StatusPageTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    broker_ = std::make_unique<testing::Mosquitto>(dir_.path());
     port_ = testing::free_loopback_port();
     const auto dead_uplink = testing::free_loopback_port();  // nothing listens there
     const auto config = dir_ / "tidegate.toml";
@@ -47,6 +48,7 @@ class StatusPageTest : public ::testing::Test {
                           << "failing_red_after = \"2s\"\n"
                           << "[heartbeat]\ninterval = \"1s\"\n"
                           << "[[sources.sim]]\nname = \"sensors\"\nmode = \"buffer\"\ndevices = 10\nrate = 10.0\n"
+                          << "[[sources.mqtt]]\nname = \"site\"\nurl = \"mqtt://127.0.0.1:" << broker_->port() << "\"\n"
                           << "[[sinks.file]]\nname = \"local\"\ndirectory = \"" << (dir_ / "out").string() << "\"\n"
                           << "[[sinks.kinesis]]\nname = \"cloud\"\nstream = \"readings\"\nregion = \"eu-west-1\"\n"
                           << "endpoint = \"http://127.0.0.1:" << dead_uplink << "\"\naccess_key_id = \"AK\"\n"
@@ -90,6 +92,7 @@ class StatusPageTest : public ::testing::Test {
 
   testing::TempDir dir_;
   std::uint16_t port_ = 0;
+  std::unique_ptr<testing::Mosquitto> broker_;  // the MQTT source's broker
   std::unique_ptr<Process> gateway_;
 };
 
@@ -108,7 +111,11 @@ TEST_F(StatusPageTest, ApiShowsTheFailingUplinkTheWorkingSinkAndTheGrowingBacklo
   EXPECT_EQ(sink(s, "local")["condition"], "ok");
   EXPECT_NE(s["health"]["reasons"][0].get<std::string>().find("sink cloud failing"), std::string::npos) << s;
   EXPECT_EQ(s["gateway_id"], "plant-7");
-  EXPECT_EQ(s["sources"][0]["name"], "sensors");
+  // Sources in the plugin list's order: MQTT before simulated sensors.
+  EXPECT_EQ(s["sources"][0]["name"], "site");
+  EXPECT_EQ(s["sources"][0]["kind"], "mqtt");
+  EXPECT_EQ(s["sources"][1]["name"], "sensors");
+  EXPECT_EQ(s["sources"][1]["kind"], "sim");
 
   const auto lag_before = cloud["lag_records"].get<std::uint64_t>();
   ASSERT_TRUE(
@@ -145,7 +152,13 @@ print("families", len(list(text_string_to_metric_families(open(sys.argv[1]).read
   const auto out = capture("/usr/bin/python3 " + script.string() + " " + metrics.string() +
                            " 'tidegate_sink_up{sink=cloud}' 'tidegate_sink_up{sink=local}'"
                            " 'tidegate_sink_lag_records{sink=cloud}' 'tidegate_health_level{}'"
-                           " 'tidegate_buffer_appended_records_total{}' 2>&1");
+                           " 'tidegate_buffer_appended_records_total{}'"
+                           " 'tidegate_mqtt_source_refused_total{source=site}'"
+                           " 'tidegate_mqtt_source_qos0_lost_total{source=site}'"
+                           " 'tidegate_mqtt_source_protocol_errors_total{source=site}'"
+                           " 'tidegate_mqtt_source_redelivered_total{source=site}' 2>&1");
+  // The MQTT source's own counters, declared by its plugin.
+  EXPECT_NE(out.find("tidegate_mqtt_source_refused_total{source=site} 0.0"), std::string::npos) << out;
   EXPECT_NE(out.find("tidegate_sink_up{sink=cloud} 0.0"), std::string::npos) << out;
   EXPECT_NE(out.find("tidegate_sink_up{sink=local} 1.0"), std::string::npos) << out;
   EXPECT_EQ(out.find("MISSING"), std::string::npos) << out;

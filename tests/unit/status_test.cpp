@@ -234,6 +234,37 @@ TEST(Render, JsonCarriesEveryFigureAndSurvivesInvalidUtf8) {
   EXPECT_EQ(hb["health"]["level"], "amber");
 }
 
+// A plugin's own counters reach /metrics (one family per kind and name, the
+// plugin's help) and /api/status (with the flag the page uses to show loss).
+TEST(Render, PluginCountersAreRenderedWithoutKnowingTheKind) {
+  auto s = healthy();
+  s.sources[0].stats.kind = "mqtt";
+  s.sources[0].stats.counters = {
+      {"refused_total", "QoS 1 messages the buffer refused.", 3, common::Counter::Type::kCounter, true},
+      {"session_present", "1 when the broker kept the session.", 1, common::Counter::Type::kGauge, false}};
+  s.sinks[0].stats.kind = "kinesis";
+  s.sinks[0].stats.exceptions_total = 2;
+  s.sinks[0].stats.counters = {{"throttled_total", "Calls the stream throttled.", 7}};
+  const auto text = to_prometheus(s);
+  const auto source = s.sources[0].stats.name, sink = s.sinks[0].stats.sink;
+  EXPECT_NE(text.find("# HELP tidegate_mqtt_source_refused_total QoS 1 messages the buffer refused.\n"
+                      "# TYPE tidegate_mqtt_source_refused_total counter\n"
+                      "tidegate_mqtt_source_refused_total{source=\"" + source + "\"} 3\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("# TYPE tidegate_mqtt_source_session_present gauge\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("tidegate_kinesis_sink_throttled_total{sink=\"" + sink + "\"} 7\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("tidegate_sink_exceptions_total{sink=\"" + sink + "\"} 2\n"), std::string::npos) << text;
+  const auto j = nlohmann::json::parse(to_json(s));
+  EXPECT_EQ(j["sources"][0]["kind"], "mqtt");
+  EXPECT_EQ(j["sources"][0]["counters"][0]["name"], "refused_total");
+  EXPECT_EQ(j["sources"][0]["counters"][0]["value"], 3.0);
+  EXPECT_EQ(j["sources"][0]["counters"][0]["loss_or_refusal"], true);
+  EXPECT_EQ(j["sources"][0]["counters"][1]["type"], "gauge");
+  EXPECT_EQ(j["sinks"][0]["exceptions_total"], 2);
+  EXPECT_EQ(j["sinks"][0]["counters"][0]["name"], "throttled_total");
+}
+
 // The exposition format, line by line: comments are HELP or TYPE, every
 // sample belongs to a family declared just before it, names and label
 // syntax are valid, values are numbers.
