@@ -187,6 +187,7 @@ class Buffer::Impl {
 
   BufferOptions opts_;
   OpenReport report_;
+  Clock& clock() const { return *clock_; }
 
  private:
   void open_database(bool fresh);
@@ -1036,6 +1037,7 @@ Buffer::~Buffer() = default;
 
 const OpenReport& Buffer::open_report() const { return impl_->report_; }
 const BufferOptions& Buffer::options() const { return impl_->opts_; }
+Clock& Buffer::clock() const { return impl_->clock(); }
 
 void Buffer::append(std::vector<NewRecord> records, CommitCallback on_commit) {
   impl_->append(std::move(records), std::move(on_commit));

@@ -100,7 +100,6 @@ inline bool wait_for(const std::function<bool()>& cond,
   return cond();
 }
 
-
 // Collects log lines so tests can assert on what an operator would read.
 class LogCapture {
  public:

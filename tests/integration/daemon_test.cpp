@@ -9,6 +9,7 @@
 
 #include "mosquitto.h"
 #include "process.h"
+#include "helper_threads.h"
 #include "test_support.h"
 #include "tidegate/buffer/buffer.h"
 
@@ -269,7 +270,8 @@ TEST_F(DaemonTest, NoAcknowledgedMessageIsLostWhenTheGatewayIsKilledRepeatedly) 
   constexpr int kMessages = 4000;
   std::atomic<int> acked{0};
   std::atomic<bool> publish_failed{false};
-  std::thread publisher([&] {
+  std::atomic<bool> publisher_done{false};  // however the publisher ends: the kill loop below stops
+  auto publish_all = [&] {
     ::mqtt::async_client client(broker.uri(), "crash-publisher", 100000, nullptr);
     client.connect(::mqtt::connect_options_builder().clean_session(true).max_inflight(100).finalize())->wait();
     std::vector<::mqtt::delivery_token_ptr> window;
@@ -285,15 +287,26 @@ TEST_F(DaemonTest, NoAcknowledgedMessageIsLostWhenTheGatewayIsKilledRepeatedly) 
         std::this_thread::sleep_for(std::chrono::milliseconds(20));  // ~2,500 msg/s
       }
     }
-    for (auto& t : window) t->wait();
+    for (auto& t : window) {
+      if (!t->wait_for(std::chrono::seconds(30))) publish_failed = true;
+    }
     acked += static_cast<int>(window.size());
-    client.disconnect()->wait();
+    client.disconnect()->wait_for(std::chrono::seconds(10));
+  };
+  std::thread publisher([&] {
+    testing::SetOnExit done(publisher_done);
+    try {
+      publish_all();
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "the publisher failed: " << e.what();
+      publish_failed = true;
+    }
   });
 
   std::mt19937 rng(7);
   std::uniform_int_distribution<int> up_ms(50, 300);
   int kills = 0;
-  while (acked.load() < kMessages || kills < 10) {
+  while ((acked.load() < kMessages && !publisher_done) || kills < 10) {
     auto gw = start(config);
     std::this_thread::sleep_for(std::chrono::milliseconds(up_ms(rng)));
     gw->signal_and_wait(SIGKILL);

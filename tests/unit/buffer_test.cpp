@@ -12,6 +12,7 @@
 #include <set>
 #include <thread>
 
+#include "helper_threads.h"
 #include "test_support.h"
 
 namespace tidegate::buffer {
@@ -842,13 +843,14 @@ TEST_F(BufferTest, IngestForwardAndStatusThreadsRunTogether) {
   ASSERT_EQ(b->ensure_sink("b", StartPosition::kEarliest), Status::kOk);
   constexpr std::uint64_t kTotal = 20000;
   std::atomic<bool> ingest_done{false};
+  testing::Deadline deadline(std::chrono::seconds(120));
   std::thread ingest([&] {
+    testing::SetOnExit done(ingest_done);  // also when an ASSERT below fails
     for (std::uint64_t i = 0; i < kTotal / 100; ++i) ASSERT_TRUE(b->append_wait(make_records(100)).ok());
-    ingest_done = true;
   });
   auto forwarder = [&](const std::string& sink, std::uint64_t& received, bool& ordered) {
     std::uint64_t last = 0;
-    while (true) {
+    while (!deadline.expired(sink.c_str())) {
       auto batch = b->read(sink, 500, SIZE_MAX);
       if (batch.records.empty()) {
         if (ingest_done && b->stats().queued_records == 0 && b->read(sink, 1, SIZE_MAX).records.empty()) break;

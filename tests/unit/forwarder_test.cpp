@@ -120,6 +120,33 @@ TEST_F(ForwarderTest, ASinkThatThrowsIsRetriedAndDeliversOnceItStops) {
   ASSERT_TRUE(wait_for([&] { return buffer_->acked_seq("up") == 25u; }));
 }
 
+// The forwarder compares ingest times with the buffer's clock, not the
+// system's: with a buffer whose clock is years behind, fresh records are not
+// taken for a backlog (live-first would otherwise reorder them).
+TEST_F(ForwarderTest, TheForwarderTakesTheBuffersClock) {
+  auto clock = std::make_shared<testing::FakeClock>();  // 2023, years before the system's time
+  buffer::BufferOptions o;
+  o.path = dir_ / "clocked.db";
+  o.commit_window = std::chrono::milliseconds(1);
+  o.clock = clock;
+  o.log = log_.fn();
+  auto clocked = buffer::Buffer::open(o);
+  auto options = fast();
+  options.drain = DrainOrder::kLiveFirst;
+  options.live_lag = std::chrono::seconds(60);
+  auto sink = std::make_unique<ScriptedSink>("up", [](auto&, int) { return ok(); });
+  auto* s = sink.get();
+  Forwarder f(*clocked, std::move(sink), options, log_.fn());
+  f.start();
+  ASSERT_TRUE(clocked->append_wait(make_records(30)).ok());
+  ASSERT_TRUE(wait_for([&] { return clocked->acked_seq("up") == 30u; }));
+  EXPECT_FALSE(f.stats().live_first);
+  EXPECT_FALSE(log_.contains("live readings go first"));
+  EXPECT_EQ(s->accepted(), range(1, 30));
+  // Delivery times are stamped with the buffer's clock too.
+  EXPECT_EQ(f.stats().last_success_ns, clock->wall_ns());
+}
+
 TEST_F(ForwarderTest, DeliversEverythingInOrderInBatchesAndMovesTheCursor) {
   SinkLimits limits;
   limits.max_records = 100;

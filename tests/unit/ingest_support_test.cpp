@@ -1,3 +1,4 @@
+#include "tidegate/drivers/error_boundary.h"
 #include "tidegate/drivers/ingest_support.h"
 
 #include <gtest/gtest.h>
@@ -71,6 +72,28 @@ TEST(Timestamps, OutOfRangeNumbersAreRefused) {
   EXPECT_EQ(parse_timestamp("99999999999999"), std::nullopt);      // milliseconds past 2262
   EXPECT_EQ(parse_timestamp("1e300"), std::nullopt);
   EXPECT_EQ(parse_timestamp("99999999999999999999"), std::nullopt);  // not even an int64
+}
+
+// A source thread's boundary: what escapes is reported and the body runs
+// again, until it returns or the source is stopping; never std::terminate.
+TEST(ErrorBoundary, ExceptionsAreReportedAndTheBodyRunsAgain) {
+  int runs = 0;
+  std::vector<std::string> reported;
+  run_guarded(
+      [&] {
+        runs += 1;
+        if (runs == 1) throw std::runtime_error("handler bug");
+        if (runs == 2) throw 7;
+      },
+      [&](const std::string& what) { reported.push_back(what); }, [] { return false; },
+      std::chrono::milliseconds(1));
+  EXPECT_EQ(runs, 3);
+  EXPECT_EQ(reported, (std::vector<std::string>{"handler bug", "an exception that is not a std::exception"}));
+  // Stopping: no second run after the failure.
+  runs = 0;
+  run_guarded([&] { runs += 1, throw std::bad_alloc(); }, [](const std::string&) {}, [] { return true; },
+              std::chrono::milliseconds(1));
+  EXPECT_EQ(runs, 1);
 }
 
 TEST(Backoff, GrowsExponentiallyWithJitterUpToTheCap) {

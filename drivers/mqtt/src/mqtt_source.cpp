@@ -11,6 +11,7 @@
 #include <mutex>
 #include <thread>
 
+#include "tidegate/drivers/error_boundary.h"
 #include "tidegate/drivers/ingest_support.h"
 
 namespace tidegate::drivers::mqtt {
@@ -81,7 +82,10 @@ class MqttSource::Impl : public std::enable_shared_from_this<MqttSource::Impl> {
 
   void start() {
     work_.emplace(asio::make_work_guard(io_));
-    thread_ = std::thread([this] { io_.run(); });
+    thread_ = std::thread([this] {
+      drivers::run_guarded([this] { io_.run(); }, [this](const std::string& what) { on_exception(what); },
+                           [] { return false; }, std::chrono::milliseconds(0));
+    });
     asio::post(io_, [this] { connect(); });
   }
 
@@ -146,6 +150,8 @@ class MqttSource::Impl : public std::enable_shared_from_this<MqttSource::Impl> {
     s.qos0_lost_total = qos0_lost_.load();
     s.protocol_errors_total = protocol_errors_.load();
     s.session_present = session_present_.load();
+    s.subscribed = subscribed_.load();
+    s.exceptions_total = exceptions_.load();
     return s;
   }
 
@@ -288,6 +294,7 @@ class MqttSource::Impl : public std::enable_shared_from_this<MqttSource::Impl> {
 
   void on_suback(const Suback& ack) {
     subscribed_ = true;
+    log(LogLevel::kInfo, "subscribed to " + std::to_string(opts_.subscriptions.size()) + " topic filter(s)");
     for (std::size_t i = 0; i < ack.reasons.size() && i < opts_.subscriptions.size(); ++i) {
       const auto& sub = opts_.subscriptions[i];
       if (ack.reasons[i] >= 0x80) {
@@ -508,6 +515,15 @@ class MqttSource::Impl : public std::enable_shared_from_this<MqttSource::Impl> {
     }
   }
 
+  // A handler threw (a bug, std::bad_alloc): counted and logged; the
+  // connection is dropped and made again, which resends what was not
+  // acknowledged (the broker redelivers it), so nothing is lost.
+  void on_exception(const std::string& what) {
+    exceptions_ += 1;
+    log(LogLevel::kError, "internal error on the source's thread (" + what + "); reconnecting");
+    asio::post(io_, [this, what] { fail("internal error: " + what); });
+  }
+
   void fail(const std::string& reason) {
     if (state_ == State::kDisconnected && !stream_) return;
     const bool was_connected = state_ == State::kConnected;
@@ -549,7 +565,8 @@ class MqttSource::Impl : public std::enable_shared_from_this<MqttSource::Impl> {
   std::deque<std::string> write_queue_;
   bool writing_ = false;
   bool reading_ = false;
-  bool subscribed_ = false;
+  std::atomic<bool> subscribed_{false};
+  std::atomic<std::uint64_t> exceptions_{0};  // SUBACK seen on this connection
   bool paused_ = false;
   bool stopping_ = false;
   bool close_after_writes_ = false;
@@ -595,6 +612,8 @@ SourceStats MqttSource::stats() const {
       "Malformed packets or protocol violations from the broker (the connection is dropped and made again).", true);
   add("redelivered_total", s.redelivered_total,
       "Messages the broker sent again (DUP set): possible duplicates, kept once each time.");
+  add("exceptions_total", s.exceptions_total,
+      "Internal errors on the source's thread (a bug or exhausted memory): the connection was made again.");
   add("connects_total", s.connects_total, "Successful connections to the broker.");
   add("reconnects_total", s.reconnects_total, "Connections after the first one.");
   add("session_present", s.session_present ? 1 : 0,

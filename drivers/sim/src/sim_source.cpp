@@ -9,6 +9,7 @@
 #include <mutex>
 #include <thread>
 
+#include "tidegate/drivers/error_boundary.h"
 #include "tidegate/drivers/ingest_support.h"
 
 namespace tidegate::drivers::sim {
@@ -109,7 +110,15 @@ class SimSource::Impl {
       }
     }
     stop_ = false;
-    thread_ = std::thread([this] { run(); });
+    thread_ = std::thread([this] {
+      drivers::run_guarded([this] { run(); },
+                           [this](const std::string& what) { note_error("internal error (" + what + "); going on"); },
+                           [this] {
+                             std::lock_guard lock(mu_);
+                             return stop_;
+                           },
+                           std::chrono::seconds(1));
+    });
   }
 
   void stop() {

@@ -9,7 +9,6 @@
 #include <thread>
 
 #include "tidegate/common/backoff.h"
-#include "tidegate/common/clock.h"
 
 namespace tidegate::forward {
 
@@ -124,6 +123,9 @@ class Forwarder::Impl {
     return true;
   }
 
+  // Wall time from the buffer's clock, the one that stamps ingest times.
+  std::int64_t now_ns() const { return buffer_.clock().wall_ns(); }
+
   bool stopping() {
     std::lock_guard lock(mu_);
     return stopping_;
@@ -132,7 +134,7 @@ class Forwarder::Impl {
   void note_failure(const std::string& error) {
     std::lock_guard lock(mu_);
     stats_.last_error = error;
-    stats_.last_error_ns = common::wall_now_ns();
+    stats_.last_error_ns = now_ns();
     stats_.consecutive_failures += 1;
   }
 
@@ -232,7 +234,7 @@ class Forwarder::Impl {
   // after it is live and goes first, one backlog batch between live batches,
   // so live readings wait for at most one batch.
   bool is_backlog(const buffer::Record& oldest) const {
-    return common::wall_now_ns() - oldest.ingest_ns >
+    return now_ns() - oldest.ingest_ns >
            std::chrono::duration_cast<std::chrono::nanoseconds>(opts_.live_lag).count();
   }
 
@@ -305,7 +307,7 @@ class Forwarder::Impl {
     // linger counts from the oldest record's ingest, not from this read: a
     // reading waits at most `linger` for company, its commit window included.
     // (A wall clock step only shortens or lengthens one batch's wait.)
-    const auto age = std::chrono::nanoseconds(common::wall_now_ns() - batch.front().ingest_ns);
+    const auto age = std::chrono::nanoseconds(now_ns() - batch.front().ingest_ns);
     const auto wait = std::clamp(std::chrono::duration_cast<std::chrono::nanoseconds>(opts_.linger) - age,
                                  std::chrono::nanoseconds(0), std::chrono::nanoseconds(opts_.linger));
     const auto deadline = SteadyClock::now() + wait;
@@ -395,7 +397,7 @@ class Forwarder::Impl {
         stats_.last_send_latency_us = static_cast<std::uint64_t>(latency);
         stats_.resent_records_total += resent;
         if (ok > 0 && retry == 0) {
-          stats_.last_success_ns = common::wall_now_ns();
+          stats_.last_success_ns = now_ns();
           stats_.consecutive_failures = 0;
         }
       }

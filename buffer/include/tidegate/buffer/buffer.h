@@ -70,6 +70,9 @@ class Buffer {
 
   const OpenReport& open_report() const;
   const BufferOptions& options() const;
+  // The wall clock that stamps ingest times (options().clock, or the
+  // system's): whoever compares with ingest times uses this one.
+  Clock& clock() const;
 
   // Queues records for the next group commit; `on_commit` runs once they are
   // committed or refused. Blocks while max_queued_records are waiting.

@@ -73,6 +73,8 @@ struct MqttSourceStats {
   std::uint64_t qos0_lost_total = 0;    // refused QoS 0 messages cannot be redelivered
   std::uint64_t protocol_errors_total = 0;
   bool session_present = false;
+  bool subscribed = false;
+  std::uint64_t exceptions_total = 0;  // caught on the source's thread (see drivers/error_boundary.h)  // the broker answered our SUBSCRIBE on this connection
 };
 
 class MqttSource final : public Source {
