@@ -125,7 +125,7 @@ const std::string& FileSink::name() const { return impl_->opts.name; }
 
 forward::SinkLimits FileSink::limits() const {
   forward::SinkLimits l;
-  l.max_records = 10000;
+  l.max_records = kMaxBatch;
   l.max_bytes = 8u << 20;
   l.max_record_bytes = 16u << 20;
   return l;

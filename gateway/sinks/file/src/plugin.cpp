@@ -31,7 +31,9 @@ void read_options(Section& s, FileSinkOptions& o) {
 
 plugins::SinkDescriptor file_sink_plugin() {
   return plugins::sink_descriptor<FileSink, FileSinkOptions>(
-      "file", "Rotating local files ([[sinks.file]]), at most 10,000 records a batch.", read_options);
+      "file",
+      "Rotating local files ([[sinks.file]]), at most " + std::to_string(FileSink::kMaxBatch) + " records a batch.",
+      read_options);
 }
 
 }  // namespace tidegate::sinks

@@ -82,7 +82,7 @@ const std::string& HttpSink::name() const { return impl_->opts.name; }
 
 forward::SinkLimits HttpSink::limits() const {
   forward::SinkLimits l;
-  l.max_records = 1000;
+  l.max_records = kMaxBatch;
   l.max_bytes = impl_->opts.max_batch_bytes;
   l.max_record_bytes = impl_->opts.max_batch_bytes;
   return l;

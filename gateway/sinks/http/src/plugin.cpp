@@ -40,8 +40,9 @@ void read_options(Section& s, HttpSinkOptions& o) {
 plugins::SinkDescriptor http_sink_plugin() {
   return plugins::sink_descriptor<HttpSink, HttpSinkOptions>(
       "http",
-      "An HTTP(S) endpoint ([[sinks.http]]): batches of at most 1,000 records POSTed as Protobuf or JSON lines; any "
-      "2xx acknowledges; 5xx, 408, 429, 401, 403, 404 are retried; other 4xx dead-letter the batch.",
+      "An HTTP(S) endpoint ([[sinks.http]]): batches of at most " + std::to_string(HttpSink::kMaxBatch) +
+          " records POSTed as Protobuf or JSON lines; any "
+          "2xx acknowledges; 5xx, 408, 429, 401, 403, 404 are retried; other 4xx dead-letter the batch.",
       read_options);
 }
 

@@ -36,6 +36,8 @@ struct FileSinkOptions {
 
 class FileSink final : public forward::Sink {
  public:
+  static constexpr std::size_t kMaxBatch = 10'000;  // records per send
+
   // Finishes any ".partial" file a previous run left. Throws
   // std::system_error if the directory cannot be created.
   explicit FileSink(FileSinkOptions options);

@@ -37,6 +37,8 @@ std::string gzip_decompress(const std::string& data);
 
 class HttpSink final : public forward::Sink {
  public:
+  static constexpr std::size_t kMaxBatch = 1'000;  // records per request
+
   // Throws std::invalid_argument for a URL it cannot use.
   explicit HttpSink(HttpSinkOptions options);
   ~HttpSink() override;
