@@ -43,7 +43,7 @@ class StatusPageTest : public ::testing::Test {
     const auto config = dir_ / "tidegate.toml";
     std::ofstream(config) << "[gateway]\nid = \"plant-7\"\n"
                           << "[buffer]\npath = \"" << (dir_ / "buffer.db").string()
-                          << "\"\ndisk_reserve = 0\ncommit_window = \"5ms\"\n"
+                          << "\"\ndisk_reserve = 0\ncommit_window = \"5ms\"\n" << buffer_limits()
                           << "[status]\nlisten = \"127.0.0.1:" << port_ << "\"\ntoken = \"t0ken\"\n"
                           << "failing_red_after = \"2s\"\n"
                           << "[heartbeat]\ninterval = \"1s\"\n"
@@ -57,6 +57,9 @@ class StatusPageTest : public ::testing::Test {
                                          dir_ / "gateway.log");
     ASSERT_TRUE(wait_for([&] { return !http("/healthz").empty(); }, 20s)) << gateway_->output();
   }
+
+  // Extra [buffer] keys for a fixture of its own.
+  virtual std::string buffer_limits() const { return ""; }
 
   void TearDown() override {
     if (gateway_ && gateway_->running()) {
@@ -241,6 +244,40 @@ TEST_F(StatusPageTest, TheRenderedPageShowsTheSinkFailingAndTheBacklogGrowing) {
   // Kept for a look after a failed run (and for the operations guide).
   if (const char* keep = std::getenv("TIDEGATE_SCREENSHOT"))
     std::filesystem::copy_file(shot, keep, std::filesystem::copy_options::overwrite_existing);
+}
+
+// A full buffer under reject-new: the MQTT source's refusals are on the page
+// (under the source's name), in /api/status and on /metrics.
+class StatusPageFullBufferTest : public StatusPageTest {
+ protected:
+  std::string buffer_limits() const override { return "max_records = 100\nfull_policy = \"reject-new\"\n"; }
+};
+
+TEST_F(StatusPageFullBufferTest, RefusedMessagesAreShownUnderTheSource) {
+  // The simulated sensors fill the buffer: the uplink is down, so nothing leaves.
+  ASSERT_TRUE(wait_for([&] { return status()["buffer"]["records"].get<std::uint64_t>() >= 95; }, 20s));
+  auto refused = [&] {
+    const auto s = status();
+    for (const auto& src : s["sources"]) {
+      if (src["name"] != "site") continue;
+      for (const auto& c : src["counters"]) {
+        if (c["name"] == "refused_total") return c["value"].get<double>();
+      }
+    }
+    return 0.0;
+  };
+  ASSERT_TRUE(wait_for(
+      [&] {
+        capture("mosquitto_pub -h 127.0.0.1 -p " + std::to_string(broker_->port()) +
+                " -q 1 -t sensors/boiler/t -m 71.5 2>&1");
+        return refused() > 0;
+      },
+      20s))
+      << status().dump() << gateway_->output();
+  EXPECT_NE(http("/metrics").find("tidegate_mqtt_source_refused_total{source=\"site\"} "), std::string::npos);
+  const auto dom = rendered_dom();
+  EXPECT_NE(dom.find("data-counter=\"refused_total\""), std::string::npos) << dom;
+  EXPECT_NE(dom.find("refused: "), std::string::npos) << dom;
 }
 
 }  // namespace
