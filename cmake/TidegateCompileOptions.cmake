@@ -1,5 +1,11 @@
 # Warning and sanitizer flags, applied per target (never through global
 # CMAKE_CXX_FLAGS edits) so that third-party code keeps its own settings.
+# A library that holds a kind of source or sink (its plugin.cpp): the
+# gateway links every one of them; gateway/src/plugin_list.inc names them.
+function(tidegate_plugin target)
+  set_property(GLOBAL APPEND PROPERTY TIDEGATE_PLUGIN_TARGETS ${target})
+endfunction()
+
 function(tidegate_target_defaults target)
   target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow
     -Wnon-virtual-dtor -Wold-style-cast -Wcast-align -Woverloaded-virtual

@@ -199,7 +199,10 @@ class Buffer::Impl {
   void commit_group(std::vector<Pending>& group);
   bool below_disk_reserve();
   bool shrink_wal();
-  bool make_room(Committed& w, std::uint64_t records, std::uint64_t bytes, bool reserve_reached);
+  // `reserve_cap`: below the disk reserve, the accounted bytes the buffer
+  // may hold (what it holds plus the free pages inside its file).
+  bool make_room(Committed& w, std::uint64_t records, std::uint64_t bytes, std::optional<std::uint64_t> reserve_cap);
+  std::uint64_t reusable_bytes();
   bool evict_prefix(Committed& w, std::uint64_t need_records, std::uint64_t need_bytes, std::uint64_t limit_seq);
   void note_append_result(Status status, const std::string& detail, std::uint64_t records);
   template <typename Fn>
@@ -536,6 +539,9 @@ void Buffer::Impl::commit_group(std::vector<Pending>& group) {
     }
 
     Committed w = state_;
+    // Below the reserve the file may not grow, but the pages SQLite freed
+    // inside it (a drained backlog) cost no disk: they are room.
+    const auto reserve_cap = reserve ? std::optional<std::uint64_t>(w.bytes() + reusable_bytes()) : std::nullopt;
     bool refuse_rest = false;
     Status failed = Status::kOk;
     std::string failure;
@@ -548,7 +554,7 @@ void Buffer::Impl::commit_group(std::vector<Pending>& group) {
         if (n == 0) continue;  // a flush marker
         // Once one call is refused, later calls in the group are refused too,
         // so a source retrying never sees its records reordered.
-        if (refuse_rest || !make_room(w, n, p.bytes, reserve)) {
+        if (refuse_rest || !make_room(w, n, p.bytes, reserve_cap)) {
           refuse_rest = true;
           outcomes[i] = AppendOutcome{Status::kBackpressure, 0, 0,
                                       reserve ? "disk free space below the reserve"
@@ -666,11 +672,23 @@ void Buffer::Impl::note_append_result(Status status, const std::string& detail, 
   }
 }
 
-bool Buffer::Impl::make_room(Committed& w, std::uint64_t records, std::uint64_t bytes, bool reserve_reached) {
+std::uint64_t Buffer::Impl::reusable_bytes() {
+  try {
+    const auto pages = db_->query_int("PRAGMA freelist_count").value_or(0);
+    const auto page_size = db_->query_int("PRAGMA page_size").value_or(4096);
+    return pages > 0 && page_size > 0 ? static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page_size) : 0;
+  } catch (const sql::SqliteError& e) {
+    log_(LogLevel::kWarning, std::string("cannot read the free pages of the buffer file: ") + e.what());
+    return 0;  // no room assumed: the reserve holds
+  }
+}
+
+bool Buffer::Impl::make_room(Committed& w, std::uint64_t records, std::uint64_t bytes,
+                             std::optional<std::uint64_t> reserve_cap) {
   std::uint64_t max_bytes = opts_.max_bytes > 0 ? opts_.max_bytes : kNoLimit;
-  // Below the disk reserve the buffer may not grow: it behaves as if the cap
-  // were what it holds now.
-  if (reserve_reached) max_bytes = std::min(max_bytes, w.bytes());
+  // Below the disk reserve the buffer may not grow the file: it behaves as
+  // if the cap were what it holds plus the free pages inside the file.
+  if (reserve_cap) max_bytes = std::min(max_bytes, *reserve_cap);
   const std::uint64_t max_records = opts_.max_records > 0 ? opts_.max_records : kNoLimit;
   if (records > max_records || bytes > max_bytes) return false;
   const std::uint64_t have_records = w.records();

@@ -1,28 +1,34 @@
 #include "tidegate/gateway/plugins.h"
 
-#include "tidegate/drivers/mqtt/plugin.h"
-#include "tidegate/drivers/sim/plugin.h"
-#include "tidegate/sinks/file_plugin.h"
-#include "tidegate/sinks/http_plugin.h"
-#include "tidegate/sinks/kinesis_plugin.h"
-#include "tidegate/sinks/mqtt_plugin.h"
+// Each kind's descriptor function, declared from the list.
+namespace tidegate::plugins {
+#define TIDEGATE_SOURCE(kind) SourceDescriptor kind##_source_plugin();
+#define TIDEGATE_SINK(kind) SinkDescriptor kind##_sink_plugin();
+#include "plugin_list.inc"
+#undef TIDEGATE_SOURCE
+#undef TIDEGATE_SINK
+}  // namespace tidegate::plugins
 
 namespace tidegate::gateway {
 
 const std::vector<plugins::SourceDescriptor>& source_kinds() {
   static const std::vector<plugins::SourceDescriptor> kinds = {
-      drivers::mqtt::source_plugin(),
-      drivers::sim::source_plugin(),
+#define TIDEGATE_SOURCE(kind) plugins::kind##_source_plugin(),
+#define TIDEGATE_SINK(kind)
+#include "plugin_list.inc"
+#undef TIDEGATE_SOURCE
+#undef TIDEGATE_SINK
   };
   return kinds;
 }
 
 const std::vector<plugins::SinkDescriptor>& sink_kinds() {
   static const std::vector<plugins::SinkDescriptor> kinds = {
-      sinks::file_sink_plugin(),
-      sinks::mqtt_sink_plugin(),
-      sinks::kinesis_sink_plugin(),
-      sinks::http_sink_plugin(),
+#define TIDEGATE_SOURCE(kind)
+#define TIDEGATE_SINK(kind) plugins::kind##_sink_plugin(),
+#include "plugin_list.inc"
+#undef TIDEGATE_SOURCE
+#undef TIDEGATE_SINK
   };
   return kinds;
 }

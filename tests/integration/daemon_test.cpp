@@ -60,6 +60,15 @@ class DaemonTest : public ::testing::Test {
     s << in.rdbuf();
     return s.str();
   }
+  // Starts runs in the (appended) log: a kill timer starts once the run is
+  // up, so a slow start (sanitizers, a loaded CI machine) still gets killed
+  // while it ingests, not before.
+  std::size_t runs_started() {
+    const auto text = log_text();
+    std::size_t n = 0;
+    for (auto at = text.find("running with"); at != std::string::npos; at = text.find("running with", at + 1)) ++n;
+    return n;
+  }
 
   testing::TempDir dir_;
 };
@@ -169,7 +178,9 @@ TEST_F(DaemonTest, EveryRecordReachesTheSinkThroughRepeatedKills) {
   std::mt19937 rng(11);
   std::uniform_int_distribution<int> up_ms(100, 400);
   for (int kill = 0; kill < 12; ++kill) {
+    const auto before = runs_started();
     auto gw = start(config);
+    ASSERT_TRUE(wait_for([&] { return runs_started() > before; }, std::chrono::seconds(30))) << log_text();
     std::this_thread::sleep_for(std::chrono::milliseconds(up_ms(rng)));
     gw->signal_and_wait(SIGKILL);
   }

@@ -647,6 +647,36 @@ TEST_F(BufferTest, DiskReserveRefusesUnderRejectNew) {
   EXPECT_EQ(b->stats().records, 10u);
 }
 
+// Issue "proof under faults", defect 1: once a backlog drained, the file
+// keeps its size (SQLite reuses the freed pages, it does not give them back),
+// so free disk stays under the reserve. Those pages are room: appends that
+// fit in them go on, and only growth beyond them is refused.
+TEST_F(BufferTest, DiskReserveCountsFreePagesInsideTheFileAsRoom) {
+  auto o = options();
+  o.full_policy = FullPolicy::kRejectNew;
+  o.disk_reserve_bytes = 100 << 20;
+  auto b = open(o);
+  ASSERT_EQ(b->ensure_sink("up", StartPosition::kEarliest), Status::kOk);
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(b->append_wait(make_records(100, std::string(1000, 'x'))).ok());
+  ASSERT_EQ(b->ack("up", 2000), Status::kOk);
+  while (b->run_maintenance() > 0) {
+  }
+  ASSERT_EQ(b->stats().records, 0u);
+  disk_->set(std::uint64_t{1} << 20);  // the drained file holds the disk: below the reserve
+  // About 2 MB of free pages inside the file: a few hundred readings fit.
+  for (int i = 0; i < 5; ++i) {
+    const auto outcome = b->append_wait(make_records(100, std::string(1000, 'y')));
+    ASSERT_TRUE(outcome.ok()) << "round " << i << ": " << outcome.error;
+  }
+  EXPECT_TRUE(b->stats().disk_reserve_reached);
+  // Growth past the free pages is still refused.
+  AppendOutcome refused;
+  for (int i = 0; i < 40 && refused.ok(); ++i) refused = b->append_wait(make_records(100, std::string(1000, 'z')));
+  EXPECT_EQ(refused.status, Status::kBackpressure);
+  EXPECT_NE(refused.error.find("reserve"), std::string::npos);
+  EXPECT_LT(b->stats().records, 2500u);
+}
+
 TEST_F(BufferTest, SqliteFullFailsCleanlyAndKeepsWhatWasCommitted) {
   auto o = options();
   o.max_page_count = 40;  // ~160 KiB with 4 KiB pages: SQLite answers SQLITE_FULL

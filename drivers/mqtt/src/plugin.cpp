@@ -1,11 +1,10 @@
 // [[sources.mqtt]]: the MQTT source's keys, checks and factory.
-#include "tidegate/drivers/mqtt/plugin.h"
-
 #include <set>
 
 #include "tidegate/config/tls_files.h"
 #include "tidegate/drivers/ingest_support.h"
 #include "tidegate/drivers/mqtt/mqtt_source.h"
+#include "tidegate/plugins/source_plugin.h"
 
 namespace tidegate::drivers::mqtt {
 namespace {
@@ -144,9 +143,7 @@ void read_options(Section& s, MqttSourceOptions& o) {
   o.content_type = s.text("content_type", "", "Content type stored with records whose message names none.");
 }
 
-}  // namespace
-
-plugins::SourceDescriptor source_plugin() {
+plugins::SourceDescriptor descriptor() {
   return {"mqtt", "An MQTT source ([[sources.mqtt]]): subscribes to a broker.", [](Section& s, std::size_t) {
             MqttSourceOptions o;
             read_options(s, o);
@@ -166,4 +163,15 @@ plugins::SourceDescriptor source_plugin() {
           }};
 }
 
+}  // namespace
+
 }  // namespace tidegate::drivers::mqtt
+
+namespace tidegate::plugins {
+
+// Named in gateway/src/plugin_list.inc.
+SourceDescriptor mqtt_source_plugin() {
+  return drivers::mqtt::descriptor();
+}
+
+}  // namespace tidegate::plugins

@@ -1,7 +1,6 @@
 // [[sources.sim]]: the simulated sensors' keys, checks and factory.
-#include "tidegate/drivers/sim/plugin.h"
-
 #include "tidegate/drivers/sim/sim_source.h"
+#include "tidegate/plugins/source_plugin.h"
 
 namespace tidegate::drivers::sim {
 namespace {
@@ -37,9 +36,7 @@ void read_options(Section& s, SimOptions& o) {
   o.mqtt_qos = static_cast<int>(s.integer("qos", 1, 0, 1, "mqtt mode: QoS of the publishes."));
 }
 
-}  // namespace
-
-plugins::SourceDescriptor source_plugin() {
+plugins::SourceDescriptor descriptor() {
   return {"sim", "Simulated sensors ([[sources.sim]]).", [](Section& s, std::size_t index) {
             SimOptions o;
             read_options(s, o);
@@ -55,4 +52,15 @@ plugins::SourceDescriptor source_plugin() {
           }};
 }
 
+}  // namespace
+
 }  // namespace tidegate::drivers::sim
+
+namespace tidegate::plugins {
+
+// Named in gateway/src/plugin_list.inc.
+SourceDescriptor sim_source_plugin() {
+  return drivers::sim::descriptor();
+}
+
+}  // namespace tidegate::plugins

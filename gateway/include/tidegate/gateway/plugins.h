@@ -1,4 +1,4 @@
-// The one list of every kind of source and sink (gateway/src/plugins.cpp).
+// Every kind of source and sink, from the one list gateway/src/plugin_list.inc.
 // Explicit on purpose: self-registering statics are silently dropped when
 // they sit in a static archive nothing else references.
 #pragma once

@@ -1,5 +1,5 @@
 // [[sinks.file]]: the sink's keys, checks and factory.
-#include "tidegate/sinks/file_plugin.h"
+#include "tidegate/plugins/sink_plugin.h"
 #include "tidegate/sinks/file_sink.h"
 
 namespace tidegate::sinks {
@@ -27,13 +27,22 @@ void read_options(Section& s, FileSinkOptions& o) {
   if (!s.context().docs) config::check_creatable_file(s.context(), s.key_path("directory"), o.directory / "x");
 }
 
-}  // namespace
-
-plugins::SinkDescriptor file_sink_plugin() {
+plugins::SinkDescriptor descriptor() {
   return plugins::sink_descriptor<FileSink, FileSinkOptions>(
       "file",
       "Rotating local files ([[sinks.file]]), at most " + std::to_string(FileSink::kMaxBatch) + " records a batch.",
       read_options);
 }
 
+}  // namespace
+
 }  // namespace tidegate::sinks
+
+namespace tidegate::plugins {
+
+// Named in gateway/src/plugin_list.inc.
+SinkDescriptor file_sink_plugin() {
+  return sinks::descriptor();
+}
+
+}  // namespace tidegate::plugins

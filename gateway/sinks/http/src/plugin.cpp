@@ -1,6 +1,6 @@
 // [[sinks.http]]: the sink's keys, checks and factory.
 #include "tidegate/config/tls_files.h"
-#include "tidegate/sinks/http_plugin.h"
+#include "tidegate/plugins/sink_plugin.h"
 #include "tidegate/sinks/http_sink.h"
 
 namespace tidegate::sinks {
@@ -35,9 +35,7 @@ void read_options(Section& s, HttpSinkOptions& o) {
   }
 }
 
-}  // namespace
-
-plugins::SinkDescriptor http_sink_plugin() {
+plugins::SinkDescriptor descriptor() {
   return plugins::sink_descriptor<HttpSink, HttpSinkOptions>(
       "http",
       "An HTTP(S) endpoint ([[sinks.http]]): batches of at most " + std::to_string(HttpSink::kMaxBatch) +
@@ -46,4 +44,15 @@ plugins::SinkDescriptor http_sink_plugin() {
       read_options);
 }
 
+}  // namespace
+
 }  // namespace tidegate::sinks
+
+namespace tidegate::plugins {
+
+// Named in gateway/src/plugin_list.inc.
+SinkDescriptor http_sink_plugin() {
+  return sinks::descriptor();
+}
+
+}  // namespace tidegate::plugins

@@ -1,6 +1,6 @@
 // [[sinks.kinesis]]: the sink's keys, checks and factory.
 #include "tidegate/config/tls_files.h"
-#include "tidegate/sinks/kinesis_plugin.h"
+#include "tidegate/plugins/sink_plugin.h"
 #include "tidegate/sinks/kinesis_sink.h"
 
 namespace tidegate::sinks {
@@ -54,9 +54,7 @@ void read_options(Section& s, KinesisSinkOptions& o) {
   }
 }
 
-}  // namespace
-
-plugins::SinkDescriptor kinesis_sink_plugin() {
+plugins::SinkDescriptor descriptor() {
   return plugins::sink_descriptor<KinesisSink, KinesisSinkOptions>(
       "kinesis",
       "Amazon Kinesis Data Streams ([[sinks.kinesis]]): PutRecords signed with Signature V4; the partition key is the "
@@ -66,4 +64,15 @@ plugins::SinkDescriptor kinesis_sink_plugin() {
       read_options);
 }
 
+}  // namespace
+
 }  // namespace tidegate::sinks
+
+namespace tidegate::plugins {
+
+// Named in gateway/src/plugin_list.inc.
+SinkDescriptor kinesis_sink_plugin() {
+  return sinks::descriptor();
+}
+
+}  // namespace tidegate::plugins

@@ -1,6 +1,6 @@
 // [[sinks.mqtt]]: the sink's keys, checks and factory.
 #include "tidegate/config/tls_files.h"
-#include "tidegate/sinks/mqtt_plugin.h"
+#include "tidegate/plugins/sink_plugin.h"
 #include "tidegate/sinks/mqtt_sink.h"
 
 namespace tidegate::sinks {
@@ -49,9 +49,7 @@ void read_options(Section& s, MqttSinkOptions& o) {
           });
 }
 
-}  // namespace
-
-plugins::SinkDescriptor mqtt_sink_plugin() {
+plugins::SinkDescriptor descriptor() {
   return plugins::sink_descriptor<MqttSink, MqttSinkOptions>(
       "mqtt",
       "An upstream MQTT broker ([[sinks.mqtt]]), e.g. AWS IoT Core: QoS 1, a record counts as delivered on the "
@@ -60,4 +58,15 @@ plugins::SinkDescriptor mqtt_sink_plugin() {
       read_options);
 }
 
+}  // namespace
+
 }  // namespace tidegate::sinks
+
+namespace tidegate::plugins {
+
+// Named in gateway/src/plugin_list.inc.
+SinkDescriptor mqtt_sink_plugin() {
+  return sinks::descriptor();
+}
+
+}  // namespace tidegate::plugins

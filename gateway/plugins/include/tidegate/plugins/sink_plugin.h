@@ -1,5 +1,5 @@
 // How a kind of sink plugs in: one SinkDescriptor per kind, declared in the
-// kind's own folder and named once in the list of gateway/src/plugins.cpp.
+// kind's own folder and named once in the list gateway/src/plugin_list.inc.
 // The keys every sink shares (batching, retries, start, drain) are read by
 // the loader, not by each kind.
 #pragma once

@@ -1,6 +1,6 @@
 // How a kind of source plugs in: one SourceDescriptor per kind, declared in
 // the kind's own folder and named once in the list of
-// gateway/src/plugins.cpp. The configuration loader, the daemon and the
+// gateway/src/plugin_list.inc. The configuration loader, the daemon and the
 // reference page loop over the list and name no kind.
 #pragma once
 
