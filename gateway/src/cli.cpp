@@ -49,9 +49,9 @@ struct Args {
 };
 
 bool parse(int argc, const char* const* argv, Args& args, std::string& error) {
-  static const std::map<std::string, bool> kKnown = {
-      {"--db", true}, {"--config", true}, {"--from", true}, {"--limit", true}, {"--quick", false},
-      {"--help", false}, {"-h", false}, {"--version", false}};
+  static const std::map<std::string, bool> kKnown = {{"--db", true},    {"--config", true},  {"--from", true},
+                                                     {"--limit", true}, {"--quick", false},  {"--help", false},
+                                                     {"-h", false},     {"--version", false}};
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a.rfind("-", 0) != 0) {
@@ -95,7 +95,8 @@ std::string config_file(const Args& args) {
 }
 
 void print_errors(const std::vector<ConfigError>& errors, std::ostream& err) {
-  for (const auto& e : errors) err << e.text() << "\n";
+  for (const auto& e : errors)
+    err << e.text() << "\n";
 }
 
 int buffer_command(const Args& args, std::ostream& out, std::ostream& err) {
@@ -137,14 +138,14 @@ int buffer_command(const Args& args, std::ostream& out, std::ostream& err) {
       auto buf = open_for_inspection(options, buffer::IntegrityCheck::kNone);
       std::uint64_t after = from > 0 ? from - 1 : 0;
       while (limit > 0) {
-        auto batch = buf->read_after(after, static_cast<std::size_t>(std::min<std::uint64_t>(limit, 1000)),
-                                     SIZE_MAX);
+        auto batch = buf->read_after(after, static_cast<std::size_t>(std::min<std::uint64_t>(limit, 1000)), SIZE_MAX);
         if (batch.status != buffer::Status::kOk) {
           err << "tidegate buffer dump: " << batch.error << "\n";
           return 2;
         }
         if (batch.records.empty()) break;
-        for (const auto& r : batch.records) out << proto::record_json(r) << "\n";
+        for (const auto& r : batch.records)
+          out << proto::record_json(r) << "\n";
         after = batch.records.back().seq;
         limit -= batch.records.size();
       }
@@ -200,11 +201,12 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     const auto& c = *loaded.config;
     auto list = [](const auto& plans) {
       std::string text;
-      for (const auto& p : plans) text += (text.empty() ? "" : ", ") + p.kind + " '" + p.name + "'";
+      for (const auto& p : plans)
+        text += (text.empty() ? "" : ", ") + p.kind + " '" + p.name + "'";
       return text.empty() ? std::string("none") : text;
     };
-    out << file << ": ok (gateway '" << c.gateway_id << "', buffer " << c.buffer.path.string() << "; sources: "
-        << list(c.sources) << "; sinks: " << list(c.sinks) << ")\n";
+    out << file << ": ok (gateway '" << c.gateway_id << "', buffer " << c.buffer.path.string()
+        << "; sources: " << list(c.sources) << "; sinks: " << list(c.sinks) << ")\n";
     return 0;
   }
   err << "tidegate: unknown command '" << args.positional[0] << "'\n\n" << kUsage;

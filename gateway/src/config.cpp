@@ -1,7 +1,9 @@
 #include "tidegate/gateway/config.h"
 
+#include <toml++/toml.h>
 #include <unistd.h>
 
+#include <boost/asio/ip/address.hpp>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -10,8 +12,6 @@
 #include <map>
 #include <set>
 #include <sstream>
-#include <boost/asio/ip/address.hpp>
-#include <toml++/toml.h>
 
 #include "tidegate/config/tls_files.h"
 #include "tidegate/gateway/plugins.h"
@@ -37,12 +37,12 @@ void read_buffer(Section& s, buffer::BufferOptions& b) {
                            "(sources stop acknowledging, so brokers keep the messages).") == "reject-new"
                       ? buffer::FullPolicy::kRejectNew
                       : buffer::FullPolicy::kDropOldest;
-  b.durability = s.choice("durability", "crash-safe", {"crash-safe", "power-safe"},
-                          "crash-safe: a record is acknowledged once its transaction is in the OS (survives kill -9; a "
-                          "power cut loses at most sync_interval). power-safe: after fsync (survives power loss).") ==
-                         "power-safe"
-                     ? buffer::Durability::kPowerSafe
-                     : buffer::Durability::kCrashSafe;
+  b.durability =
+      s.choice("durability", "crash-safe", {"crash-safe", "power-safe"},
+               "crash-safe: a record is acknowledged once its transaction is in the OS (survives kill -9; a "
+               "power cut loses at most sync_interval). power-safe: after fsync (survives power loss).") == "power-safe"
+          ? buffer::Durability::kPowerSafe
+          : buffer::Durability::kCrashSafe;
   b.commit_window = s.duration("commit_window", std::chrono::milliseconds(10),
                                "Group commit: how long a record may wait for others before its transaction "
                                "commits. Sources acknowledge after the commit, so this is their added latency.");
@@ -54,8 +54,9 @@ void read_buffer(Section& s, buffer::BufferOptions& b) {
   b.retention_time = std::chrono::duration_cast<std::chrono::seconds>(
       s.duration("retention", std::chrono::milliseconds(0),
                  "Keep records every sink acknowledged this long, for replay. \"0s\" deletes them once delivered."));
-  b.retention_bytes = s.size("retention_bytes", 0, "Keep at most this much delivered data for replay. 0 = no limit "
-                                                   "beyond retention and max_bytes.");
+  b.retention_bytes = s.size("retention_bytes", 0,
+                             "Keep at most this much delivered data for replay. 0 = no limit "
+                             "beyond retention and max_bytes.");
   b.disk_reserve_bytes = s.size("disk_reserve", 64ull << 20,
                                 "Stop growing while the filesystem has less than this free, so the OS and the broker "
                                 "keep working (full_policy applies).");
@@ -94,8 +95,10 @@ void read_status(Section& s, GatewayConfig::StatusConfig& o) {
                              "the site's network can open it; \"127.0.0.1:8080\" keeps it on the box (reach it with "
                              "an SSH tunnel). Pages are read-only without the token.");
   if (!parse_listen(listen, o.http.address, o.http.port)) {
-    ctx.error(s.key_path("listen"), "expected ADDRESS:PORT with a literal address, e.g. \"0.0.0.0:8080\" or "
-                                    "\"[::1]:8080\", not " + in_quotes(listen));
+    ctx.error(s.key_path("listen"),
+              "expected ADDRESS:PORT with a literal address, e.g. \"0.0.0.0:8080\" or "
+              "\"[::1]:8080\", not " +
+                  in_quotes(listen));
   }
   const auto token = s.text("token", "",
                             "Enables the operations that change state (pause or resume a sink, clear dead letters) "
@@ -137,8 +140,9 @@ void read_document(Section& root, GatewayConfig& c) {
   root.table("gateway", "gateway", "The gateway itself.", [&](Section& g) {
     char host[256] = "tidegate";
     if (!g.context().docs) ::gethostname(host, sizeof host - 1);
-    c.gateway_id = g.text("id", "", "Identity of this gateway in upstream records; with the sequence number it makes "
-                                    "every record unique. Empty: the host name.");
+    c.gateway_id = g.text("id", "",
+                          "Identity of this gateway in upstream records; with the sequence number it makes "
+                          "every record unique. Empty: the host name.");
     if (c.gateway_id.empty()) c.gateway_id = host;
     c.log_level = parse_level(g.choice("log_level", "info", {"debug", "info", "warning", "error"},
                                        "Least severe level written to the log (stderr, read by journald). Applied "
@@ -175,7 +179,6 @@ void read_document(Section& root, GatewayConfig& c) {
              });
 }
 
-
 // What no single table can check: unique names, and resources (an MQTT
 // session, a port) claimed by two instances.
 void check_whole(Context& ctx, const GatewayConfig& c) {
@@ -183,7 +186,8 @@ void check_whole(Context& ctx, const GatewayConfig& c) {
     std::set<std::string> names;
     for (const auto& p : plans) {
       if (p.name.empty()) ctx.error(p.name_key, "must not be empty");
-      if (!names.insert(p.name).second) ctx.error(p.name_key, std::string("duplicate ") + what + " name " + in_quotes(p.name));
+      if (!names.insert(p.name).second)
+        ctx.error(p.name_key, std::string("duplicate ") + what + " name " + in_quotes(p.name));
     }
   };
   unique_names(c.sources, "source");
@@ -215,8 +219,9 @@ LoadResult parse_config(const std::string& toml_text, const std::string& file_na
     doc = toml::parse(toml_text, file_name);
   } catch (const toml::parse_error& e) {
     const auto& where = e.source().begin;
-    result.errors.push_back({file_name, "", "line " + std::to_string(where.line) + ", column " +
-                                                std::to_string(where.column) + ": " + std::string(e.description())});
+    result.errors.push_back({file_name, "",
+                             "line " + std::to_string(where.line) + ", column " + std::to_string(where.column) + ": " +
+                                 std::string(e.description())});
     return result;
   }
   for (const char* section : {"buffer", "sources", "sinks"}) {
@@ -264,8 +269,10 @@ std::string config_reference_markdown() {
       "The file is TOML. `tidegate check-config --config FILE` validates it without running; every error names the "
       "file, the key and the reason. Unknown keys are errors.\n";
   std::set<std::string> array_tables;  // [[sources.KIND]], [[sinks.KIND]]
-  for (const auto& k : source_kinds()) array_tables.insert("sources." + k.kind);
-  for (const auto& k : sink_kinds()) array_tables.insert("sinks." + k.kind);
+  for (const auto& k : source_kinds())
+    array_tables.insert("sources." + k.kind);
+  for (const auto& k : sink_kinds())
+    array_tables.insert("sinks." + k.kind);
   // Group rows by section, sections in the order they were first declared.
   std::vector<std::string> order;
   std::map<std::string, std::string> help;

@@ -15,11 +15,11 @@
 #include "tidegate/drivers/ingest_support.h"
 #include "tidegate/drivers/source.h"
 #include "tidegate/forward/forwarder.h"
-#include "tidegate/status/collector.h"
-#include "tidegate/status/status_service.h"
 #include "tidegate/gateway/config.h"
 #include "tidegate/gateway/logger.h"
 #include "tidegate/gateway/version.h"
+#include "tidegate/status/collector.h"
+#include "tidegate/status/status_service.h"
 
 namespace tidegate::gateway {
 namespace {
@@ -40,7 +40,9 @@ void sd_notify(const char* state) {
   ::close(fd);
 }
 
-std::string mib(std::uint64_t bytes) { return std::to_string((bytes + (1 << 19)) >> 20) + " MiB"; }
+std::string mib(std::uint64_t bytes) {
+  return std::to_string((bytes + (1 << 19)) >> 20) + " MiB";
+}
 
 class Gateway {
  public:
@@ -74,7 +76,8 @@ class Gateway {
 
     if (!add_forwarders()) return 1;
     warn_about_unconfigured_cursors();
-    for (auto& f : forwarders_) f->start();
+    for (auto& f : forwarders_)
+      f->start();
 
     // In the plugin list's order: subscribers before simulated publishers.
     if (!start_sources()) return 1;
@@ -98,9 +101,11 @@ class Gateway {
     }
     sd_notify("STOPPING=1");
     if (status_) status_->stop();
-    for (auto& s : sources_) s.source->stop();  // each waits for its commits and acknowledgements
+    for (auto& s : sources_)
+      s.source->stop();  // each waits for its commits and acknowledgements
     buffer_->flush();
-    for (auto& f : forwarders_) f->stop();  // each finishes the send in progress
+    for (auto& f : forwarders_)
+      f->stop();  // each finishes the send in progress
     forwarders_.clear();
     const auto stats = buffer_->stats();
     buffer_.reset();
@@ -118,8 +123,8 @@ class Gateway {
     const plugins::SinkEnvironment env{config_.gateway_id};
     for (const auto& plan : config_.sinks) {
       try {
-        forwarders_.push_back(std::make_unique<forward::Forwarder>(*buffer_, plan.create(env), plan.forwarder,
-                                                                   logger_.fn(), plan.kind));
+        forwarders_.push_back(
+            std::make_unique<forward::Forwarder>(*buffer_, plan.create(env), plan.forwarder, logger_.fn(), plan.kind));
       } catch (const std::exception& e) {
         log(LogLevel::kError, plan.kind + " sink '" + plan.name + "': cannot be set up: " + e.what());
         return false;
@@ -169,12 +174,14 @@ class Gateway {
     };
     in.sinks = [this] {
       std::vector<forward::ForwarderStats> out;
-      for (const auto& f : forwarders_) out.push_back(f->stats());
+      for (const auto& f : forwarders_)
+        out.push_back(f->stats());
       return out;
     };
     in.warnings = [this] {
       std::vector<status::LogEntry> out;
-      for (auto& l : logger_.recent_warnings()) out.push_back({l.t_ns, buffer::to_string(l.level), std::move(l.text)});
+      for (auto& l : logger_.recent_warnings())
+        out.push_back({l.t_ns, buffer::to_string(l.level), std::move(l.text)});
       return out;
     };
     in.thresholds = config_.status.thresholds;
@@ -232,7 +239,8 @@ class Gateway {
   // A cursor whose sink left the configuration still holds back retention.
   void warn_about_unconfigured_cursors() {
     std::set<std::string> configured;
-    for (const auto& plan : config_.sinks) configured.insert(plan.name);
+    for (const auto& plan : config_.sinks)
+      configured.insert(plan.name);
     for (const auto& cursor : buffer_->sinks()) {
       if (!configured.count(cursor)) {
         log(LogLevel::kWarning, "the buffer keeps a cursor for sink '" + cursor +
@@ -288,7 +296,8 @@ class Gateway {
     log(LogLevel::kInfo, "SIGHUP: re-reading " + file_.string());
     auto loaded = load_config(file_);
     if (!loaded.config) {
-      for (const auto& e : loaded.errors) log(LogLevel::kError, "reload: " + e.text());
+      for (const auto& e : loaded.errors)
+        log(LogLevel::kError, "reload: " + e.text());
       log(LogLevel::kError, "reload refused; the running configuration stays in force");
       return;
     }
@@ -310,7 +319,8 @@ class Gateway {
       log(LogLevel::kInfo, "reload done");
     } else {
       std::string list;
-      for (const auto& r : restart) list += (list.empty() ? "" : ", ") + r;
+      for (const auto& r : restart)
+        list += (list.empty() ? "" : ", ") + r;
       log(LogLevel::kWarning, "changed settings that need a restart to apply: " + list +
                                   " (systemctl restart tidegate); they are not in force yet");
     }
@@ -338,7 +348,8 @@ int run_daemon(const std::filesystem::path& config_file, std::ostream& log_strea
   auto loaded = load_config(config_file);
   Logger logger(log_stream, loaded.config ? loaded.config->log_level : LogLevel::kInfo);
   if (!loaded.config) {
-    for (const auto& e : loaded.errors) logger.write(LogLevel::kError, "config", e.text());
+    for (const auto& e : loaded.errors)
+      logger.write(LogLevel::kError, "config", e.text());
     logger.write(LogLevel::kError, "config", "not starting: fix the configuration (tidegate check-config)");
     return 2;
   }
