@@ -2,6 +2,7 @@
 // a file, stopped with a signal of the test's choosing.
 #pragma once
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -9,7 +10,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -18,6 +18,25 @@
 #include <vector>
 
 namespace tidegate::testing {
+
+// A whole file as text (empty if it cannot be read).
+inline std::string read_text(const std::filesystem::path& file) {
+  std::ifstream in(file);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// How many gateway runs a log (appended to by each run) shows up and
+// running: kill tests start their timer once the run is up, so a slow
+// start (sanitizers, a loaded machine) still gets killed while it ingests.
+inline std::size_t runs_started(const std::filesystem::path& log) {
+  const auto text = read_text(log);
+  std::size_t n = 0;
+  for (auto at = text.find("running with"); at != std::string::npos; at = text.find("running with", at + 1))
+    ++n;
+  return n;
+}
 
 class Process {
  public:
@@ -29,7 +48,8 @@ class Process {
       ::dup2(fd, STDOUT_FILENO);
       ::dup2(fd, STDERR_FILENO);
       std::vector<char*> args;
-      for (auto& a : argv) args.push_back(a.data());
+      for (auto& a : argv)
+        args.push_back(a.data());
       args.push_back(nullptr);
       ::execv(args[0], args.data());
       std::_Exit(127);
@@ -73,12 +93,7 @@ class Process {
     }
     return 0;
   }
-  std::string output() const {
-    std::ifstream in(output_);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-  }
+  std::string output() const { return read_text(output_); }
 
  private:
   std::filesystem::path output_;

@@ -54,21 +54,8 @@ class DaemonTest : public ::testing::Test {
     return b ? b->read_after(0, 10'000'000, SIZE_MAX).records : std::vector<buffer::Record>{};
   }
 
-  std::string log_text() {
-    std::ifstream in(dir_ / "gateway.log");
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-  }
-  // Starts runs in the (appended) log: a kill timer starts once the run is
-  // up, so a slow start (sanitizers, a loaded CI machine) still gets killed
-  // while it ingests, not before.
-  std::size_t runs_started() {
-    const auto text = log_text();
-    std::size_t n = 0;
-    for (auto at = text.find("running with"); at != std::string::npos; at = text.find("running with", at + 1)) ++n;
-    return n;
-  }
+  std::string log_text() { return testing::read_text(dir_ / "gateway.log"); }
+  std::size_t runs_started() { return testing::runs_started(dir_ / "gateway.log"); }
 
   testing::TempDir dir_;
 };

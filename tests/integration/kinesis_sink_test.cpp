@@ -272,20 +272,10 @@ TEST_F(KinesaliteTest, EveryRecordReachesTheStreamThroughRepeatedKills) {
   write_config(true);
   std::mt19937 rng(5);
   std::uniform_int_distribution<int> up_ms(150, 400);
-  auto runs_started = [&] {
-    std::ifstream in(dir_ / "gateway.log");
-    std::stringstream s;
-    s << in.rdbuf();
-    const auto text = s.str();
-    std::size_t n = 0;
-    for (auto at = text.find("running with"); at != std::string::npos; at = text.find("running with", at + 1)) ++n;
-    return n;
-  };
   for (int kill = 0; kill < 10; ++kill) {
-    // The kill timer starts once the run is up (slow starts under sanitizers).
-    const auto before = runs_started();
+    const auto before = testing::runs_started(dir_ / "gateway.log");
     testing::Process gw({TIDEGATE_BINARY, "run", "--config", config.string()}, dir_ / "gateway.log");
-    ASSERT_TRUE(wait_for([&] { return runs_started() > before; }, std::chrono::seconds(30)));
+    ASSERT_TRUE(wait_for([&] { return testing::runs_started(dir_ / "gateway.log") > before; }, std::chrono::seconds(30)));
     std::this_thread::sleep_for(std::chrono::milliseconds(up_ms(rng)));
     gw.signal_and_wait(SIGKILL);
   }

@@ -23,7 +23,9 @@ namespace {
 template <typename Options>
 std::vector<Options> sources_of(const GatewayConfig& c, const std::string& kind) {
   std::vector<Options> out;
-  for (const auto* p : GatewayConfig::of_kind(c.sources, kind)) out.push_back(p->options_as<Options>());
+  for (const auto& p : c.sources) {
+    if (p.kind == kind) out.push_back(p.options_as<Options>());
+  }
   return out;
 }
 template <typename Options>
@@ -34,7 +36,9 @@ struct SinkOf {
 template <typename Options>
 std::vector<SinkOf<Options>> sinks_of(const GatewayConfig& c, const std::string& kind) {
   std::vector<SinkOf<Options>> out;
-  for (const auto* p : GatewayConfig::of_kind(c.sinks, kind)) out.push_back({p->options_as<Options>(), p->forwarder});
+  for (const auto& p : c.sinks) {
+    if (p.kind == kind) out.push_back({p.options_as<Options>(), p.forwarder});
+  }
   return out;
 }
 auto mqtt_sources(const GatewayConfig& c) { return sources_of<drivers::mqtt::MqttSourceOptions>(c, "mqtt"); }

@@ -1,6 +1,4 @@
 // [[sources.mqtt]]: the MQTT source's keys, checks and factory.
-#include <set>
-
 #include "tidegate/config/tls_files.h"
 #include "tidegate/drivers/ingest_support.h"
 #include "tidegate/drivers/mqtt/mqtt_source.h"
@@ -143,26 +141,6 @@ void read_options(Section& s, MqttSourceOptions& o) {
   o.content_type = s.text("content_type", "", "Content type stored with records whose message names none.");
 }
 
-plugins::SourceDescriptor descriptor() {
-  return {"mqtt", "An MQTT source ([[sources.mqtt]]): subscribes to a broker.", [](Section& s, std::size_t) {
-            MqttSourceOptions o;
-            read_options(s, o);
-            plugins::SourcePlan plan;
-            plan.name = o.name;
-            plan.name_key = s.key_path("name");
-            const std::string id = o.client_id.empty() ? "tidegate-" + o.name : o.client_id;
-            plan.claims.push_back({"mqtt-session " + o.host + ":" + std::to_string(o.port) + "/" + id,
-                                   s.key_path("client_id"),
-                                   "two sources use client id " + in_quotes(id) +
-                                       " on the same broker: they would take each other's session"});
-            plan.create = [o](buffer::Buffer& buffer, buffer::LogFn log) {
-              return std::make_unique<MqttSource>(o, buffer, std::move(log));
-            };
-            plan.options = std::move(o);
-            return plan;
-          }};
-}
-
 }  // namespace
 
 }  // namespace tidegate::drivers::mqtt
@@ -171,7 +149,17 @@ namespace tidegate::plugins {
 
 // Named in gateway/src/plugin_list.inc.
 SourceDescriptor mqtt_source_plugin() {
-  return drivers::mqtt::descriptor();
+  return {"mqtt", "An MQTT source ([[sources.mqtt]]): subscribes to a broker.", [](config::Section& s, std::size_t) {
+            drivers::mqtt::MqttSourceOptions o;
+            drivers::mqtt::read_options(s, o);
+            const std::string id = o.client_id.empty() ? "tidegate-" + o.name : o.client_id;
+            Claim session{"mqtt-session " + o.host + ":" + std::to_string(o.port) + "/" + id, s.key_path("client_id"),
+                          "two sources use client id " + config::in_quotes(id) +
+                              " on the same broker: they would take each other's session"};
+            auto plan = source_plan<drivers::mqtt::MqttSource>(s, std::move(o));
+            plan.claims.push_back(std::move(session));
+            return plan;
+          }};
 }
 
 }  // namespace tidegate::plugins

@@ -36,22 +36,6 @@ void read_options(Section& s, SimOptions& o) {
   o.mqtt_qos = static_cast<int>(s.integer("qos", 1, 0, 1, "mqtt mode: QoS of the publishes."));
 }
 
-plugins::SourceDescriptor descriptor() {
-  return {"sim", "Simulated sensors ([[sources.sim]]).", [](Section& s, std::size_t index) {
-            SimOptions o;
-            read_options(s, o);
-            o.seed = static_cast<std::uint32_t>(index + 1);  // each simulator its own, repeatable readings
-            plugins::SourcePlan plan;
-            plan.name = o.name;
-            plan.name_key = s.key_path("name");
-            plan.create = [o](buffer::Buffer& buffer, buffer::LogFn log) {
-              return std::make_unique<SimSource>(o, buffer, std::move(log));
-            };
-            plan.options = std::move(o);
-            return plan;
-          }};
-}
-
 }  // namespace
 
 }  // namespace tidegate::drivers::sim
@@ -60,7 +44,12 @@ namespace tidegate::plugins {
 
 // Named in gateway/src/plugin_list.inc.
 SourceDescriptor sim_source_plugin() {
-  return drivers::sim::descriptor();
+  return {"sim", "Simulated sensors ([[sources.sim]]).", [](config::Section& s, std::size_t index) {
+            drivers::sim::SimOptions o;
+            drivers::sim::read_options(s, o);
+            o.seed = static_cast<std::uint32_t>(index + 1);  // each simulator its own, repeatable readings
+            return source_plan<drivers::sim::SimSource>(s, std::move(o));
+          }};
 }
 
 }  // namespace tidegate::plugins

@@ -1,9 +1,12 @@
 #include "tidegate/config/schema.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cctype>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 
 namespace tidegate::config {
 
@@ -76,9 +79,14 @@ std::string format_size(std::uint64_t bytes) {
 // Reads one TOML table against declared keys. Every getter declares its key
 // (describe mode records it; normal mode marks it known); finish() reports
 // any key of the table that nobody declared.
-void check_readable_file(Context& ctx, const std::string& key, const std::string& path, const char* what) {
-  if (path.empty()) return;
-  if (::access(path.c_str(), R_OK) != 0) ctx.error(key, std::string(what) + " " + in_quotes(path) + " is not readable");
+bool check_readable_file(Context& ctx, const std::string& key, const std::string& path, const char* what) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  char c;
+  const bool ok = fd >= 0 && ::read(fd, &c, 1) >= 0;
+  const int error = errno;
+  if (fd >= 0) ::close(fd);
+  if (!ok) ctx.error(key, std::string(what) + " " + in_quotes(path) + " is not readable: " + std::strerror(error));
+  return ok;
 }
 
 void check_creatable_file(Context& ctx, const std::string& key, const std::filesystem::path& path) {

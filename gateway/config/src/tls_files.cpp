@@ -1,14 +1,10 @@
 #include "tidegate/config/tls_files.h"
 
-#include <fcntl.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
-#include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
 #include <memory>
 
 namespace tidegate::config {
@@ -33,18 +29,6 @@ std::string openssl_reason() {
   return reason.empty() ? "not valid PEM" : reason;
 }
 
-// Whether the file can be opened and read as this process (root included:
-// a directory or a missing file fails here too).
-bool readable(Context& ctx, const std::string& key, const std::string& path, const char* what) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  char c;
-  const bool ok = fd >= 0 && ::read(fd, &c, 1) >= 0;
-  const int error = errno;
-  if (fd >= 0) ::close(fd);
-  if (!ok) ctx.error(key, std::string(what) + " " + in_quotes(path) + " is not readable: " + std::strerror(error));
-  return ok;
-}
-
 // Never ask for a passphrase on the terminal: an encrypted key is an error.
 int no_passphrase(char*, int, int, void*) {
   return 0;
@@ -54,7 +38,7 @@ int no_passphrase(char*, int, int, void*) {
 
 void check_ca_file(Context& ctx, const std::string& key, const std::string& path) {
   if (ctx.docs || path.empty()) return;
-  if (!readable(ctx, key, path, "CA file")) return;
+  if (!check_readable_file(ctx, key, path, "CA file")) return;
   auto tls = new_context();
   ERR_clear_error();
   if (!tls || SSL_CTX_load_verify_locations(tls.get(), path.c_str(), nullptr) != 1) {
@@ -65,10 +49,8 @@ void check_ca_file(Context& ctx, const std::string& key, const std::string& path
 void check_certificate_and_key(Context& ctx, const std::string& cert_key, const std::string& cert_path,
                                const std::string& key_key, const std::string& key_path) {
   if (ctx.docs || cert_path.empty()) return;
-  const std::string& private_key = key_path.empty() ? cert_path : key_path;
-  const std::string& private_key_key = key_path.empty() ? cert_key : key_key;
-  const bool cert_ok = readable(ctx, cert_key, cert_path, "certificate file");
-  const bool key_ok = readable(ctx, private_key_key, private_key, "key file");
+  const bool cert_ok = check_readable_file(ctx, cert_key, cert_path, "certificate file");
+  const bool key_ok = check_readable_file(ctx, key_key, key_path, "key file");
   if (!cert_ok || !key_ok) return;
   auto tls = new_context();
   ERR_clear_error();
@@ -76,18 +58,18 @@ void check_certificate_and_key(Context& ctx, const std::string& cert_key, const 
     return ctx.error(cert_key,
                      "certificate file " + in_quotes(cert_path) + " is not a PEM certificate: " + openssl_reason());
   }
-  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_file(private_key.c_str(), "r"), &BIO_free);
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_file(key_path.c_str(), "r"), &BIO_free);
   std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> pkey(
       bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, no_passphrase, nullptr) : nullptr, &EVP_PKEY_free);
   if (!pkey) {
-    return ctx.error(private_key_key, "key file " + in_quotes(private_key) +
-                                          " is not a PEM private key (or it "
-                                          "is encrypted): " +
-                                          openssl_reason());
+    return ctx.error(key_key, "key file " + in_quotes(key_path) +
+                                  " is not a PEM private key (or it "
+                                  "is encrypted): " +
+                                  openssl_reason());
   }
   if (SSL_CTX_use_PrivateKey(tls.get(), pkey.get()) != 1 || SSL_CTX_check_private_key(tls.get()) != 1) {
-    ctx.error(private_key_key, "key file " + in_quotes(private_key) + " does not match the certificate " +
-                                   in_quotes(cert_path) + ": " + openssl_reason());
+    ctx.error(key_key, "key file " + in_quotes(key_path) + " does not match the certificate " + in_quotes(cert_path) +
+                           ": " + openssl_reason());
   }
 }
 

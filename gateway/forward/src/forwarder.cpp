@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "tidegate/common/backoff.h"
+#include "tidegate/common/exception_text.h"
 
 namespace tidegate::forward {
 
@@ -154,10 +155,8 @@ class Forwarder::Impl {
     while (!stopping()) {
       try {
         forward_once(ahead);
-      } catch (const std::exception& e) {
-        survive("forwarding", e.what(), ahead);
       } catch (...) {
-        survive("forwarding", "an exception that is not a std::exception", ahead);
+        survive(common::current_exception_text(), ahead);
       }
     }
     try {
@@ -169,18 +168,15 @@ class Forwarder::Impl {
   // The outer error boundary of the forwarder's thread (reading the buffer,
   // a std::bad_alloc): counted, logged, and the batch is read again from the
   // cursor after a backoff, so nothing is skipped.
-  void survive(const char* doing, const std::string& what, std::future<buffer::ReadResult>& ahead) {
+  void survive(const std::string& what, std::future<buffer::ReadResult>& ahead) {
     try {
       discard(ahead);
     } catch (...) {
       ahead = {};
     }
-    {
-      std::lock_guard lock(mu_);
-      stats_.exceptions_total += 1;
-    }
-    note_failure(std::string(doing) + " threw: " + what);
-    log(LogLevel::kError, std::string(doing) + " threw (" + what + "); reading again from the cursor after a pause");
+    count_exception();
+    note_failure("forwarding threw: " + what);
+    log(LogLevel::kError, "forwarding threw (" + what + "); reading again from the cursor after a pause");
     pause_for(backoff_.next());
   }
 
@@ -234,8 +230,7 @@ class Forwarder::Impl {
   // after it is live and goes first, one backlog batch between live batches,
   // so live readings wait for at most one batch.
   bool is_backlog(const buffer::Record& oldest) const {
-    return now_ns() - oldest.ingest_ns >
-           std::chrono::duration_cast<std::chrono::nanoseconds>(opts_.live_lag).count();
+    return now_ns() - oldest.ingest_ns > std::chrono::duration_cast<std::chrono::nanoseconds>(opts_.live_lag).count();
   }
 
   void enter_live_first() {
@@ -432,20 +427,20 @@ class Forwarder::Impl {
     std::string what;
     try {
       return sink_->send(batch);
-    } catch (const std::exception& e) {
-      what = e.what();
     } catch (...) {
-      what = "an exception that is not a std::exception";
+      what = common::current_exception_text();
     }
-    {
-      std::lock_guard lock(mu_);
-      stats_.exceptions_total += 1;
-    }
+    count_exception();
     log(LogLevel::kError, "the sink threw while sending (" + what + "); the batch will be sent again");
     SendResult failed;
     failed.batch = Outcome::kRetry;
     failed.error = "the sink threw: " + what;
     return failed;
+  }
+
+  void count_exception() {
+    std::lock_guard lock(mu_);
+    stats_.exceptions_total += 1;
   }
 
   // Moves the durable cursor; on failure the batch will be sent again

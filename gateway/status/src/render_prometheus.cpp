@@ -69,48 +69,45 @@ double age(const Snapshot& s, const std::optional<std::int64_t>& ns) {
   return ns ? seconds(std::max<std::int64_t>(0, s.now_ns - *ns)) : 0.0;
 }
 
+// The label value of a source's or a sink's samples.
+const std::string& instance_name(const SourceView& v) {
+  return v.stats.name;
+}
+const std::string& instance_name(const SinkView& v) {
+  return v.stats.sink;
+}
+
 template <typename View, typename Fn>
 void per(Exposition& e, const std::vector<View>& views, const std::string& name, const char* type,
          const std::string& help, const char* label, Fn value) {
   if (views.empty()) return;
   e.family(name, type, help);
-  for (const auto& v : views) {
-    if constexpr (std::is_same_v<View, SinkView>) {
-      e.sample(value(v), label, v.stats.sink);
-    } else {
-      e.sample(value(v), label, v.stats.name);
-    }
-  }
+  for (const auto& v : views)
+    e.sample(value(v), label, instance_name(v));
 }
 
 // The counters plugins declare: one family per kind and counter name,
 // tidegate_<kind>_<role>_<name>, in the order the plugins declare them.
 template <typename View>
 void plugin_counters(Exposition& e, const std::vector<View>& views, const char* role, const char* label) {
-  std::vector<std::string> families;  // first-seen order
+  std::vector<std::string> families;  // first-seen order; the first sample's counter declares the family
   std::map<std::string, std::vector<std::pair<const View*, const common::Counter*>>> samples;
-  std::map<std::string, const common::Counter*> first;
   for (const auto& v : views) {
     const auto& st = v.stats;
     for (const auto& c : st.counters) {
-      const std::string family = "tidegate_" + (st.kind.empty() ? std::string(role) : st.kind + "_" + role) + "_" + c.name;
-      if (!samples.count(family)) {
-        families.push_back(family);
-        first[family] = &c;
-      }
-      samples[family].push_back({&v, &c});
+      const std::string family =
+          "tidegate_" + (st.kind.empty() ? std::string(role) : st.kind + "_" + role) + "_" + c.name;
+      auto& list = samples[family];
+      if (list.empty()) families.push_back(family);
+      list.push_back({&v, &c});
     }
   }
   for (const auto& family : families) {
-    const auto* decl = first[family];
+    const auto& list = samples[family];
+    const auto* decl = list.front().second;
     e.family(family, decl->type == common::Counter::Type::kGauge ? "gauge" : "counter", decl->help);
-    for (const auto& [view, counter] : samples[family]) {
-      if constexpr (std::is_same_v<View, SinkView>) {
-        e.sample(counter->value, label, view->stats.sink);
-      } else {
-        e.sample(counter->value, label, view->stats.name);
-      }
-    }
+    for (const auto& [view, counter] : list)
+      e.sample(counter->value, label, instance_name(*view));
   }
 }
 

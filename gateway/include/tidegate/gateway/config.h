@@ -33,16 +33,6 @@ struct GatewayConfig {
   std::vector<plugins::SourcePlan> sources;
   std::vector<plugins::SinkPlan> sinks;
 
-  // The plans of one kind ("mqtt"), in file order.
-  template <typename Plan>
-  static std::vector<const Plan*> of_kind(const std::vector<Plan>& plans, const std::string& kind) {
-    std::vector<const Plan*> out;
-    for (const auto& p : plans) {
-      if (p.kind == kind) out.push_back(&p);
-    }
-    return out;
-  }
-
   // The status page and its health thresholds.
   struct StatusConfig {
     bool enabled = true;

@@ -27,13 +27,6 @@ void read_options(Section& s, FileSinkOptions& o) {
   if (!s.context().docs) config::check_creatable_file(s.context(), s.key_path("directory"), o.directory / "x");
 }
 
-plugins::SinkDescriptor descriptor() {
-  return plugins::sink_descriptor<FileSink, FileSinkOptions>(
-      "file",
-      "Rotating local files ([[sinks.file]]), at most " + std::to_string(FileSink::kMaxBatch) + " records a batch.",
-      read_options);
-}
-
 }  // namespace
 
 }  // namespace tidegate::sinks
@@ -42,7 +35,11 @@ namespace tidegate::plugins {
 
 // Named in gateway/src/plugin_list.inc.
 SinkDescriptor file_sink_plugin() {
-  return sinks::descriptor();
+  using sinks::FileSink;
+  return sink_descriptor<FileSink, sinks::FileSinkOptions>(
+      "file",
+      "Rotating local files ([[sinks.file]]), at most " + std::to_string(FileSink::kMaxBatch) + " records a batch.",
+      sinks::read_options);
 }
 
 }  // namespace tidegate::plugins

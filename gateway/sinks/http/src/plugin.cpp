@@ -35,15 +35,6 @@ void read_options(Section& s, HttpSinkOptions& o) {
   }
 }
 
-plugins::SinkDescriptor descriptor() {
-  return plugins::sink_descriptor<HttpSink, HttpSinkOptions>(
-      "http",
-      "An HTTP(S) endpoint ([[sinks.http]]): batches of at most " + std::to_string(HttpSink::kMaxBatch) +
-          " records POSTed as Protobuf or JSON lines; any "
-          "2xx acknowledges; 5xx, 408, 429, 401, 403, 404 are retried; other 4xx dead-letter the batch.",
-      read_options);
-}
-
 }  // namespace
 
 }  // namespace tidegate::sinks
@@ -52,7 +43,13 @@ namespace tidegate::plugins {
 
 // Named in gateway/src/plugin_list.inc.
 SinkDescriptor http_sink_plugin() {
-  return sinks::descriptor();
+  using sinks::HttpSink;
+  return sink_descriptor<HttpSink, sinks::HttpSinkOptions>(
+      "http",
+      "An HTTP(S) endpoint ([[sinks.http]]): batches of at most " + std::to_string(HttpSink::kMaxBatch) +
+          " records POSTed as Protobuf or JSON lines; any "
+          "2xx acknowledges; 5xx, 408, 429, 401, 403, 404 are retried; other 4xx dead-letter the batch.",
+      sinks::read_options);
 }
 
 }  // namespace tidegate::plugins

@@ -54,16 +54,6 @@ void read_options(Section& s, KinesisSinkOptions& o) {
   }
 }
 
-plugins::SinkDescriptor descriptor() {
-  return plugins::sink_descriptor<KinesisSink, KinesisSinkOptions>(
-      "kinesis",
-      "Amazon Kinesis Data Streams ([[sinks.kinesis]]): PutRecords signed with Signature V4; the partition key is the "
-      "device, so each device stays ordered within its shard. A batch of up to " +
-          std::to_string(4 * KinesisSink::kMaxCallRecords) + " records goes as calls of at most " +
-          std::to_string(KinesisSink::kMaxCallRecords) + ".",
-      read_options);
-}
-
 }  // namespace
 
 }  // namespace tidegate::sinks
@@ -72,7 +62,14 @@ namespace tidegate::plugins {
 
 // Named in gateway/src/plugin_list.inc.
 SinkDescriptor kinesis_sink_plugin() {
-  return sinks::descriptor();
+  using sinks::KinesisSink;
+  return sink_descriptor<KinesisSink, sinks::KinesisSinkOptions>(
+      "kinesis",
+      "Amazon Kinesis Data Streams ([[sinks.kinesis]]): PutRecords signed with Signature V4; the partition key is the "
+      "device, so each device stays ordered within its shard. A batch of up to " +
+          std::to_string(4 * KinesisSink::kMaxCallRecords) + " records goes as calls of at most " +
+          std::to_string(KinesisSink::kMaxCallRecords) + ".",
+      sinks::read_options);
 }
 
 }  // namespace tidegate::plugins

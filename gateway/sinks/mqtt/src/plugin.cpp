@@ -49,15 +49,6 @@ void read_options(Section& s, MqttSinkOptions& o) {
           });
 }
 
-plugins::SinkDescriptor descriptor() {
-  return plugins::sink_descriptor<MqttSink, MqttSinkOptions>(
-      "mqtt",
-      "An upstream MQTT broker ([[sinks.mqtt]]), e.g. AWS IoT Core: QoS 1, a record counts as delivered on the "
-      "broker's PUBACK; a batch is at most " +
-          std::to_string(MqttSink::kMaxBatch) + " PUBACKs in flight.",
-      read_options);
-}
-
 }  // namespace
 
 }  // namespace tidegate::sinks
@@ -66,7 +57,13 @@ namespace tidegate::plugins {
 
 // Named in gateway/src/plugin_list.inc.
 SinkDescriptor mqtt_sink_plugin() {
-  return sinks::descriptor();
+  using sinks::MqttSink;
+  return sink_descriptor<MqttSink, sinks::MqttSinkOptions>(
+      "mqtt",
+      "An upstream MQTT broker ([[sinks.mqtt]]), e.g. AWS IoT Core: QoS 1, a record counts as delivered on the "
+      "broker's PUBACK; a batch is at most " +
+          std::to_string(MqttSink::kMaxBatch) + " PUBACKs in flight.",
+      sinks::read_options);
 }
 
 }  // namespace tidegate::plugins

@@ -297,8 +297,10 @@ class Section {
   std::set<std::string> known_;
 };
 
-// A file the configuration names must be readable by the gateway's user.
-void check_readable_file(Context& ctx, const std::string& key, const std::string& path, const char* what);
+// A file the configuration names must be readable by the gateway's user:
+// opened and read, so a directory or a missing file fails for root too.
+// False (with the error) if it is not.
+bool check_readable_file(Context& ctx, const std::string& key, const std::string& path, const char* what);
 // A file the gateway will create: its directory must be writable, or creatable.
 void check_creatable_file(Context& ctx, const std::string& key, const std::filesystem::path& path);
 

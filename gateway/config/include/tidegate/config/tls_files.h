@@ -14,7 +14,8 @@ namespace tidegate::config {
 void check_ca_file(Context& ctx, const std::string& key, const std::string& path);
 
 // A certificate chain and its private key (PEM): each readable and parsable,
-// and the key the certificate's. `key_path` empty: the key is in cert_path.
+// and the key the certificate's. Nothing to check while cert_path is empty;
+// callers refuse a certificate without its key before.
 void check_certificate_and_key(Context& ctx, const std::string& cert_key, const std::string& cert_path,
                                const std::string& key_key, const std::string& key_path);
 

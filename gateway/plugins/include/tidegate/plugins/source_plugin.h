@@ -51,4 +51,18 @@ struct SourceDescriptor {
   std::function<SourcePlan(config::Section&, std::size_t index)> read;
 };
 
+// The usual plan: named after the options' `name`, SourceT made from them.
+// A kind adds its claims to it.
+template <typename SourceT, typename Options>
+SourcePlan source_plan(config::Section& s, Options o) {
+  SourcePlan plan;
+  plan.name = o.name;
+  plan.name_key = s.key_path("name");
+  plan.create = [o](buffer::Buffer& buffer, buffer::LogFn log) -> std::unique_ptr<drivers::Source> {
+    return std::make_unique<SourceT>(o, buffer, std::move(log));
+  };
+  plan.options = std::move(o);
+  return plan;
+}
+
 }  // namespace tidegate::plugins
