@@ -3,7 +3,6 @@
 #include <toml++/toml.h>
 #include <unistd.h>
 
-#include <boost/asio/ip/address.hpp>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -75,18 +74,6 @@ buffer::LogLevel parse_level(const std::string& s) {
   return buffer::LogLevel::kInfo;
 }
 
-// "host:port" or "[v6]:port"; the host must be a literal address, the port
-// is required (0: any free port).
-bool parse_listen(const std::string& text, std::string& address, std::uint16_t& port) {
-  std::string host, port_text;
-  config::split_host_port(text, host, port_text);
-  boost::system::error_code ec;
-  boost::asio::ip::make_address(host, ec);
-  if (ec || !config::parse_port(port_text, 0, port)) return false;
-  address = host;
-  return true;
-}
-
 void read_status(Section& s, GatewayConfig::StatusConfig& o) {
   auto& ctx = s.context();
   o.enabled = s.boolean("enabled", true, "Serve the status page, /api/status, /metrics, /healthz and /readyz.");
@@ -94,7 +81,7 @@ void read_status(Section& s, GatewayConfig::StatusConfig& o) {
                              "Address and port of the status page. All interfaces by default, so a technician on "
                              "the site's network can open it; \"127.0.0.1:8080\" keeps it on the box (reach it with "
                              "an SSH tunnel). Pages are read-only without the token.");
-  if (!parse_listen(listen, o.http.address, o.http.port)) {
+  if (!config::parse_listen(listen, o.http.address, o.http.port)) {
     ctx.error(s.key_path("listen"),
               "expected ADDRESS:PORT with a literal address, e.g. \"0.0.0.0:8080\" or "
               "\"[::1]:8080\", not " +

@@ -148,9 +148,9 @@ TEST_F(MqttSourceTest, Qos1MessagesArriveExactlyOnceByteIdenticalAndInOrder) {
 
 TEST_F(MqttSourceTest, PartitionKeyAndDeviceTimeFromTopicAndJson) {
   auto o = options();
-  o.key_from_topic = "sensors/{device}/#";
-  o.device_time_from_json = "ts";
-  o.content_type = "application/json";
+  o.mapping.key_from_topic = "sensors/{device}/#";
+  o.mapping.device_time_from_json = "ts";
+  o.mapping.content_type = "application/json";
   auto source = start_source(o);
   Publisher pub(broker_->uri());
   pub.publish("sensors/d-42/temperature", "{\"v\":21.5,\"ts\":\"2025-11-25T10:00:00.250Z\"}");
@@ -165,7 +165,7 @@ TEST_F(MqttSourceTest, PartitionKeyAndDeviceTimeFromTopicAndJson) {
   EXPECT_GT(got[0].ingest_ns, 0);
 
   source->stop();
-  o.key_from_json = "meta.id";
+  o.mapping.key_from_json = "meta.id";
   o.client_id = "tg-json";
   auto json_source = start_source(o);
   pub.publish("sensors/d-9/x", "{\"meta\":{\"id\":\"boiler-1\"}}");
@@ -178,8 +178,8 @@ TEST_F(MqttSourceTest, PartitionKeyAndDeviceTimeFromTopicAndJson) {
 
 TEST_F(MqttSourceTest, BadMessagesBecomeDeadLettersAndAreAcknowledged) {
   auto o = options();
-  o.max_payload_bytes = 100;
-  o.require_json = true;
+  o.mapping.max_payload_bytes = 100;
+  o.mapping.require_json = true;
   auto source = start_source(o);
   Publisher pub(broker_->uri());
   pub.publish("sensors/d1/t", std::string(101, 'x'));  // wait() returns only on PUBACK

@@ -296,7 +296,7 @@ max_request_size = 6442450944
   if constexpr (sizeof(std::size_t) >= 8) {
     const auto r = parse(text);
     ASSERT_TRUE(r.config) << errors_of(text);
-    EXPECT_EQ(mqtt_sources(*r.config)[0].max_payload_bytes, 5ull << 30);
+    EXPECT_EQ(mqtt_sources(*r.config)[0].mapping.max_payload_bytes, 5ull << 30);
     EXPECT_EQ(http_sinks(*r.config)[0].sink.max_batch_bytes, 6ull << 30);
   } else {
     const auto errors = errors_of(text);

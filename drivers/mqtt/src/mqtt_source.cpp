@@ -75,7 +75,7 @@ class MqttSource::Impl : public std::enable_shared_from_this<MqttSource::Impl> {
         timer_(io_),
         keepalive_timer_(io_),
         backoff_(opts_.reconnect_min, opts_.reconnect_max),
-        key_pattern_(opts_.key_from_topic) {
+        mapper_(opts_.mapping) {
     if (opts_.client_id.empty()) opts_.client_id = "tidegate-" + opts_.name;
     if (opts_.tls.enabled) setup_tls();
   }
@@ -365,6 +365,9 @@ class MqttSource::Impl : public std::enable_shared_from_this<MqttSource::Impl> {
         case PacketType::kPublish: {
           auto pub = parse_publish(opts_.version, *packet);
           if (pub.qos == 2) throw ProtocolError("QoS 2 PUBLISH although we subscribed with QoS <= 1");
+          // A broker sends aliases only to clients that announce a Topic
+          // Alias Maximum (3.1.2.11.5); this client announces none.
+          if (pub.topic_alias) throw ProtocolError("PUBLISH with a topic alias we did not allow");
           take(std::move(pub), records, acks, qos0);
           break;
         }
@@ -395,20 +398,10 @@ class MqttSource::Impl : public std::enable_shared_from_this<MqttSource::Impl> {
     r.clock_synced = clock_sync_.synchronized();
     r.source = opts_.name;
     r.topic = std::move(pub.topic);
-    r.content_type = !pub.content_type.empty() ? std::move(pub.content_type) : opts_.content_type;
+    r.content_type = std::move(pub.content_type);
     r.payload = std::move(pub.payload);
-
-    // Bad input becomes a dead letter and is acknowledged: redelivering it
-    // would only fail again, forever.
-    std::string problem;
-    if (r.payload.size() > opts_.max_payload_bytes) {
-      problem = "payload of " + std::to_string(r.payload.size()) + " bytes exceeds max_payload_bytes (" +
-                std::to_string(opts_.max_payload_bytes) + ")";
-    } else if (opts_.require_json && !is_json(r.payload)) {
-      problem = "payload is not valid JSON (require_json is set)";
-    }
+    const std::string problem = mapper_.map(r);
     if (!problem.empty()) {
-      r.partition_key = r.topic;
       if (buffer_.add_dead_letter("", std::nullopt, r, problem) == buffer::Status::kOk) {
         dead_lettered_ += 1;
         if (dead_lettered_.load() == 1 || dead_lettered_.load() % 1000 == 0) {
@@ -422,15 +415,6 @@ class MqttSource::Impl : public std::enable_shared_from_this<MqttSource::Impl> {
         dead_letter_failed_ = true;
       }
       return;
-    }
-
-    // The key: the JSON field, else the topic pattern's capture, else the topic.
-    std::optional<std::string> key;
-    if (!opts_.key_from_json.empty()) key = json_field(r.payload, opts_.key_from_json);
-    if (!key && !key_pattern_.empty()) key = key_pattern_.capture(r.topic);
-    r.partition_key = key ? std::move(*key) : r.topic;
-    if (!opts_.device_time_from_json.empty()) {
-      if (auto field = json_field(r.payload, opts_.device_time_from_json)) r.device_ts_ns = parse_timestamp(*field);
     }
     records.push_back(std::move(r));
   }
@@ -559,14 +543,14 @@ class MqttSource::Impl : public std::enable_shared_from_this<MqttSource::Impl> {
   asio::steady_timer timer_;
   asio::steady_timer keepalive_timer_;
   Backoff backoff_;
-  TopicPattern key_pattern_;
+  MessageMapper mapper_;
   ClockSyncProbe clock_sync_;
   PacketReader reader_;
   std::deque<std::string> write_queue_;
   bool writing_ = false;
   bool reading_ = false;
-  std::atomic<bool> subscribed_{false};
-  std::atomic<std::uint64_t> exceptions_{0};  // SUBACK seen on this connection
+  std::atomic<bool> subscribed_{false};  // SUBACK seen on this connection
+  std::atomic<std::uint64_t> exceptions_{0};
   bool paused_ = false;
   bool stopping_ = false;
   bool close_after_writes_ = false;

@@ -3,6 +3,7 @@
 #include "tidegate/drivers/ingest_support.h"
 #include "tidegate/drivers/mqtt/mqtt_source.h"
 #include "tidegate/plugins/source_plugin.h"
+#include "mapping_keys.h"
 
 namespace tidegate::drivers::mqtt {
 namespace {
@@ -119,26 +120,7 @@ void read_options(Section& s, MqttSourceOptions& o) {
                                        "Topic filters to subscribe to: strings, which use `qos`, or tables with a QoS "
                                        "of their own, e.g. [\"sensors/#\", {filter = \"debug/#\", qos = 0}].");
   if (!ctx.docs && o.subscriptions.empty()) ctx.error(s.key_path("topics"), "at least one topic filter is needed");
-  o.key_from_topic = s.text("key_from_topic", "",
-                            "Partition key (device id) from the topic, e.g. \"sensors/{device}/#\": {name} captures "
-                            "a level, + matches one, # the rest. Empty: the whole topic.");
-  if (!ctx.docs && !o.key_from_topic.empty()) {
-    try {
-      TopicPattern p(o.key_from_topic);
-      if (!p.has_capture()) ctx.error(s.key_path("key_from_topic"), "the pattern captures no level ({name})");
-    } catch (const std::invalid_argument& e) {
-      ctx.error(s.key_path("key_from_topic"), e.what());
-    }
-  }
-  o.key_from_json = s.text("key_from_json", "",
-                           "Partition key from a JSON field of the payload (dotted path, e.g. "
-                           "\"meta.device\"); falls back to key_from_topic, then the topic.");
-  o.device_time_from_json = s.text("device_time_from_json", "",
-                                   "Device timestamp from a JSON field: epoch seconds, milliseconds or an RFC 3339 "
-                                   "UTC string.");
-  o.require_json = s.boolean("require_json", false, "Payloads that are not JSON go to the dead-letter table.");
-  o.max_payload_bytes = s.memory_size("max_payload", 256 << 10, "Larger payloads go to the dead-letter table.");
-  o.content_type = s.text("content_type", "", "Content type stored with records whose message names none.");
+  read_mapping_keys(s, o.mapping);
 }
 
 }  // namespace

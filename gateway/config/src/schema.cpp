@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <boost/asio/ip/address.hpp>
 #include <cctype>
 #include <cerrno>
 #include <charconv>
@@ -157,6 +158,16 @@ bool parse_broker_url(const std::string& url, std::string& host, std::uint16_t& 
   if (host.empty()) return false;
   port = tls ? 8883 : 1883;
   return port_text.empty() || parse_port(port_text, 1, port);
+}
+
+bool parse_listen(const std::string& text, std::string& address, std::uint16_t& port) {
+  std::string host, port_text;
+  split_host_port(text, host, port_text);
+  boost::system::error_code ec;
+  boost::asio::ip::make_address(host, ec);
+  if (ec || !parse_port(port_text, 0, port)) return false;
+  address = host;
+  return true;
 }
 
 }  // namespace tidegate::config

@@ -312,5 +312,8 @@ void split_host_port(const std::string& text, std::string& host, std::string& po
 bool parse_port(const std::string& text, unsigned min, std::uint16_t& port);
 // host:port from "mqtt://host:port" / "mqtts://host:port" / "host:port".
 bool parse_broker_url(const std::string& url, std::string& host, std::uint16_t& port, bool& tls);
+// A listening address: "host:port" or "[v6]:port", the host a literal
+// address, the port required (0: any free port).
+bool parse_listen(const std::string& text, std::string& address, std::uint16_t& port);
 
 }  // namespace tidegate::config

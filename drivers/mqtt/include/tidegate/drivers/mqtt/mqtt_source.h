@@ -21,6 +21,7 @@
 
 #include "tidegate/buffer/buffer.h"
 #include "tidegate/drivers/mqtt/codec.h"
+#include "tidegate/drivers/mqtt/message_mapping.h"
 #include "tidegate/drivers/source.h"
 
 namespace tidegate::drivers::mqtt {
@@ -50,13 +51,7 @@ struct MqttSourceOptions {
   TlsOptions tls;
   std::vector<Subscription> subscriptions;
 
-  // Mapping a message to a record.
-  std::string key_from_topic;         // e.g. "sensors/{device}/#"; empty: the whole topic
-  std::string key_from_json;          // dotted field, tried before key_from_topic
-  std::string device_time_from_json;  // dotted field holding the device timestamp
-  bool require_json = false;          // non-JSON payloads become dead letters
-  std::size_t max_payload_bytes = 256 * 1024;
-  std::string content_type;           // stored when the message carries none
+  MessageMapping mapping;  // message to record: key, device time, dead letters
 
   std::chrono::milliseconds reconnect_min{500};
   std::chrono::milliseconds reconnect_max{30'000};
@@ -73,8 +68,8 @@ struct MqttSourceStats {
   std::uint64_t qos0_lost_total = 0;    // refused QoS 0 messages cannot be redelivered
   std::uint64_t protocol_errors_total = 0;
   bool session_present = false;
-  bool subscribed = false;
-  std::uint64_t exceptions_total = 0;  // caught on the source's thread (see drivers/error_boundary.h)  // the broker answered our SUBSCRIBE on this connection
+  bool subscribed = false;  // the broker answered our SUBSCRIBE on this connection
+  std::uint64_t exceptions_total = 0;  // caught on the source's thread (see drivers/error_boundary.h)
 };
 
 class MqttSource final : public Source {
