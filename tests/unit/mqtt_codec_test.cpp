@@ -163,14 +163,16 @@ TEST(MqttCodec, EncodedPublishParsesBack) {
 }
 
 // Malformed PUBLISH packets (3.3.1.2 QoS 3; 3.3.2.2 packet id 0; 3.3.2.1
-// wildcard in a topic name; 3.3.2.3.4 topic alias we never allowed).
+// wildcard in a topic name; 3.3.2.3.4 topic alias 0).
 TEST(MqttCodec, MalformedPublishIsAProtocolError_3_3) {
   EXPECT_THROW(parse_publish(Version::kV5, read_one(bytes({0x36, 4, 0x00, 0x01, 't', 0x00}))), ProtocolError);
   EXPECT_THROW(parse_publish(Version::kV5, read_one(bytes({0x32, 6, 0x00, 0x01, 't', 0x00, 0x00, 0x00}))),
                ProtocolError);
   EXPECT_THROW(parse_publish(Version::kV311, read_one(bytes({0x30, 3, 0x00, 0x01, '#'}))), ProtocolError);
-  EXPECT_THROW(parse_publish(Version::kV5, read_one(bytes({0x30, 6, 0x00, 0x00, 0x03, 0x23, 0x00, 0x01}))),
+  // Topic alias 0 (3.3.2.3.4), and an empty topic without an alias.
+  EXPECT_THROW(parse_publish(Version::kV5, read_one(bytes({0x30, 6, 0x00, 0x00, 0x03, 0x23, 0x00, 0x00}))),
                ProtocolError);
+  EXPECT_THROW(parse_publish(Version::kV5, read_one(bytes({0x30, 3, 0x00, 0x00, 0x00}))), ProtocolError);
   // Truncated: topic length says 5, only 1 byte follows.
   EXPECT_THROW(parse_publish(Version::kV311, read_one(bytes({0x30, 3, 0x00, 0x05, 't'}))), ProtocolError);
   // Unknown property identifier (2.2.2.2).
@@ -216,6 +218,164 @@ TEST(MqttCodec, ReaderHandlesSplitStreamsAndRejectsBadLengths_2_1_4) {
   auto big = encode_publish(Version::kV5, "a", std::string(200, 'x'), 0, 0);
   small.feed(big.data(), big.size());
   EXPECT_THROW(small.next(), ProtocolError);
+}
+
+// 3.3.2.3.4: an empty topic with an alias looks the topic up; both set it.
+TEST(MqttCodec, PublishWithTopicAliasV5_3_3_2_3_4) {
+  auto use = parse_publish(Version::kV5, read_one(bytes({0x30, 7, 0x00, 0x00, 0x03, 0x23, 0x00, 0x05, 'x'})));
+  EXPECT_EQ(use.topic, "");
+  EXPECT_EQ(use.topic_alias, 5);
+  EXPECT_EQ(use.payload, "x");
+  auto set = parse_publish(Version::kV5, read_one(bytes({0x30, 8, 0x00, 0x01, 't', 0x03, 0x23, 0x00, 0x05, 'y'})));
+  EXPECT_EQ(set.topic, "t");
+  EXPECT_EQ(set.topic_alias, 5);
+}
+
+// ---------------------------------------------------------------- server role
+
+// 3.1 CONNECT, MQTT 3.1.1: the example bytes of the specification's
+// figures, with a will, user name and password.
+TEST(MqttCodec, ParsesConnectV311WithWillAndCredentials_3_1) {
+  const auto wire = bytes({0x10, 0x24,                                // fixed header, remaining length 36
+                           0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04,      // protocol name and level
+                           0xEC,                                      // user, password, will retain, will QoS 1, will
+                           0x00, 0x3C,                                // keep alive 60
+                           0x00, 0x02, 'c', '1',                      // client id
+                           0x00, 0x03, 'w', '/', 't',                 // will topic
+                           0x00, 0x03, 'b', 'y', 'e',                 // will payload
+                           0x00, 0x04, 'u', 's', 'e', 'r',            // user name
+                           0x00, 0x04, 'p', 'a', 's', 's'});          // password
+  const auto c = parse_connect(read_one(wire));
+  EXPECT_EQ(c.version, Version::kV311);
+  EXPECT_EQ(c.client_id, "c1");
+  EXPECT_FALSE(c.clean_start);
+  EXPECT_EQ(c.keepalive_s, 60);
+  ASSERT_TRUE(c.will);
+  EXPECT_EQ(c.will->topic, "w/t");
+  EXPECT_EQ(c.will->payload, "bye");
+  EXPECT_EQ(c.will->qos, 1);
+  EXPECT_TRUE(c.will->retain);
+  EXPECT_EQ(c.username, "user");
+  EXPECT_EQ(c.password, "pass");
+}
+
+// 3.1.2.11 CONNECT properties and 3.1.3.2 will properties, MQTT 5.
+TEST(MqttCodec, ParsesConnectV5Properties_3_1_2_11) {
+  const auto wire = bytes({0x10, 0x27, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x05,
+                           0x06,                                            // will, clean start
+                           0x00, 0x0A,                                      // keep alive 10
+                           0x0D,                                            // properties: 13 bytes
+                           0x11, 0x00, 0x00, 0x0E, 0x10,                    // session expiry 3600
+                           0x21, 0x00, 0x14,                                // receive maximum 20
+                           0x27, 0x00, 0x01, 0x00, 0x00,                    // maximum packet size 65536
+                           0x00, 0x00,                                      // empty client id
+                           0x05, 0x18, 0x00, 0x00, 0x00, 0x1E,              // will delay 30
+                           0x00, 0x01, 'w', 0x00, 0x02, 'o', 'k'});         // will topic and payload
+  const auto c = parse_connect(read_one(wire));
+  EXPECT_EQ(c.version, Version::kV5);
+  EXPECT_TRUE(c.clean_start);
+  EXPECT_EQ(c.session_expiry_s, 3600u);
+  EXPECT_EQ(c.receive_maximum, 20);
+  EXPECT_EQ(c.maximum_packet_size, 65536u);
+  EXPECT_EQ(c.client_id, "");
+  ASSERT_TRUE(c.will);
+  EXPECT_EQ(c.will->delay_s, 30u);
+  EXPECT_EQ(c.will->payload, "ok");
+}
+
+// 3.1.2.2 / 3.1.4: an unsupported level is refused with a CONNACK a 3.1.1
+// client can read (return code 1); a malformed CONNECT is an error.
+TEST(MqttCodec, RefusesUnsupportedOrMalformedConnect_3_1_4) {
+  try {
+    parse_connect(read_one(bytes({0x10, 0x0C, 0x00, 0x06, 'M', 'Q', 'I', 's', 'd', 'p', 0x03, 0x02, 0x00, 0x0A})));
+    FAIL() << "MQTT 3.1 accepted";
+  } catch (const ConnectRefused& e) {
+    EXPECT_EQ(e.answer_in(), Version::kV311);
+    EXPECT_EQ(e.reason(), 0x01);
+  }
+  // Reserved flag (3.1.2.3), will QoS 3 (3.1.2.6).
+  EXPECT_THROW(parse_connect(read_one(bytes({0x10, 0x0C, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0x03, 0x00, 0x0A,
+                                             0x00, 0x00}))),
+               ProtocolError);
+  EXPECT_THROW(parse_connect(read_one(bytes({0x10, 0x0C, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0x1E, 0x00, 0x0A,
+                                             0x00, 0x00}))),
+               ProtocolError);
+  // 3.1.1: an empty client id needs a clean session (return code 2).
+  try {
+    parse_connect(read_one(bytes({0x10, 0x0C, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0x00, 0x00, 0x0A, 0x00, 0x00})));
+    FAIL() << "empty id with a persistent session accepted";
+  } catch (const ConnectRefused& e) {
+    EXPECT_EQ(e.reason(), 0x02);
+  }
+  // Enhanced authentication (3.1.2.11.9) is refused with 0x8C.
+  try {
+    parse_connect(read_one(bytes({0x10, 0x11, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x05, 0x02, 0x00, 0x0A, 0x04, 0x15,
+                                  0x00, 0x01, 'x', 0x00, 0x00})));
+    FAIL() << "AUTH method accepted";
+  } catch (const ConnectRefused& e) {
+    EXPECT_EQ(e.answer_in(), Version::kV5);
+    EXPECT_EQ(e.reason(), 0x8C);
+  }
+}
+
+// 3.2 CONNACK: 3.1.1 is four bytes; MQTT 5 carries the server's limits.
+TEST(MqttCodec, EncodesConnack_3_2) {
+  EXPECT_EQ(encode_connack(Version::kV311, true, 0), bytes({0x20, 0x02, 0x01, 0x00}));
+  EXPECT_EQ(encode_connack(Version::kV311, true, 0x05), bytes({0x20, 0x02, 0x00, 0x05}));  // 3.2.2-4: no session on refusal
+  ConnackProperties p;
+  p.receive_maximum = 100;
+  p.topic_alias_maximum = 8;
+  p.server_keepalive = 60;
+  p.announce_no_subscriptions = false;
+  EXPECT_EQ(encode_connack(Version::kV5, false, 0, p),
+            bytes({0x20, 0x0C, 0x00, 0x00, 0x09, 0x21, 0x00, 0x64, 0x22, 0x00, 0x08, 0x13, 0x00, 0x3C}));
+  // The client's view of it, through the client's parser.
+  ConnackProperties q;
+  q.reason_string = "busy";
+  const auto back = parse_connack(Version::kV5, read_one(encode_connack(Version::kV5, false, 0x97, q)));
+  EXPECT_EQ(back.reason, 0x97);
+  EXPECT_EQ(back.reason_string, "busy");
+}
+
+// 3.4 / 3.5 / 3.7 acknowledgements, 3.6 PUBREL (flags 0010, 3.6.1).
+TEST(MqttCodec, PublishAcknowledgementsAndPubrel_3_4_to_3_7) {
+  EXPECT_EQ(encode_publish_ack(Version::kV5, PacketType::kPuback, 0x1234), bytes({0x40, 0x02, 0x12, 0x34}));
+  EXPECT_EQ(encode_publish_ack(Version::kV311, PacketType::kPubrec, 7), bytes({0x50, 0x02, 0x00, 0x07}));
+  EXPECT_EQ(encode_publish_ack(Version::kV5, PacketType::kPubcomp, 7, 0x92), bytes({0x70, 0x03, 0x00, 0x07, 0x92}));
+  EXPECT_EQ(parse_pubrel(Version::kV311, read_one(bytes({0x62, 0x02, 0x00, 0x07}))).packet_id, 7);
+  EXPECT_THROW(parse_pubrel(Version::kV311, read_one(bytes({0x60, 0x02, 0x00, 0x07}))), ProtocolError);
+}
+
+// 3.8 SUBSCRIBE is read so it can be refused per filter (3.9.3: 0x80 in
+// 3.1.1, a v5 reason code with a reason string in MQTT 5).
+TEST(MqttCodec, SubscribeIsReadAndRefused_3_8_3_9) {
+  const auto req = parse_subscribe(Version::kV311, read_one(bytes({0x82, 0x08, 0x00, 0x0A, 0x00, 0x03, 'a', '/',
+                                                                   '#', 0x01})));
+  EXPECT_EQ(req.packet_id, 10);
+  EXPECT_EQ(req.filters, std::vector<std::string>{"a/#"});
+  EXPECT_EQ(encode_suback(Version::kV311, 10, {0x87}), bytes({0x90, 0x03, 0x00, 0x0A, 0x80}));
+  const auto v5 = parse_suback(Version::kV5, read_one(encode_suback(Version::kV5, 10, {0x87, 0x87}, "no")));
+  EXPECT_EQ(v5.reasons, (std::vector<std::uint8_t>{0x87, 0x87}));
+  EXPECT_THROW(parse_subscribe(Version::kV311, read_one(bytes({0x80, 0x02, 0x00, 0x0A}))), ProtocolError);
+}
+
+// 3.14: a server DISCONNECT carries a reason the client's parser reads back;
+// a client's carries its new session expiry.
+TEST(MqttCodec, DisconnectBothWays_3_14) {
+  const auto d = parse_disconnect(Version::kV5, read_one(encode_server_disconnect(0x97, "buffer full")));
+  EXPECT_EQ(d.reason, 0x97);
+  EXPECT_EQ(d.reason_string, "buffer full");
+  const auto c = parse_client_disconnect(Version::kV5, read_one(bytes({0xE0, 0x07, 0x04, 0x05, 0x11, 0, 0, 0, 9})));
+  EXPECT_EQ(c.reason, 0x04);
+  EXPECT_EQ(c.session_expiry_s, 9u);
+}
+
+// 2.1.4 with a maximum: the size is known from the header, before the body.
+TEST(MqttCodec, ReaderRefusesAnOversizedPacketFromItsHeader_2_1_4) {
+  PacketReader reader(1000);
+  const auto header = bytes({0x30, 0xE8, 0x07});  // PUBLISH of 1000 bytes announced, none sent yet
+  reader.feed(header.data(), header.size());
+  EXPECT_THROW(reader.next(), PacketTooLarge);
 }
 
 }  // namespace

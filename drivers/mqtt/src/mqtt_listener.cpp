@@ -112,6 +112,9 @@ class MqttListener::Impl {
                                     std::to_string(port_.load()));
     accept();
     arm_sweep();
+    // The io thread runs until stop() says so, not until it is idle: stop()
+    // posts work to it after the acceptor and timer are gone.
+    work_.emplace(asio::make_work_guard(core_->io));
     thread_ = std::thread([this] {
       drivers::run_guarded([this] { core_->io.run(); },
                            [this](const std::string& what) {
@@ -148,6 +151,7 @@ class MqttListener::Impl {
       if (answer.get()) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
+    work_.reset();
     core_->io.stop();
     thread_.join();
     listening_ = false;
@@ -304,6 +308,7 @@ class MqttListener::Impl {
   std::shared_ptr<ListenerCore> core_;
   tcp::acceptor acceptor_;
   asio::steady_timer sweep_timer_;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   std::thread thread_;
   std::atomic<std::uint16_t> port_{0};
   std::atomic<bool> listening_{false};
