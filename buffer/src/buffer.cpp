@@ -31,6 +31,7 @@ constexpr std::uint64_t kNoLimit = static_cast<std::uint64_t>(std::numeric_limit
 
 struct Pending {
   std::vector<NewRecord> records;
+  std::vector<StateChange> state;
   CommitCallback on_commit;
   std::uint64_t bytes = 0;
   SteadyClock::time_point enqueued;
@@ -165,7 +166,8 @@ class Buffer::Impl {
   void open();
   void stop();
 
-  void append(std::vector<NewRecord> records, CommitCallback on_commit);
+  void append(std::vector<NewRecord> records, std::vector<StateChange> state, CommitCallback on_commit);
+  std::vector<std::pair<std::string, std::string>> source_state(std::string_view prefix) const;
   Status ensure_sink(std::string_view sink, StartPosition start);
   Status remove_sink(std::string_view sink);
   std::vector<std::string> sinks() const;
@@ -423,11 +425,12 @@ void Buffer::Impl::stop() {
 
 // ---------------------------------------------------------------- appends
 
-void Buffer::Impl::append(std::vector<NewRecord> records, CommitCallback on_commit) {
+void Buffer::Impl::append(std::vector<NewRecord> records, std::vector<StateChange> state, CommitCallback on_commit) {
   Pending pending;
   pending.enqueued = SteadyClock::now();
   for (const auto& r : records) pending.bytes += accounted_size(r);
   pending.records = std::move(records);
+  pending.state = std::move(state);
   pending.on_commit = std::move(on_commit);
   const std::size_t n = pending.records.size();
 
@@ -551,7 +554,10 @@ void Buffer::Impl::commit_group(std::vector<Pending>& group) {
       for (std::size_t i = 0; i < group.size(); ++i) {
         auto& p = group[i];
         const auto n = static_cast<std::uint32_t>(p.records.size());
-        if (n == 0) continue;  // a flush marker
+        if (n == 0) {  // a flush marker, or state alone (never refused for room)
+          for (const auto& change : p.state) store_->put_state(change);
+          continue;
+        }
         // Once one call is refused, later calls in the group are refused too,
         // so a source retrying never sees its records reordered.
         if (refuse_rest || !make_room(w, n, p.bytes, reserve_cap)) {
@@ -574,6 +580,7 @@ void Buffer::Impl::commit_group(std::vector<Pending>& group) {
           w.next_ord += 1;
           w.next_off += static_cast<std::int64_t>(accounted_size(r));
         }
+        for (const auto& change : p.state) store_->put_state(change);
       }
       if (w.next_seq != state_.next_seq) {
         store_->set_meta("next_seq", static_cast<std::int64_t>(w.next_seq));
@@ -931,6 +938,16 @@ Status Buffer::Impl::add_dead_letter(std::string_view sink, std::optional<std::u
   return st;
 }
 
+std::vector<std::pair<std::string, std::string>> Buffer::Impl::source_state(std::string_view prefix) const {
+  try {
+    auto reader = readers_.acquire();
+    return load_source_state(reader->db, prefix);
+  } catch (const sql::SqliteError& e) {
+    log_(LogLevel::kError, std::string("reading the sources' state failed: ") + e.what());
+    return {};
+  }
+}
+
 std::vector<DeadLetter> Buffer::Impl::dead_letters(std::size_t limit, std::int64_t after_id) const {
   try {
     auto reader = readers_.acquire();
@@ -1058,7 +1075,15 @@ const BufferOptions& Buffer::options() const { return impl_->opts_; }
 Clock& Buffer::clock() const { return impl_->clock(); }
 
 void Buffer::append(std::vector<NewRecord> records, CommitCallback on_commit) {
-  impl_->append(std::move(records), std::move(on_commit));
+  impl_->append(std::move(records), {}, std::move(on_commit));
+}
+
+void Buffer::append(std::vector<NewRecord> records, std::vector<StateChange> state, CommitCallback on_commit) {
+  impl_->append(std::move(records), std::move(state), std::move(on_commit));
+}
+
+std::vector<std::pair<std::string, std::string>> Buffer::source_state(std::string_view prefix) const {
+  return impl_->source_state(prefix);
 }
 
 AppendOutcome Buffer::append_wait(std::vector<NewRecord> records) {
@@ -1067,7 +1092,7 @@ AppendOutcome Buffer::append_wait(std::vector<NewRecord> records) {
   }
   std::promise<AppendOutcome> done;
   auto result = done.get_future();
-  impl_->append(std::move(records), [&done](const AppendOutcome& o) { done.set_value(o); });
+  impl_->append(std::move(records), {}, [&done](const AppendOutcome& o) { done.set_value(o); });
   return result.get();
 }
 

@@ -4,6 +4,13 @@
 
 namespace tidegate::buffer::schema {
 
+namespace {
+// Sources' small durable state (see StateChange), e.g. the MQTT listener's
+// sessions: written in the transactions of the records it goes with.
+constexpr const char* kSourceStateTable =
+    "CREATE TABLE IF NOT EXISTS source_state (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID";
+}  // namespace
+
 void configure_connection(sql::Db& db) {
   // Wait instead of failing when the writer briefly holds a lock the reader
   // needs (WAL checkpoints, schema reads).
@@ -57,6 +64,7 @@ bool create_or_validate(sql::Db& db, std::int64_t now_ns, bool read_only) {
           device_ts_ns INTEGER,
           content_type TEXT NOT NULL);
       )sql");
+      db.exec(kSourceStateTable);
       db.exec("INSERT INTO meta(key, value) VALUES ('next_seq', 1), ('next_ord', 0), "
               "('next_off', 0), ('evicted_total', 0), ('expired_total', 0), "
               "('dead_lettered_total', 0), ('created_ns', " + std::to_string(now_ns) + ")");
@@ -85,6 +93,9 @@ bool create_or_validate(sql::Db& db, std::int64_t now_ns, bool read_only) {
   if (!read_only && db.query_text("PRAGMA journal_mode").value_or("") != "wal") {
     db.exec("PRAGMA journal_mode = WAL");
   }
+  // Added within schema version 1: older gateways never read it, so a file
+  // stays usable by them; this one adds it to a file made before.
+  if (!read_only) db.exec(kSourceStateTable);
   return false;
 }
 

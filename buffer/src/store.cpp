@@ -110,7 +110,38 @@ Store::Store(sql::Db& db)
                          "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(sink) DO UPDATE SET "
                          "acked_seq = excluded.acked_seq, lost_by_eviction = excluded.lost_by_eviction"),
       insert_dead_letter_(db, "INSERT INTO dead_letters(sink, seq, reason, failed_ns, " TIDEGATE_RECORD_COLUMNS
-                              ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)") {}
+                              ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
+      put_state_(db, "INSERT INTO source_state(key, value) VALUES (?1, ?2) "
+                     "ON CONFLICT(key) DO UPDATE SET value = excluded.value"),
+      delete_state_(db, "DELETE FROM source_state WHERE key = ?1") {}
+
+void Store::put_state(const StateChange& change) {
+  if (change.value) {
+    put_state_.bind_text(1, change.key).bind_blob(2, *change.value);
+    put_state_.run();
+  } else {
+    delete_state_.bind_text(1, change.key);
+    delete_state_.run();
+  }
+}
+
+std::vector<std::pair<std::string, std::string>> load_source_state(sql::Db& db, std::string_view prefix) {
+  std::vector<std::pair<std::string, std::string>> out;
+  if (db.query_int("SELECT count(*) FROM sqlite_schema WHERE name = 'source_state'").value_or(0) == 0) return out;
+  // A range, not LIKE (keys may hold '%' and '_'): keys compare bytewise
+  // (BINARY collation), so [prefix, prefix with its last byte + 1) is the set.
+  std::string end(prefix);
+  while (!end.empty() && static_cast<unsigned char>(end.back()) == 0xFF) end.pop_back();
+  if (!end.empty()) end.back() = static_cast<char>(static_cast<unsigned char>(end.back()) + 1);
+  sql::Stmt stmt(db,
+                 end.empty() ? "SELECT key, value FROM source_state WHERE key >= ?1 ORDER BY key"
+                             : "SELECT key, value FROM source_state WHERE key >= ?1 AND key < ?2 ORDER BY key",
+                 false);
+  stmt.bind_text(1, prefix);
+  if (!end.empty()) stmt.bind_text(2, end);
+  while (stmt.step()) out.emplace_back(stmt.column_text(0), stmt.column_blob(1));
+  return out;
+}
 
 void Store::insert(std::uint64_t seq, std::int64_t ord, std::int64_t off, std::int64_t ingest_ns,
                    const NewRecord& record) {

@@ -92,6 +92,9 @@ class Store {
                           std::string_view reason, std::int64_t failed_ns,
                           std::int64_t ingest_ns, const NewRecord& record);
 
+  // Sources' state (table source_state): set or delete one key.
+  void put_state(const StateChange& change);
+
  private:
   sql::Db& db_;
   Queries queries_;
@@ -102,7 +105,13 @@ class Store {
   sql::Stmt set_meta_;
   sql::Stmt upsert_cursor_;
   sql::Stmt insert_dead_letter_;
+  sql::Stmt put_state_;
+  sql::Stmt delete_state_;
 };
+
+// The sources' state under a key prefix, in key order (any connection; empty
+// if the file predates the table and was opened read-only).
+std::vector<std::pair<std::string, std::string>> load_source_state(sql::Db& db, std::string_view prefix);
 
 // Reads dead letters (any connection).
 std::vector<DeadLetter> load_dead_letters(sql::Db& db, std::size_t limit, std::int64_t after_id);

@@ -14,6 +14,7 @@
 #include <map>
 #include <thread>
 
+#include "mosquitto.h"  // free_loopback_port
 #include "test_support.h"
 #include "tidegate/drivers/mqtt/codec.h"
 
@@ -245,6 +246,47 @@ TEST_F(MqttListenerTest, Qos2StateSurvivesAReconnectOfAPersistentSession) {
   EXPECT_EQ(rec->type, PacketType::kPubrec);
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   EXPECT_EQ(records().size(), 1u);
+}
+
+// A persistent session outlives the gateway: after a restart the client is
+// told its session is present (so it resends what it had in flight), and a
+// QoS 2 resend whose first copy was committed is recognised and not stored
+// again. The id is forgotten, on disk too, once released.
+TEST_F(MqttListenerTest, PersistentSessionsAndQos2StateSurviveARestartOfTheGateway) {
+  auto o = options();
+  o.port = testing::free_loopback_port();
+  {
+    auto listener = start(o);
+    RawClient c(listener->port());
+    EXPECT_FALSE(c.connect(Version::kV5, "durable", false, 30, 3600).session_present);
+    c.send(encode_publish(Version::kV5, "sensors/d/x", "exactly-once", 2, 11));
+    auto rec = c.next();
+    ASSERT_TRUE(rec);
+    ASSERT_EQ(rec->type, PacketType::kPubrec);
+  }
+  buffer_.reset();  // the whole gateway goes away; the file stays
+  open_buffer();
+  auto listener = start(o);
+  RawClient c(listener->port());
+  EXPECT_TRUE(c.connect(Version::kV5, "durable", false, 30, 3600).session_present);
+  c.send(encode_publish(Version::kV5, "sensors/d/x", "exactly-once", 2, 11, false, true));  // the resend
+  auto rec = c.next();
+  ASSERT_TRUE(rec);
+  EXPECT_EQ(rec->type, PacketType::kPubrec);
+  c.send(bytes({0x62, 0x02, 0x00, 11}));  // PUBREL
+  auto comp = c.next();
+  ASSERT_TRUE(comp);
+  EXPECT_EQ(comp->type, PacketType::kPubcomp);
+  EXPECT_EQ(comp->body, bytes({0x00, 11}));  // success: the id was known
+  EXPECT_EQ(count_payload_prefix("exactly-once"), 1u);
+  const auto state = buffer_->source_state("mqtt_listener/devices/");
+  ASSERT_EQ(state.size(), 1u);  // the session; its QoS 2 id is released
+  EXPECT_EQ(state[0].first, "mqtt_listener/devices/s/durable");
+  // A clean start forgets the session, on disk too.
+  c.close();
+  RawClient fresh(listener->port());
+  EXPECT_FALSE(fresh.connect(Version::kV5, "durable", true).session_present);
+  ASSERT_TRUE(wait_for([&] { return buffer_->source_state("mqtt_listener/devices/").empty(); }));
 }
 
 // MQTT 5 topic aliases (3.3.2.3.4): set with the first PUBLISH, used by the

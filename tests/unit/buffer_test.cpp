@@ -463,6 +463,31 @@ TEST_F(BufferTest, RejectNewRefusesWithBackpressureAndLosesNothing) {
   EXPECT_TRUE(log_.contains("appends accepted again"));
 }
 
+// Sources' state (the MQTT listener's sessions) commits with the records it
+// goes with, or not at all; state alone is never refused for room; it
+// survives a reopen; a prefix selects one source's keys exactly.
+TEST_F(BufferTest, SourceStateCommitsWithItsRecordsOrNotAtAll) {
+  auto o = options();
+  o.max_records = 2;
+  o.full_policy = FullPolicy::kRejectNew;
+  {
+    auto b = open(o);
+    auto append = [&](int n, std::vector<StateChange> state) {
+      std::promise<AppendOutcome> done;
+      b->append(make_records(n), std::move(state), [&](const AppendOutcome& out) { done.set_value(out); });
+      return done.get_future().get();
+    };
+    ASSERT_TRUE(append(2, {{"l/a/s/c%1", "600"}, {"l/a/q2/c%1/7", ""}}).ok());
+    EXPECT_EQ(append(1, {{"l/a/s/refused", "1"}}).status, Status::kBackpressure);  // full: neither
+    ASSERT_TRUE(append(0, {{"l/a/q2/c%1/7", std::nullopt}, {"l/ab/s/other", "1"}}).ok());  // full, state alone
+    EXPECT_EQ(b->source_state("l/a/"), (std::vector<std::pair<std::string, std::string>>{{"l/a/s/c%1", "600"}}));
+  }
+  auto b = open(o);
+  EXPECT_EQ(b->source_state("l/a/"), (std::vector<std::pair<std::string, std::string>>{{"l/a/s/c%1", "600"}}));
+  EXPECT_EQ(b->source_state("l/ab/").size(), 1u);
+  EXPECT_EQ(b->source_state("").size(), 2u);
+}
+
 TEST_F(BufferTest, RefusalKeepsLaterCallsOfTheSameGroupOutToo) {
   auto o = options();
   o.max_records = 5;

@@ -122,17 +122,10 @@ void Connection::handle_packets() {
     switch (packet->type) {
       case PacketType::kConnect:
         if (connected_) throw ProtocolError("second CONNECT");  // 3.1.0
-        on_connect(parse_connect(*packet));
+        on_connect(parse_connect(*packet), batch);
         break;
       case PacketType::kPublish: on_publish(parse_publish(version_, *packet), batch); break;
-      case PacketType::kPubrel:
-        // Its PUBCOMP must follow the PUBRECs before it: send what is pending first.
-        if (!batch.acks.empty() || !batch.records.empty()) {
-          submit(std::move(batch));
-          batch = Batch{};
-        }
-        on_pubrel(parse_pubrel(version_, *packet));
-        break;
+      case PacketType::kPubrel: on_pubrel(parse_pubrel(version_, *packet), batch); break;
       case PacketType::kPingreq: send(encode_pingresp()); break;
       case PacketType::kSubscribe: on_subscribe(parse_subscribe(version_, *packet)); break;
       case PacketType::kUnsubscribe: {
@@ -146,7 +139,7 @@ void Connection::handle_packets() {
                             " from a client");
     }
   }
-  if (!batch.acks.empty() || !batch.records.empty()) submit(std::move(batch));
+  if (!batch.empty()) submit(std::move(batch));
 }
 
 // ------------------------------------------------------------------ CONNECT
@@ -164,7 +157,7 @@ void Connection::refuse_connect(Version version, std::uint8_t v5_reason, std::ui
   if (!writing_) close_socket();
 }
 
-void Connection::on_connect(Connect c) {
+void Connection::on_connect(Connect c, Batch& batch) {
   version_ = c.version;
   auto& core = *core_;
   const auto now = SteadyClock::now();
@@ -203,6 +196,7 @@ void Connection::on_connect(Connect c) {
     }
     if (c.clean_start) {
       if (existing->pending_will) core.store_will(*existing->pending_will, client_id_);  // its session ends now
+      for (auto& change : core.forget(*existing)) batch.state.push_back(std::move(change));
       core.sessions.erase(found);
     } else {
       session_ = existing;
@@ -216,6 +210,13 @@ void Connection::on_connect(Connect c) {
     core.sessions[client_id_] = session_;
   }
   session_->owner = weak_from_this();
+  if (expiry > 0 && (!session_->durable || session_->expiry_s != expiry)) {
+    batch.state.push_back({core.session_key(client_id_), std::to_string(expiry)});
+    session_->durable = true;
+  } else if (expiry == 0 && session_->durable) {
+    for (auto& change : core.forget(*session_)) batch.state.push_back(std::move(change));
+    session_->durable = false;
+  }
   session_->expiry_s = expiry;
 
   const std::uint16_t max_keepalive = core.opts.max_keepalive_s;
@@ -288,6 +289,8 @@ void Connection::on_publish(Publish pub, Batch& batch) {
       return;
     }
     batch.qos2_new.push_back(pub.packet_id);
+    // Saved with the record: after a crash the resend is still known.
+    if (session_->durable) batch.state.push_back({core.qos2_key(client_id_, pub.packet_id), std::string()});
   }
 
   buffer::NewRecord r;
@@ -326,9 +329,17 @@ void Connection::on_publish(Publish pub, Batch& batch) {
 
 // QoS 2, second half: the client releases the packet id; from now on a
 // PUBLISH with it is a new message.
-void Connection::on_pubrel(const Pubrel& pubrel) {
+void Connection::on_pubrel(const Pubrel& pubrel, Batch& batch) {
   const bool known = session_->qos2_received.erase(pubrel.packet_id) > 0;
-  send(encode_publish_ack(version_, PacketType::kPubcomp, pubrel.packet_id, known ? 0 : kPacketIdNotFound));
+  if (!known) {
+    send(encode_publish_ack(version_, PacketType::kPubcomp, pubrel.packet_id, kPacketIdNotFound));
+    return;
+  }
+  // The PUBCOMP follows the acknowledgements before it, and, for a saved
+  // session, the id's removal: a PUBCOMP before it, then a crash, and the
+  // id would swallow the client's next message with it.
+  if (session_->durable) batch.state.push_back({core_->qos2_key(client_id_, pubrel.packet_id), std::nullopt});
+  batch.acks.push_back({PacketType::kPubcomp, pubrel.packet_id, false});
 }
 
 void Connection::on_subscribe(const SubscribeRequest& request) {
@@ -355,7 +366,8 @@ void Connection::submit(Batch batch) {
   auto shared = std::make_shared<Batch>(std::move(batch));
   auto records = std::move(shared->records);
   const auto count = records.size();
-  core_->buffer.append(std::move(records), [self, shared, count](const buffer::AppendOutcome& out) {
+  auto state = std::move(shared->state);
+  core_->buffer.append(std::move(records), std::move(state), [self, shared, count](const buffer::AppendOutcome& out) {
     // On the buffer's writer thread: hand over to the io thread.
     asio::post(self->core_->io, [self, shared, count, out] {
       self->core_->counters.committed_total += out.ok() ? count : 0;
@@ -366,7 +378,7 @@ void Connection::submit(Batch batch) {
 
 void Connection::on_committed(const Batch& batch, const buffer::AppendOutcome& out) {
   auto& counters = core_->counters;
-  inflight_ -= static_cast<std::uint32_t>(batch.acks.size());
+  for (const auto& ack : batch.acks) inflight_ -= ack.type == PacketType::kPubcomp ? 0 : 1;
   if (out.ok()) {
     if (!open_) return;  // the client resends, as it got no acknowledgement
     std::string packets;
@@ -380,9 +392,13 @@ void Connection::on_committed(const Batch& batch, const buffer::AppendOutcome& o
     if (!reading_) read();  // the window may have been full
     return;
   }
-  counters.refused_total += batch.acks.size();
+  for (const auto& ack : batch.acks) counters.refused_total += ack.type == PacketType::kPubcomp ? 0 : 1;
   counters.qos0_lost_total += batch.qos0;
   for (auto id : batch.qos2_new) session_->qos2_received.erase(id);
+  // A PUBREL whose removal was refused stays pending: the client sends it again.
+  for (const auto& ack : batch.acks) {
+    if (ack.type == PacketType::kPubcomp) session_->qos2_received.insert(ack.packet_id);
+  }
   const std::string why = std::string("the buffer refused readings (") + buffer::to_string(out.status) + ")";
   core_->note_error(why + ": " + out.error);
   // Turn new connections away for a moment instead of taking readings only
@@ -471,6 +487,7 @@ void Connection::end_session() {
   if (!current) return;
   session_->owner.reset();
   if (session_->expiry_s == 0) {
+    core_->write_state(core_->forget(*session_));
     sessions.erase(it);
   } else {
     session_->expires_at = now + std::chrono::seconds(session_->expiry_s);

@@ -40,16 +40,18 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::vector<buffer::NewRecord> records;
     std::vector<Ack> acks;
     std::vector<std::uint16_t> qos2_new;  // ids added to the session by this batch
+    std::vector<buffer::StateChange> state;  // session state saved with the records
     std::uint64_t qos0 = 0;
+    bool empty() const { return records.empty() && acks.empty() && state.empty(); }
   };
 
   void read();
   void on_read(const boost::system::error_code& ec, std::size_t n);
   void handle_packets();
-  void on_connect(Connect connect);
+  void on_connect(Connect connect, Batch& batch);
   void refuse_connect(Version version, std::uint8_t v5_reason, std::uint8_t v311_code, const std::string& why);
   void on_publish(Publish publish, Batch& batch);
-  void on_pubrel(const Pubrel& pubrel);
+  void on_pubrel(const Pubrel& pubrel, Batch& batch);
   void on_subscribe(const SubscribeRequest& request);
   void on_disconnect(const ClientDisconnect& disconnect);
   void submit(Batch batch);

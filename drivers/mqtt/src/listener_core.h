@@ -59,6 +59,7 @@ struct Session {
   // (MQTT 5 section 4.3.3, method B).
   std::set<std::uint16_t> qos2_received;
   std::uint32_t expiry_s = 0;          // 0: ends with the connection
+  bool durable = false;                // saved in the buffer (expiry > 0): so are its QoS 2 ids
   SteadyClock::time_point expires_at;  // while no connection holds it
   std::weak_ptr<Connection> owner;
   // A will waiting out its delay (3.1.3.2.2); dropped if the client comes back.
@@ -79,9 +80,23 @@ struct ListenerCore {
   // Stores a will (or any message the listener makes itself) without an
   // acknowledgement to wait for; failures are counted and logged.
   void store_will(const Will& will, const std::string& client_id);
-  // Closes the session of `client_id` if it has no connection and its
-  // expiry has passed, storing a due will first.
+  // Ends the sessions that no connection holds and whose expiry has passed,
+  // storing due wills first.
   void sweep_sessions(SteadyClock::time_point now);
+
+  // Persistent sessions live in the buffer's source state, so that after a
+  // crash a client is told its session is present (and resends what it had
+  // in flight) and a QoS 2 resend is still recognised. Keys:
+  //   mqtt_listener/<name>/s/<client id>              = session expiry (s)
+  //   mqtt_listener/<name>/q2/<client id>/<packet id> = ""
+  std::string session_key(const std::string& client_id) const;
+  std::string qos2_key(const std::string& client_id, std::uint16_t packet_id) const;
+  // The changes that forget a session entirely.
+  std::vector<buffer::StateChange> forget(const Session& session) const;
+  // Writes state changes that go with no record (never refused for room).
+  void write_state(std::vector<buffer::StateChange> changes);
+  // Rebuilds the persistent sessions from the buffer at start.
+  void load_sessions();
 
   MqttListenerOptions opts;
   buffer::Buffer& buffer;

@@ -58,6 +58,64 @@ void ListenerCore::store_will(const Will& will, const std::string& client_id) {
   });
 }
 
+std::string ListenerCore::session_key(const std::string& client_id) const {
+  return "mqtt_listener/" + opts.name + "/s/" + client_id;
+}
+
+std::string ListenerCore::qos2_key(const std::string& client_id, std::uint16_t packet_id) const {
+  return "mqtt_listener/" + opts.name + "/q2/" + client_id + "/" + std::to_string(packet_id);
+}
+
+std::vector<buffer::StateChange> ListenerCore::forget(const Session& session) const {
+  std::vector<buffer::StateChange> out;
+  if (!session.durable) return out;
+  out.push_back({session_key(session.client_id), std::nullopt});
+  for (auto id : session.qos2_received) out.push_back({qos2_key(session.client_id, id), std::nullopt});
+  return out;
+}
+
+void ListenerCore::write_state(std::vector<buffer::StateChange> changes) {
+  if (changes.empty()) return;
+  buffer.append({}, std::move(changes), [this](const buffer::AppendOutcome& out) {
+    if (!out.ok()) note_error(std::string("could not save session state: ") + buffer::to_string(out.status));
+  });
+}
+
+void ListenerCore::load_sessions() {
+  const std::string prefix = "mqtt_listener/" + opts.name + "/";
+  const auto now = SteadyClock::now();
+  std::size_t ids = 0;
+  for (const auto& [key, value] : buffer.source_state(prefix)) {
+    const std::string rest = key.substr(prefix.size());
+    if (rest.rfind("s/", 0) == 0) {
+      auto& s = sessions[rest.substr(2)];
+      if (!s) s = std::make_shared<Session>();
+      s->client_id = rest.substr(2);
+      s->durable = true;
+      s->expiry_s = std::min<std::uint32_t>(static_cast<std::uint32_t>(std::strtoul(value.c_str(), nullptr, 10)),
+                                            opts.max_session_expiry_s);
+      // When the gateway stopped is not known: count from now.
+      s->expires_at = now + std::chrono::seconds(s->expiry_s);
+    } else if (rest.rfind("q2/", 0) == 0) {
+      const auto slash = rest.rfind('/');
+      const std::string client = rest.substr(3, slash - 3);
+      auto& s = sessions[client];
+      if (!s) {
+        s = std::make_shared<Session>();
+        s->client_id = client;
+        s->durable = true;
+        s->expires_at = now;  // ids without their session: dropped at the first sweep
+      }
+      s->qos2_received.insert(static_cast<std::uint16_t>(std::strtoul(rest.c_str() + slash + 1, nullptr, 10)));
+      ids += 1;
+    }
+  }
+  if (!sessions.empty()) {
+    log(buffer::LogLevel::kInfo, "restored " + std::to_string(sessions.size()) + " persistent session(s) with " +
+                                     std::to_string(ids) + " QoS 2 packet id(s) awaiting release");
+  }
+}
+
 void ListenerCore::sweep_sessions(SteadyClock::time_point now) {
   for (auto it = sessions.begin(); it != sessions.end();) {
     auto& s = *it->second;
@@ -71,6 +129,7 @@ void ListenerCore::sweep_sessions(SteadyClock::time_point now) {
     }
     if (now >= s.expires_at) {
       if (s.pending_will) store_will(*s.pending_will, s.client_id);  // 3.1.3.2.2: at the latest when it ends
+      write_state(forget(s));
       it = sessions.erase(it);
     } else {
       ++it;
@@ -108,6 +167,7 @@ class MqttListener::Impl {
     }
     port_ = acceptor_.local_endpoint().port();
     listening_ = true;
+    core_->load_sessions();
     core_->log(LogLevel::kInfo, "listening for MQTT 3.1.1 and 5 clients on " + o.bind_address + ":" +
                                     std::to_string(port_.load()));
     accept();

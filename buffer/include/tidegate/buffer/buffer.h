@@ -77,6 +77,12 @@ class Buffer {
   // Queues records for the next group commit; `on_commit` runs once they are
   // committed or refused. Blocks while max_queued_records are waiting.
   void append(std::vector<NewRecord> records, CommitCallback on_commit);
+  // Same, with changes to the sources' state committed in the same
+  // transaction (and refused with the records if they are refused). An
+  // append of state alone is never refused for room.
+  void append(std::vector<NewRecord> records, std::vector<StateChange> state, CommitCallback on_commit);
+  // The sources' state whose keys start with `prefix`, in key order.
+  std::vector<std::pair<std::string, std::string>> source_state(std::string_view prefix) const;
   // Same, waiting for the outcome.
   AppendOutcome append_wait(std::vector<NewRecord> records);
   // Returns once everything queued before the call is committed or refused.

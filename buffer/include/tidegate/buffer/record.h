@@ -24,6 +24,15 @@ struct NewRecord {
   std::string content_type;   // e.g. "application/json"; empty = unknown
 };
 
+// A change to the small durable state a source keeps beside its records (the
+// MQTT listener's sessions and QoS 2 packet ids), committed in the same
+// transaction as the records of the same append: after a crash either both
+// are there or neither is.
+struct StateChange {
+  std::string key;                   // by convention "<kind>/<source name>/..."
+  std::optional<std::string> value;  // nullopt: delete the key
+};
+
 // A committed record: a NewRecord plus its gateway-assigned sequence number.
 struct Record : NewRecord {
   std::uint64_t seq = 0;
