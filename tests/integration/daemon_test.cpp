@@ -4,6 +4,7 @@
 #include <mqtt/async_client.h>
 
 #include <fstream>
+#include <map>
 #include <random>
 #include <set>
 
@@ -21,10 +22,10 @@ using testing::wait_for;
 
 class DaemonTest : public ::testing::Test {
  protected:
-  std::filesystem::path write_config(const std::string& body) {
+  std::filesystem::path write_config(const std::string& body, const std::string& commit_window = "5ms") {
     const auto file = dir_ / "tidegate.toml";
     std::ofstream(file) << "[gateway]\nid = \"test-gw\"\n" << testing::kQuietDaemon << "[buffer]\npath = \"" << db().string()
-                        << "\"\ncommit_window = \"5ms\"\ndisk_reserve = 0\n"
+                        << "\"\ncommit_window = \"" << commit_window << "\"\ndisk_reserve = 0\n"
                         << body;
     return file;
   }
@@ -342,5 +343,130 @@ TEST_F(DaemonTest, NoAcknowledgedMessageIsLostWhenTheGatewayIsKilledRepeatedly) 
   RecordProperty("duplicates", duplicates);
 }
 
+// Crash with the listener: devices publish straight to the gateway, which is
+// SIGKILLed again and again. Publishers are Paho clients with persistent
+// sessions (as sensor firmware would be), QoS 1 and QoS 2, numbered
+// payloads. Every reading a publisher saw acknowledged is in the buffer;
+// QoS 2 readings are there exactly once.
+TEST_F(DaemonTest, ListenerLosesNoAcknowledgedReadingThroughRepeatedKills) {
+  const auto port = testing::free_loopback_port();
+  // A long commit window keeps readings unacknowledged for a while, so
+  // kills land among them: the resends after each restart are the test.
+  const auto config = write_config("[[sources.mqtt_listener]]\nlisten = \"127.0.0.1:" + std::to_string(port) +
+                                       "\"\nkey_from_topic = \"crash/{device}\"\n",
+                                   "100ms");
+  constexpr int kPerPublisher = 1000;
+  struct Publisher {
+    int qos = 1;
+    std::string id;
+    std::atomic<int> acked{0};
+    std::atomic<bool> done{false};
+    std::atomic<bool> failed{false};
+  };
+  Publisher publishers[2];
+  publishers[0].qos = 1;
+  publishers[0].id = "dev-q1";
+  publishers[1].qos = 2;
+  publishers[1].id = "dev-q2";
+
+  auto publish_all = [&](Publisher& p) {
+    const std::string uri = "tcp://127.0.0.1:" + std::to_string(port);
+    ::mqtt::async_client client(uri, p.id, ::mqtt::create_options(MQTTVERSION_5, 100000), nullptr);
+    auto opts = ::mqtt::connect_options_builder()
+                    .mqtt_version(MQTTVERSION_5)
+                    .clean_start(false)
+                    .properties({{::mqtt::property::SESSION_EXPIRY_INTERVAL, 3600}})
+                    .connect_timeout(std::chrono::seconds(2))
+                    .automatic_reconnect(std::chrono::milliseconds(50), std::chrono::milliseconds(500))
+                    .finalize();
+    // The first connect waits for the gateway to listen.
+    for (int attempt = 0;; ++attempt) {
+      try {
+        client.connect(opts)->wait();
+        break;
+      } catch (const ::mqtt::exception&) {
+        if (attempt > 400) throw;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+    }
+    std::vector<::mqtt::delivery_token_ptr> window;
+    auto settle = [&] {
+      for (auto& token : window) {
+        // A token completes when its acknowledgement arrives, on this
+        // connection or, resent, on a later one.
+        if (!token->wait_for(std::chrono::seconds(120))) p.failed = true;
+        p.acked += 1;
+      }
+      window.clear();
+    };
+    for (int i = 0; i < kPerPublisher; ++i) {
+      const auto payload = p.id + "-" + std::to_string(i);
+      for (;;) {
+        try {
+          window.push_back(client.publish(::mqtt::make_message("crash/" + p.id, payload, p.qos, false)));
+          break;
+        } catch (const ::mqtt::exception&) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));  // disconnected: not taken, try again
+        }
+      }
+      if (window.size() == 50) settle();
+    }
+    settle();
+    client.disconnect()->wait_for(std::chrono::seconds(10));
+  };
+  std::vector<std::thread> threads;
+  for (auto& p : publishers) {
+    threads.emplace_back([&] {
+      testing::SetOnExit done(p.done);
+      try {
+        publish_all(p);
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << p.id << " failed: " << e.what();
+        p.failed = true;
+      }
+    });
+  }
+
+  std::mt19937 rng(11);
+  std::uniform_int_distribution<int> up_ms(150, 500);
+  int kills = 0;
+  auto publishing = [&] { return !publishers[0].done || !publishers[1].done; };
+  while ((publishing() && kills < 30) || kills < 20) {
+    auto gw = start(config);
+    std::this_thread::sleep_for(std::chrono::milliseconds(up_ms(rng)));
+    gw->signal_and_wait(SIGKILL);
+    ++kills;
+  }
+  auto gw = start(config);  // the last run lets the publishers finish
+  for (auto& t : threads) t.join();
+  EXPECT_GE(kills, 20);
+  for (auto& p : publishers) {
+    EXPECT_FALSE(p.failed.load()) << p.id;
+    EXPECT_EQ(p.acked.load(), kPerPublisher) << p.id;
+  }
+  EXPECT_EQ(WEXITSTATUS(gw->signal_and_wait(SIGTERM)), 0);
+
+  std::map<std::string, std::vector<int>> count;
+  for (auto& p : publishers) count[p.id].assign(kPerPublisher, 0);
+  for (const auto& r : stored()) {
+    const auto dash = r.payload.rfind('-');
+    auto it = count.find(r.payload.substr(0, dash));
+    if (it != count.end()) it->second.at(static_cast<std::size_t>(std::stoi(r.payload.substr(dash + 1)))) += 1;
+  }
+  int missing = 0, q1_duplicates = 0, q2_duplicates = 0;
+  for (auto& [id, counts] : count) {
+    for (int c : counts) {
+      if (c == 0) ++missing;
+      if (c > 1) (id == "dev-q2" ? q2_duplicates : q1_duplicates) += c - 1;
+    }
+  }
+  EXPECT_EQ(missing, 0);
+  EXPECT_EQ(q2_duplicates, 0) << "QoS 2 must be stored exactly once";
+  std::printf("listener crash test: %d kills, %d readings, %d missing, %d QoS 1 duplicates, %d QoS 2 duplicates\n",
+              kills, 2 * kPerPublisher, missing, q1_duplicates, q2_duplicates);
+  RecordProperty("kills", kills);
+}
+
 }  // namespace
+
 }  // namespace tidegate
