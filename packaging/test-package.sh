@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The amd64 package's life on this machine, as an integrator's box lives it:
-# install, check the configuration, run against a local mosquitto, edit the
+# install, check the configuration, publish to its MQTT listener, edit the
 # configuration, upgrade to a higher revision (edit and buffer survive),
 # remove (buffer and configuration stay), purge (both go).
 #
@@ -52,31 +52,22 @@ fi
 say "check-config with the installed configuration, as the service user"
 runuser -u tidegate -- tidegate check-config --config /etc/tidegate/tidegate.toml
 
-say "run against a local mosquitto that reads the installed drop-in"
+say "run: sensors publish to the gateway's listener"
 port=$(free_port)
 status_port=$(free_port)
-mkdir -p "$work/mosquitto" && chown mosquitto "$work/mosquitto" 2>/dev/null || true
-cat > "$work/mosquitto.conf" <<CONF
-persistence_location $work/mosquitto/
-include_dir /etc/mosquitto/conf.d
-listener $port 127.0.0.1
-allow_anonymous true
-CONF
-mosquitto -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 &
-broker=$!
-for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.1; done
-grep -q "Loading config file /etc/mosquitto/conf.d/tidegate.conf" "$work/mosquitto.log" || true
-# The installed configuration with only the broker port and the status
+# The installed configuration with only the listener port and the status
 # address changed (this machine's 1883 and 8080 may be taken).
-sed -e "s|mqtt://127.0.0.1:1883|mqtt://127.0.0.1:$port|" -e "s|^listen = \"0.0.0.0:8080\"|listen = \"127.0.0.1:$status_port\"|" \
+sed -e "s|^listen = \"127.0.0.1:1883\"|listen = \"127.0.0.1:$port\"|" \
+    -e "s|^listen = \"0.0.0.0:8080\"|listen = \"127.0.0.1:$status_port\"|" \
   /etc/tidegate/tidegate.toml > "$work/tidegate.toml"
 grep -q "127.0.0.1:$status_port" "$work/tidegate.toml" || fail "the installed configuration has no [status] listen line to adapt"
+grep -q "127.0.0.1:$port" "$work/tidegate.toml" || fail "the installed configuration has no listener listen line to adapt"
 chown root:tidegate "$work/tidegate.toml"; chmod 0640 "$work/tidegate.toml"; chmod 0755 "$work"
 # setpriv execs the gateway itself, so the signal below reaches it directly.
 setpriv --reuid=tidegate --regid=tidegate --init-groups tidegate run --config "$work/tidegate.toml" >"$work/run.log" 2>&1 &
 gw=$!
 for _ in $(seq 100); do grep -q "running with" "$work/run.log" && break; sleep 0.1; done
-for i in $(seq 1 20); do mosquitto_pub -p "$port" -q 1 -t "sensors/dev-$i/temp" -m "{\"t\":$i}"; done
+for i in $(seq 1 20); do mosquitto_pub -p "$port" -q 1 -t "sensors/dev-$i/temp" -m "{\"t\":$i}" || fail "publish $i"; done
 for _ in $(seq 100); do
   curl -s "http://127.0.0.1:$status_port/api/status" | grep -q '"appended_total":20' && break
   sleep 0.1
