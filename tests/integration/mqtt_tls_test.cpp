@@ -3,9 +3,8 @@
 #include <gtest/gtest.h>
 #include <mqtt/async_client.h>
 
-#include <cstdlib>
-
 #include "mosquitto.h"
+#include "test_pki.h"
 #include "test_support.h"
 #include "tidegate/drivers/mqtt/mqtt_source.h"
 
@@ -14,25 +13,12 @@ namespace {
 
 using testing::wait_for;
 
-void sh(const std::string& command) {
-  const std::string full = command + " >/dev/null 2>&1";
-  ASSERT_EQ(std::system(full.c_str()), 0) << command;
-}
-
 class MqttTlsTest : public ::testing::Test {
  protected:
   void SetUp() override {
     const std::string d = dir_.path().string();
-    const std::string key = " -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
-    sh("openssl req -x509" + key + " -keyout " + d + "/ca.key -out " + d + "/ca.pem -days 2 -subj '/CN=tidegate test CA'");
-    sh("openssl req" + key + " -keyout " + d + "/server.key -out " + d + "/server.csr -subj '/CN=localhost'");
-    sh("printf 'subjectAltName=DNS:localhost' > " + d + "/san.ext");
-    sh("openssl x509 -req -in " + d + "/server.csr -CA " + d + "/ca.pem -CAkey " + d + "/ca.key -CAcreateserial -out " +
-       d + "/server.pem -days 2 -extfile " + d + "/san.ext");
-    sh("openssl req" + key + " -keyout " + d + "/client.key -out " + d + "/client.csr -subj '/CN=gateway'");
-    sh("openssl x509 -req -in " + d + "/client.csr -CA " + d + "/ca.pem -CAkey " + d + "/ca.key -CAcreateserial -out " +
-       d + "/client.pem -days 2");
-    sh("openssl req -x509" + key + " -keyout " + d + "/other.key -out " + d + "/other-ca.pem -days 2 -subj '/CN=other'");
+    testing::TestPki pki(dir_.path());
+    pki.client("client");
     broker_ = std::make_unique<testing::Mosquitto>(dir_ / "broker", "cafile " + d + "/ca.pem\ncertfile " + d +
                                                                           "/server.pem\nkeyfile " + d +
                                                                           "/server.key\nrequire_certificate true\n");

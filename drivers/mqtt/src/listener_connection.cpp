@@ -1,5 +1,7 @@
 #include "listener_connection.h"
 
+#include <openssl/x509v3.h>
+
 #include <random>
 
 #include "tidegate/common/exception_text.h"
@@ -13,6 +15,7 @@ namespace {
 // MQTT 5 reason codes the listener sends (section 2.4).
 constexpr std::uint8_t kUnspecifiedError = 0x80;
 constexpr std::uint8_t kProtocolError = 0x82;
+constexpr std::uint8_t kBadUserNameOrPassword = 0x86;
 constexpr std::uint8_t kNotAuthorized = 0x87;
 constexpr std::uint8_t kKeepAliveTimeout = 0x8D;
 constexpr std::uint8_t kSessionTakenOver = 0x8E;
@@ -33,19 +36,62 @@ std::string assigned_client_id() {
 }  // namespace
 
 Connection::Connection(std::shared_ptr<ListenerCore> core, tcp::socket socket)
-    : core_(std::move(core)), socket_(std::move(socket)), reader_(core_->opts.max_packet_size) {
+    : core_(std::move(core)), reader_(core_->opts.max_packet_size) {
   boost::system::error_code ec;
-  const auto remote = socket_.remote_endpoint(ec);
+  const auto remote = socket.remote_endpoint(ec);
   peer_ = ec ? "?" : remote.address().to_string() + ":" + std::to_string(remote.port());
+  stream_ = std::make_shared<Stream>(std::move(socket), core_->tls ? &*core_->tls : nullptr);
   accepted_at_ = last_packet_at_ = SteadyClock::now();
 }
 
 void Connection::start() {
   boost::system::error_code ignored;
-  socket_.set_option(tcp::no_delay(true), ignored);
+  stream_->socket().set_option(tcp::no_delay(true), ignored);
   // Dead peers of 3.1.1 clients that chose no keep alive are found by TCP.
-  socket_.set_option(asio::socket_base::keep_alive(true), ignored);
+  stream_->socket().set_option(asio::socket_base::keep_alive(true), ignored);
+  if (stream_->tls()) return handshake();
   read();
+}
+
+// The client's certificate's identity: its first DNS name, else its common name.
+namespace {
+std::string certificate_identity(SSL* ssl) {
+  X509* cert = SSL_get1_peer_certificate(ssl);
+  if (!cert) return {};
+  std::string identity;
+  if (auto* names = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr))) {
+    for (int i = 0; i < sk_GENERAL_NAME_num(names) && identity.empty(); ++i) {
+      const GENERAL_NAME* name = sk_GENERAL_NAME_value(names, i);
+      if (name->type == GEN_DNS) {
+        const auto* text = ASN1_STRING_get0_data(name->d.dNSName);
+        identity.assign(reinterpret_cast<const char*>(text), static_cast<std::size_t>(ASN1_STRING_length(name->d.dNSName)));
+      }
+    }
+    GENERAL_NAMES_free(names);
+  }
+  if (identity.empty()) {
+    char cn[256] = {};
+    if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn) > 0) identity = cn;
+  }
+  X509_free(cert);
+  return identity;
+}
+}  // namespace
+
+void Connection::handshake() {
+  stream_->tls()->async_handshake(asio::ssl::stream_base::server,
+                                  [self = shared_from_this()](const boost::system::error_code& ec) {
+                                    if (!self->open_) return;
+                                    if (ec) {
+                                      self->core_->counters.tls_failures_total += 1;
+                                      self->core_->log(LogLevel::kInfo,
+                                                       self->peer_ + ": TLS handshake failed: " + ec.message());
+                                      self->close_socket();
+                                      return;
+                                    }
+                                    self->identity_ = certificate_identity(self->stream_->tls()->native_handle());
+                                    self->read();
+                                  });
 }
 
 void Connection::resume_reading() { read(); }
@@ -58,11 +104,12 @@ void Connection::read() {
   // window is full, and TCP holds it back.
   if (inflight_ >= core_->opts.receive_maximum) return;
   reading_ = true;
-  socket_.async_read_some(asio::buffer(read_buf_), [self = shared_from_this()](const boost::system::error_code& ec,
-                                                                                std::size_t n) {
-    self->reading_ = false;
-    self->on_read(ec, n);
-  });
+  stream_->async_read_some(asio::buffer(read_buf_.data(), read_buf_.size()),
+                           [self = shared_from_this(), keep = stream_](const boost::system::error_code& ec,
+                                                                       std::size_t n) {
+                             self->reading_ = false;
+                             self->on_read(ec, n);
+                           });
 }
 
 void Connection::on_read(const boost::system::error_code& ec, std::size_t n) {
@@ -83,6 +130,7 @@ void Connection::on_read(const boost::system::error_code& ec, std::size_t n) {
   const auto now = SteadyClock::now();
   last_packet_at_ = now;
   reader_.feed(read_buf_.data(), n);
+  if (n == read_buf_.size() && read_buf_.size() < 16 * 1024) read_buf_.resize(read_buf_.size() * 2);
   try {
     handle_packets();
   } catch (const ConnectRefused& e) {
@@ -157,6 +205,32 @@ void Connection::refuse_connect(Version version, std::uint8_t v5_reason, std::ui
   if (!writing_) close_socket();
 }
 
+std::optional<Connection::Refusal> Connection::authenticate(const Connect& c) {
+  const auto& opts = core_->opts;
+  if (opts.tls.identity_as_username) {
+    // Mutual TLS: the certificate is the credential.
+    if (identity_.empty()) return Refusal{kNotAuthorized, 0x05, "a client certificate is required"};
+    username_ = identity_;
+    return std::nullopt;
+  }
+  if (!c.username) {
+    if (c.password) return Refusal{kBadUserNameOrPassword, 0x04, "a password without a user name"};
+    if (!opts.allow_anonymous) return Refusal{kNotAuthorized, 0x05, "anonymous clients are not allowed"};
+    return std::nullopt;
+  }
+  if (!core_->passwords) {
+    // Nothing to check a name against: say so, rather than let the client
+    // believe its credentials protect anything.
+    return Refusal{kNotAuthorized, 0x05, "this listener has no password_file; connect without user name"};
+  }
+  if (!c.password || !core_->passwords->check(*c.username, *c.password)) {
+    core_->log(LogLevel::kWarning, peer_ + ": bad user name or password for user '" + *c.username + "'");
+    return Refusal{kBadUserNameOrPassword, 0x04, "bad user name or password"};
+  }
+  username_ = c.username;
+  return std::nullopt;
+}
+
 void Connection::on_connect(Connect c, Batch& batch) {
   version_ = c.version;
   auto& core = *core_;
@@ -165,11 +239,9 @@ void Connection::on_connect(Connect c, Batch& batch) {
     return refuse_connect(version_, kQuotaExceeded, 0x03,
                           "the gateway's buffer is refusing new readings (full or disk reserve); try again later");
   }
-  // No user names or passwords are checked (yet): a client that sends them
-  // is told, rather than left to believe they protect anything.
-  if (c.username || c.password) {
-    return refuse_connect(version_, kNotAuthorized, 0x05,
-                          "this listener has no password file; connect without user name and password");
+  if (auto refusal = authenticate(c)) {
+    core.counters.auth_failures_total += 1;
+    return refuse_connect(version_, refusal->v5, refusal->v311, refusal->why);
   }
 
   bool assigned = false;
@@ -268,6 +340,22 @@ void Connection::on_publish(Publish pub, Batch& batch) {
       aliases_[alias] = pub.topic;
     }
   }
+  if (core.acl && !core.acl->may_publish(username_, client_id_, pub.topic)) {
+    // Policy, not input to keep: counted, logged now and then, and MQTT 5
+    // clients are told (3.1.1 has no way to say it: acknowledged, dropped).
+    counters.acl_denied_total += 1;
+    if (counters.acl_denied_total.load() % 1000 == 1) {
+      core.log(LogLevel::kWarning, "client '" + client_id_ + "'" + (username_ ? " (user '" + *username_ + "')" : "") +
+                                       " may not publish to '" + pub.topic + "' (acl_file); " +
+                                       std::to_string(counters.acl_denied_total.load()) + " refused so far");
+    }
+    if (pub.qos > 0) {
+      batch.acks.push_back({pub.qos == 2 ? PacketType::kPubrec : PacketType::kPuback, pub.packet_id, false,
+                            kNotAuthorized});
+      inflight_ += 1;
+    }
+    return;
+  }
   if (pub.qos > 0) {
     if (version_ == Version::kV5 && inflight_ >= core.opts.receive_maximum) {
       core.counters.protocol_errors_total += 1;
@@ -300,7 +388,7 @@ void Connection::on_publish(Publish pub, Batch& batch) {
   r.topic = std::move(pub.topic);
   r.content_type = std::move(pub.content_type);
   r.payload = std::move(pub.payload);
-  const std::string problem = core.mapper.map(r, core.opts.key_from_client_id ? client_id_ : std::string());
+  const std::string problem = core.mapper.map(r, core.key_fallback(client_id_, username_));
   const PacketType ack_type = pub.qos == 2 ? PacketType::kPubrec : PacketType::kPuback;
   if (!problem.empty()) {
     // Bad input is kept apart and acknowledged: a resend would fail again.
@@ -386,7 +474,7 @@ void Connection::on_committed(const Batch& batch, const buffer::AppendOutcome& o
       // A resend's PUBREC confirms the first copy; if that one was refused
       // (its id left the session), stay silent and let the client resend.
       if (ack.qos2_resend && session_->qos2_received.count(ack.packet_id) == 0) continue;
-      packets += encode_publish_ack(version_, ack.type, ack.packet_id);
+      packets += encode_publish_ack(version_, ack.type, ack.packet_id, ack.reason);
     }
     if (!packets.empty()) send(std::move(packets));
     if (!reading_) read();  // the window may have been full
@@ -425,15 +513,15 @@ void Connection::write_next() {
   writing_ = true;
   auto bytes = std::make_shared<std::string>(std::move(write_queue_.front()));
   write_queue_.pop_front();
-  asio::async_write(socket_, asio::buffer(*bytes),
-                    [self = shared_from_this(), bytes](const boost::system::error_code& ec, std::size_t) {
-                      if (ec) {
-                        self->writing_ = false;
-                        self->close_socket();
-                        return;
-                      }
-                      self->write_next();
-                    });
+  stream_->async_write(asio::buffer(*bytes), [self = shared_from_this(), bytes, keep = stream_](
+                                                 const boost::system::error_code& ec, std::size_t) {
+    if (ec) {
+      self->writing_ = false;
+      self->close_socket();
+      return;
+    }
+    self->write_next();
+  });
 }
 
 void Connection::shut_down(std::uint8_t v5_reason, const std::string& why, bool store_will) {
@@ -454,9 +542,7 @@ void Connection::shut_down(std::uint8_t v5_reason, const std::string& why, bool 
 void Connection::close_socket() {
   if (!open_) return;
   open_ = false;
-  boost::system::error_code ignored;
-  socket_.shutdown(tcp::socket::shutdown_both, ignored);
-  socket_.close(ignored);
+  stream_->close();
   write_queue_.clear();
   if (connected_) {
     core_->counters.connected -= 1;

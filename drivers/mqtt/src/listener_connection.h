@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "listener_core.h"
+#include "stream.h"
 
 namespace tidegate::drivers::mqtt::listener {
 
@@ -34,6 +35,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     PacketType type;
     std::uint16_t packet_id;
     bool qos2_resend;  // a PUBREC for a resend: only if the first one was stored
+    std::uint8_t reason = 0;  // MQTT 5: 0x87 for a PUBLISH the ACL refused
   };
   // What one read brought in: committed together, acknowledged together.
   struct Batch {
@@ -45,6 +47,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     bool empty() const { return records.empty() && acks.empty() && state.empty(); }
   };
 
+  void handshake();
   void read();
   void on_read(const boost::system::error_code& ec, std::size_t n);
   void handle_packets();
@@ -62,10 +65,23 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void close_socket();
   void end_session();
 
+  // Whether a client with this CONNECT may connect; fills username_. The
+  // refusal's reasons otherwise (MQTT 5, 3.1.1, text).
+  struct Refusal {
+    std::uint8_t v5;
+    std::uint8_t v311;
+    std::string why;
+  };
+  std::optional<Refusal> authenticate(const Connect& c);
+
   std::shared_ptr<ListenerCore> core_;
-  tcp::socket socket_;
+  std::shared_ptr<Stream> stream_;  // shared with pending handlers (an SSL stream must outlive them)
   std::string peer_;
-  std::array<char, 16 * 1024> read_buf_{};
+  // Grows from 1 KiB while reads fill it, to 16 KiB: a thousand idle
+  // clients cost a thousand small buffers.
+  std::vector<char> read_buf_ = std::vector<char>(1024);
+  std::string identity_;  // from the client certificate (mutual TLS)
+  std::optional<std::string> username_;
   PacketReader reader_;
   std::deque<std::string> write_queue_;
   bool writing_ = false;

@@ -6,6 +6,7 @@
 #include <utility>
 // (utility first: Boost 1.74's asio/awaitable.hpp uses std::exchange)
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -18,6 +19,7 @@
 #include "tidegate/buffer/buffer.h"
 #include "tidegate/drivers/ingest_support.h"
 #include "tidegate/drivers/mqtt/codec.h"
+#include "tidegate/drivers/mqtt/listener_auth.h"
 #include "tidegate/drivers/mqtt/message_mapping.h"
 #include "tidegate/drivers/mqtt/mqtt_listener.h"
 
@@ -46,6 +48,9 @@ struct Counters {
   std::atomic<std::uint64_t> protocol_errors_total{0};
   std::atomic<std::uint64_t> timeouts_total{0};         // connect, keep-alive or packet timeout
   std::atomic<std::uint64_t> subscribes_refused_total{0};
+  std::atomic<std::uint64_t> auth_failures_total{0};    // bad password, no certificate, anonymous refused
+  std::atomic<std::uint64_t> acl_denied_total{0};       // PUBLISH to a topic the ACL does not allow
+  std::atomic<std::uint64_t> tls_failures_total{0};     // handshakes that failed
   std::atomic<std::uint64_t> exceptions_total{0};
   std::atomic<std::uint64_t> errors_total{0};
   std::atomic<std::int64_t> last_message_ns{0};
@@ -75,6 +80,15 @@ struct ListenerCore {
     if (log_fn) log_fn(level, "mqtt listener '" + opts.name + "': " + message);
   }
   void note_error(const std::string& message);
+  // The partition key's last resort for a client (opts.key_fallback); empty: the topic.
+  std::string key_fallback(const std::string& client_id, const std::optional<std::string>& username) const {
+    switch (opts.key_fallback) {
+      case KeyFallback::kClientId: return client_id;
+      case KeyFallback::kUsername: return username.value_or(std::string());
+      case KeyFallback::kTopic: break;
+    }
+    return {};
+  }
   std::string last_error() const;
 
   // Stores a will (or any message the listener makes itself) without an
@@ -103,6 +117,10 @@ struct ListenerCore {
   buffer::LogFn log_fn;
   MessageMapper mapper;
   ClockSyncProbe clock_sync;
+  // Loaded by start(); absent when not configured.
+  std::optional<asio::ssl::context> tls;
+  std::optional<PasswordFile> passwords;
+  std::optional<AclFile> acl;
   asio::io_context io;
   Counters counters;
 

@@ -1,5 +1,7 @@
 // [[sources.mqtt_listener]]: the listener's keys, checks and factory.
 #include "mapping_keys.h"
+#include "tidegate/config/tls_files.h"
+#include "tidegate/drivers/mqtt/listener_auth.h"
 #include "tidegate/drivers/mqtt/mqtt_listener.h"
 #include "tidegate/plugins/source_plugin.h"
 
@@ -9,6 +11,18 @@ namespace {
 using config::Section;
 
 std::uint32_t seconds_of(std::chrono::milliseconds d) { return static_cast<std::uint32_t>(d.count() / 1000); }
+
+// A password or ACL file is read as the listener will read it, so that
+// check-config names the line it cannot use.
+template <typename File>
+void check_loads(Section& s, const std::string& key, const std::string& path) {
+  if (s.context().docs || path.empty()) return;
+  try {
+    File::load(path);
+  } catch (const AuthFileError& e) {
+    s.context().error(s.key_path(key), e.what());
+  }
+}
 
 void read_listener_options(Section& s, MqttListenerOptions& o) {
   auto& ctx = s.context();
@@ -49,9 +63,54 @@ void read_listener_options(Section& s, MqttListenerOptions& o) {
       "max_connect_rate", 20, 0, 1e6,
       "New connections per second from one address (with a burst of as many); more are closed at accept. 0: no "
       "limit.");
-  o.key_from_client_id = s.boolean("key_from_client_id", false,
-                                   "When neither key_from_json nor key_from_topic gives a partition key, use the "
-                                   "client id (instead of the topic).");
+  const auto fallback = s.choice("key_fallback", "topic", {"topic", "client_id", "username"},
+                                 "The partition key when neither key_from_json nor key_from_topic gives one: the "
+                                 "topic, the client id, or the user name (with tls.identity_as_username: the "
+                                 "client certificate's identity).");
+  o.key_fallback = fallback == "client_id"  ? KeyFallback::kClientId
+                   : fallback == "username" ? KeyFallback::kUsername
+                                            : KeyFallback::kTopic;
+  o.password_file = s.text("password_file", "",
+                           "Users and their hashed passwords, as mosquitto_passwd writes them (an existing "
+                           "mosquitto password file works). Empty: no user names are checked, and a client that "
+                           "sends one is refused.");
+  check_loads<PasswordFile>(s, "password_file", o.password_file);
+  o.allow_anonymous = s.boolean("allow_anonymous", true,
+                                "Whether clients without a user name may connect. Without this key: yes, unless "
+                                "password_file is set.");
+  if (!s.present("allow_anonymous")) o.allow_anonymous = o.password_file.empty();
+  o.acl_file = s.text("acl_file", "",
+                      "Which topics each user may publish to, in mosquitto's acl_file format: 'user NAME', then 'topic "
+                      "ACCESS FILTER' lines (ACCESS: write, readwrite, read or deny), and 'pattern ACCESS FILTER' "
+                      "lines for everyone with %c (client id) and %u (user name). PUBLISHes it does not allow are "
+                      "counted and not stored. Empty: any topic.");
+  check_loads<AclFile>(s, "acl_file", o.acl_file);
+  s.table("tls", "sources.mqtt_listener.tls", "TLS for the listener: set cert_file and key_file to take MQTT over TLS "
+          "(conventionally on port 8883) instead of plain TCP.", [&](Section& t) {
+    o.tls.cert_file = t.text("cert_file", "", "The listener's certificate chain (PEM).");
+    o.tls.key_file = t.text("key_file", "", "Its private key (PEM).");
+    o.tls.ca_file = t.text("ca_file", "", "CA bundle (PEM) client certificates are checked against (mutual TLS).");
+    o.tls.require_client_certificate =
+        t.boolean("require_client_certificate", false, "Refuse clients without a certificate from ca_file.");
+    o.tls.identity_as_username = t.boolean(
+        "identity_as_username", false,
+        "The client certificate's identity (its first DNS name, else its common name) is the user name, for "
+        "acl_file and key_fallback = \"username\"; no password is asked. Implies require_client_certificate.");
+    if (t.context().docs) return;
+    if (o.tls.cert_file.empty() != o.tls.key_file.empty()) {
+      ctx.error(t.key_path(o.tls.cert_file.empty() ? "cert_file" : "key_file"),
+                "cert_file and key_file go together");
+    }
+    config::check_certificate_and_key(ctx, t.key_path("cert_file"), o.tls.cert_file, t.key_path("key_file"),
+                                      o.tls.key_file);
+    if (!o.tls.ca_file.empty()) config::check_ca_file(ctx, t.key_path("ca_file"), o.tls.ca_file);
+    if ((o.tls.require_client_certificate || o.tls.identity_as_username) && o.tls.ca_file.empty()) {
+      ctx.error(t.key_path("ca_file"), "client certificates need the CA that signs them (ca_file)");
+    }
+    if (!o.tls.cert_file.empty() || !o.tls.ca_file.empty()) {
+      if (o.tls.cert_file.empty()) ctx.error(t.key_path("cert_file"), "TLS settings without the listener's certificate");
+    }
+  });
   read_mapping_keys(s, o.mapping);
 }
 

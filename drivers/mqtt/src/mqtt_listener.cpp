@@ -38,7 +38,7 @@ void ListenerCore::store_will(const Will& will, const std::string& client_id) {
   r.topic = will.topic;
   r.payload = will.payload;
   r.content_type = will.content_type;
-  const std::string problem = mapper.map(r, opts.key_from_client_id ? client_id : std::string());
+  const std::string problem = mapper.map(r, key_fallback(client_id, std::nullopt));
   if (!problem.empty()) {
     if (buffer.add_dead_letter("", std::nullopt, r, "will of '" + client_id + "': " + problem) == buffer::Status::kOk) {
       counters.dead_lettered_total += 1;
@@ -153,6 +153,7 @@ class MqttListener::Impl {
 
   void start() {
     const auto& o = core_->opts;
+    load_security();
     boost::system::error_code ec;
     const auto address = asio::ip::make_address(o.bind_address, ec);
     if (ec) throw std::runtime_error("listen address '" + o.bind_address + "': " + ec.message());
@@ -276,12 +277,46 @@ class MqttListener::Impl {
         "Connections closed for silence: no CONNECT, keep alive expired, or a packet left unfinished.");
     add("subscribes_refused_total", static_cast<double>(c.subscribes_refused_total.load()),
         "SUBSCRIBE requests refused: the listener takes readings in and delivers none.");
+    add("auth_failures_total", static_cast<double>(c.auth_failures_total.load()),
+        "Connections refused for their credentials: bad user name or password, anonymous not allowed, no client "
+        "certificate.", true);
+    add("acl_denied_total", static_cast<double>(c.acl_denied_total.load()),
+        "PUBLISHes to a topic the acl_file does not allow the client: not stored (MQTT 5 clients are told).", true);
+    add("tls_failures_total", static_cast<double>(c.tls_failures_total.load()),
+        "TLS handshakes that failed (unknown CA, expired certificate, no certificate, not TLS at all).", true);
     add("exceptions_total", static_cast<double>(c.exceptions_total.load()),
         "Internal errors on the listener's thread (a bug or exhausted memory): that connection was closed.");
     return s;
   }
 
  private:
+  // TLS material, password and ACL files: read at start (check-config has
+  // read them too); a file that cannot be used stops the start.
+  void load_security() {
+    const auto& o = core_->opts;
+    if (o.tls.enabled()) {
+      namespace ssl = asio::ssl;
+      auto& ctx = core_->tls.emplace(ssl::context::tls_server);
+      ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                      ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 | ssl::context::single_dh_use);
+      ctx.use_certificate_chain_file(o.tls.cert_file);
+      ctx.use_private_key_file(o.tls.key_file.empty() ? o.tls.cert_file : o.tls.key_file, ssl::context::pem);
+      if (!o.tls.ca_file.empty()) ctx.load_verify_file(o.tls.ca_file);
+      const bool verify = !o.tls.ca_file.empty() || o.tls.require_client_certificate;
+      ctx.set_verify_mode(verify ? ssl::verify_peer | (o.tls.require_client_certificate || o.tls.identity_as_username
+                                                            ? ssl::verify_fail_if_no_peer_cert
+                                                            : 0)
+                                 : ssl::verify_none);
+      // Idle connections give their TLS buffers back (a thousand sensors).
+      SSL_CTX_set_mode(ctx.native_handle(), SSL_MODE_RELEASE_BUFFERS);
+    }
+    if (!o.password_file.empty()) {
+      core_->passwords = PasswordFile::load(o.password_file);
+      core_->log(LogLevel::kInfo, std::to_string(core_->passwords->users()) + " user(s) in " + o.password_file);
+    }
+    if (!o.acl_file.empty()) core_->acl = AclFile::load(o.acl_file);
+  }
+
   void run_on_io(std::function<void()> work) {
     std::promise<void> done;
     asio::post(core_->io, [&] {

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <thread>
 
+#include "stream.h"
 #include "tidegate/drivers/error_boundary.h"
 #include "tidegate/drivers/ingest_support.h"
 
@@ -20,50 +21,6 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 using SteadyClock = std::chrono::steady_clock;
 using buffer::LogLevel;
-
-// Plain TCP or TLS over TCP, behind the two calls the session needs.
-class Stream {
- public:
-  Stream(asio::io_context& io, asio::ssl::context* tls) {
-    if (tls) {
-      tls_.emplace(io, *tls);
-    } else {
-      plain_.emplace(io);
-    }
-  }
-  tcp::socket::lowest_layer_type& socket() { return tls_ ? tls_->next_layer() : *plain_; }
-  asio::ssl::stream<tcp::socket>* tls() { return tls_ ? &*tls_ : nullptr; }
-
-  template <typename Buffer, typename Handler>
-  void async_read_some(const Buffer& b, Handler&& h) {
-    if (tls_) {
-      tls_->async_read_some(b, std::forward<Handler>(h));
-    } else {
-      plain_->async_read_some(b, std::forward<Handler>(h));
-    }
-  }
-  template <typename Buffer, typename Handler>
-  void async_write(const Buffer& b, Handler&& h) {
-    if (tls_) {
-      asio::async_write(*tls_, b, std::forward<Handler>(h));
-    } else {
-      asio::async_write(*plain_, b, std::forward<Handler>(h));
-    }
-  }
-  // Per connection, so a late completion of an old connection's read never
-  // writes into the buffer a newer connection is using.
-  std::array<char, 64 * 1024> read_buf{};
-
-  void close() {
-    boost::system::error_code ignored;
-    socket().shutdown(tcp::socket::shutdown_both, ignored);
-    socket().close(ignored);
-  }
-
- private:
-  std::optional<tcp::socket> plain_;
-  std::optional<asio::ssl::stream<tcp::socket>> tls_;
-};
 
 class MqttSource::Impl : public std::enable_shared_from_this<MqttSource::Impl> {
  public:
@@ -210,6 +167,7 @@ class MqttSource::Impl : public std::enable_shared_from_this<MqttSource::Impl> {
     set_state(State::kConnecting);
     generation_ += 1;
     stream_ = std::make_shared<Stream>(io_, tls_ctx_ ? &*tls_ctx_ : nullptr);
+    stream_->read_buf.resize(64 * 1024);
     reader_ = PacketReader();
     write_queue_.clear();
     writing_ = false;

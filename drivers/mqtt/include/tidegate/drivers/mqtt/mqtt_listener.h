@@ -8,7 +8,8 @@
 // thread. It is an ingest endpoint, not a broker: SUBSCRIBE is refused with
 // a reason, retained messages are stored like any other (not retained), and
 // nothing is ever delivered to a client. A session holds only what QoS 2
-// needs (the packet ids received and not yet released), in memory.
+// needs (the packet ids received and not yet released); persistent ones are
+// saved in the buffer with the records (see buffer::StateChange).
 #pragma once
 
 #include <chrono>
@@ -21,6 +22,19 @@
 #include "tidegate/drivers/source.h"
 
 namespace tidegate::drivers::mqtt {
+
+struct ListenerTlsOptions {
+  std::string cert_file;  // server certificate chain (PEM); empty: plain TCP
+  std::string key_file;
+  std::string ca_file;    // CA of client certificates (mutual TLS)
+  bool require_client_certificate = false;
+  // The client certificate's identity (first DNS name, else common name)
+  // is the user name: for the ACL and the partition key; no password asked.
+  bool identity_as_username = false;
+  bool enabled() const { return !cert_file.empty(); }
+};
+
+enum class KeyFallback { kTopic, kClientId, kUsername };
 
 struct MqttListenerOptions {
   std::string name = "devices";
@@ -44,8 +58,16 @@ struct MqttListenerOptions {
   std::uint32_t max_session_expiry_s = 24 * 3600;     // persistent sessions kept at most this long
   double max_connects_per_second_per_address = 20;    // burst of the same size
 
+  ListenerTlsOptions tls;
+  std::string password_file;  // mosquitto_passwd format; empty: no user names checked
+  std::string acl_file;       // mosquitto acl_file format; empty: any topic
+  // Clients without a user name: allowed unless a password file is set
+  // (then only if this is set explicitly).
+  bool allow_anonymous = true;
+
   MessageMapping mapping;
-  bool key_from_client_id = false;  // the key's last resort: the client id instead of the topic
+  // The key when neither key_from_json nor key_from_topic gives one.
+  KeyFallback key_fallback = KeyFallback::kTopic;
 };
 
 class MqttListener final : public Source {
