@@ -58,6 +58,7 @@ class Mosquitto {
   Mosquitto& operator=(const Mosquitto&) = delete;
 
   std::uint16_t port() const { return port_; }
+  pid_t pid() const { return pid_; }
   std::string uri() const { return "tcp://127.0.0.1:" + std::to_string(port_); }
 
   void start() {

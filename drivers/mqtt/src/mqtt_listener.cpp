@@ -1,5 +1,7 @@
 #include "tidegate/drivers/mqtt/mqtt_listener.h"
 
+#include <sys/resource.h>
+
 #include <future>
 #include <thread>
 
@@ -146,6 +148,7 @@ class MqttListener::Impl {
   Impl(MqttListenerOptions options, buffer::Buffer& buffer, buffer::LogFn log)
       : core_(std::make_shared<ListenerCore>(std::move(options), buffer, std::move(log))),
         acceptor_(core_->io),
+        accept_pause_(core_->io),
         sweep_timer_(core_->io) {}
 
   const MqttListenerOptions& options() const { return core_->opts; }
@@ -154,6 +157,7 @@ class MqttListener::Impl {
   void start() {
     const auto& o = core_->opts;
     load_security();
+    raise_descriptor_limit();
     boost::system::error_code ec;
     const auto address = asio::ip::make_address(o.bind_address, ec);
     if (ec) throw std::runtime_error("listen address '" + o.bind_address + "': " + ec.message());
@@ -195,6 +199,7 @@ class MqttListener::Impl {
       boost::system::error_code ignored;
       acceptor_.close(ignored);
       sweep_timer_.cancel();
+      accept_pause_.cancel();
     });
     // 2. What was taken in is committed; its acknowledgements are queued.
     core_->buffer.flush();
@@ -290,6 +295,26 @@ class MqttListener::Impl {
   }
 
  private:
+  // Each connection is a descriptor, and the usual soft limit (1024) is
+  // below max_connections' default with the buffer's and sinks' own: raise
+  // the soft limit towards the hard one (systemd's is 512K).
+  void raise_descriptor_limit() {
+    rlimit limit{};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+    const rlim_t wanted = static_cast<rlim_t>(core_->opts.max_connections) + 256;
+    if (limit.rlim_cur >= wanted) return;
+    const rlim_t before = limit.rlim_cur;
+    limit.rlim_cur = std::min(wanted, limit.rlim_max);
+    if (::setrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur < wanted) {
+      core_->log(LogLevel::kWarning, "open files limited to " + std::to_string(limit.rlim_cur) +
+                                         "; max_connections = " + std::to_string(core_->opts.max_connections) +
+                                         " needs about " + std::to_string(wanted) + " (LimitNOFILE in the unit)");
+    } else {
+      core_->log(LogLevel::kDebug, "open files limit raised from " + std::to_string(before) + " to " +
+                                       std::to_string(limit.rlim_cur));
+    }
+  }
+
   // TLS material, password and ACL files: read at start (check-config has
   // read them too); a file that cannot be used stops the start.
   void load_security() {
@@ -332,7 +357,16 @@ class MqttListener::Impl {
     acceptor_.async_accept([this](const boost::system::error_code& ec, tcp::socket socket) {
       if (core_->stopping) return;
       if (!ec) admit(std::move(socket));
-      if (ec == asio::error::no_descriptors) core_->note_error("accept: " + ec.message());
+      if (ec == asio::error::no_descriptors) {
+        // Out of file descriptors: accepting again at once would spin. The
+        // waiting connection stays in the kernel's backlog meanwhile.
+        core_->note_error("accept: " + ec.message() + " (raise LimitNOFILE or lower max_connections)");
+        accept_pause_.expires_after(std::chrono::milliseconds(100));
+        accept_pause_.async_wait([this](const boost::system::error_code& wait_ec) {
+          if (!wait_ec && !core_->stopping) accept();
+        });
+        return;
+      }
       accept();
     });
   }
@@ -402,6 +436,7 @@ class MqttListener::Impl {
 
   std::shared_ptr<ListenerCore> core_;
   tcp::acceptor acceptor_;
+  asio::steady_timer accept_pause_;
   asio::steady_timer sweep_timer_;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   std::thread thread_;
