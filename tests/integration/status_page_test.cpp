@@ -4,6 +4,7 @@
 // parser (python3-prometheus-client), and a headless Chromium rendering the
 // page.
 #include <gtest/gtest.h>
+#include <mqtt/async_client.h>
 
 #include <cstdio>
 #include <fstream>
@@ -49,6 +50,8 @@ class StatusPageTest : public ::testing::Test {
                           << "[heartbeat]\ninterval = \"1s\"\n"
                           << "[[sources.sim]]\nname = \"sensors\"\nmode = \"buffer\"\ndevices = 10\nrate = 10.0\n"
                           << "[[sources.mqtt]]\nname = \"site\"\nurl = \"mqtt://127.0.0.1:" << broker_->port() << "\"\n"
+                          << "[[sources.mqtt_listener]]\nname = \"devices\"\nlisten = \"127.0.0.1:" << listener_port_
+                          << "\"\n"
                           << "[[sinks.file]]\nname = \"local\"\ndirectory = \"" << (dir_ / "out").string() << "\"\n"
                           << "[[sinks.kinesis]]\nname = \"cloud\"\nstream = \"readings\"\nregion = \"eu-west-1\"\n"
                           << "endpoint = \"http://127.0.0.1:" << dead_uplink << "\"\naccess_key_id = \"AK\"\n"
@@ -95,6 +98,7 @@ class StatusPageTest : public ::testing::Test {
 
   testing::TempDir dir_;
   std::uint16_t port_ = 0;
+  std::uint16_t listener_port_ = testing::free_loopback_port();
   std::unique_ptr<testing::Mosquitto> broker_;  // the MQTT source's broker
   std::unique_ptr<Process> gateway_;
 };
@@ -114,11 +118,13 @@ TEST_F(StatusPageTest, ApiShowsTheFailingUplinkTheWorkingSinkAndTheGrowingBacklo
   EXPECT_EQ(sink(s, "local")["condition"], "ok");
   EXPECT_NE(s["health"]["reasons"][0].get<std::string>().find("sink cloud failing"), std::string::npos) << s;
   EXPECT_EQ(s["gateway_id"], "plant-7");
-  // Sources in the plugin list's order: MQTT before simulated sensors.
+  // Sources in the plugin list's order: MQTT, the listener, simulated sensors.
   EXPECT_EQ(s["sources"][0]["name"], "site");
   EXPECT_EQ(s["sources"][0]["kind"], "mqtt");
-  EXPECT_EQ(s["sources"][1]["name"], "sensors");
-  EXPECT_EQ(s["sources"][1]["kind"], "sim");
+  EXPECT_EQ(s["sources"][1]["name"], "devices");
+  EXPECT_EQ(s["sources"][1]["kind"], "mqtt_listener");
+  EXPECT_EQ(s["sources"][2]["name"], "sensors");
+  EXPECT_EQ(s["sources"][2]["kind"], "sim");
 
   const auto lag_before = cloud["lag_records"].get<std::uint64_t>();
   ASSERT_TRUE(
@@ -244,6 +250,40 @@ TEST_F(StatusPageTest, TheRenderedPageShowsTheSinkFailingAndTheBacklogGrowing) {
   // Kept for a look after a failed run (and for the operations guide).
   if (const char* keep = std::getenv("TIDEGATE_SCREENSHOT"))
     std::filesystem::copy_file(shot, keep, std::filesystem::copy_options::overwrite_existing);
+}
+
+// The listener's figures as a technician sees them: how many devices are
+// connected now, and a device refused for its credentials.
+TEST_F(StatusPageTest, TheListenerShowsConnectedDevicesAndAuthenticationFailures) {
+  const std::string uri = "tcp://127.0.0.1:" + std::to_string(listener_port_);
+  std::vector<std::unique_ptr<::mqtt::async_client>> devices;
+  for (int i = 0; i < 3; ++i) {
+    devices.push_back(std::make_unique<::mqtt::async_client>(uri, "device-" + std::to_string(i)));
+    devices.back()->connect()->wait();
+  }
+  // No password file: a device sending a user name is refused, and counted.
+  EXPECT_NE(std::system(("mosquitto_pub -h 127.0.0.1 -p " + std::to_string(listener_port_) +
+                         " -u someone -P x -t sensors/x/t -m 1 2>/dev/null")
+                            .c_str()),
+            0);
+  auto figure = [&](const std::string& name) {
+    const auto s = status();
+    for (const auto& src : s["sources"]) {
+      if (src["name"] != "devices") continue;
+      for (const auto& c : src["counters"]) {
+        if (c["name"] == name) return c["value"].get<double>();
+      }
+    }
+    return -1.0;
+  };
+  ASSERT_TRUE(wait_for([&] { return figure("clients_connected") == 3 && figure("auth_failures_total") == 1; }, 10s))
+      << status().dump() << gateway_->output();
+  EXPECT_NE(http("/metrics").find("tidegate_mqtt_listener_source_clients_connected{source=\"devices\"} 3"),
+            std::string::npos);
+  const auto dom = rendered_dom();
+  EXPECT_NE(dom.find("clients connected: 3"), std::string::npos) << dom;
+  EXPECT_NE(dom.find("auth failures: 1"), std::string::npos) << dom;
+  for (auto& d : devices) d->disconnect()->wait();
 }
 
 // A full buffer under reject-new: the MQTT source's refusals are on the page
