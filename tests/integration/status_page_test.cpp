@@ -280,9 +280,20 @@ TEST_F(StatusPageTest, TheListenerShowsConnectedDevicesAndAuthenticationFailures
       << status().dump() << gateway_->output();
   EXPECT_NE(http("/metrics").find("tidegate_mqtt_listener_source_clients_connected{source=\"devices\"} 3"),
             std::string::npos);
+  // Messages and bytes per second of a source: the simulated sensors' 100 readings/s.
+  ASSERT_TRUE(wait_for(
+      [&] {
+        const auto s = status();
+        for (const auto& src : s["sources"]) {
+          if (src["name"] == "sensors") return src["bytes_per_s"].get<double>() > 1000;
+        }
+        return false;
+      },
+      10s));
   const auto dom = rendered_dom();
   EXPECT_NE(dom.find("clients connected: 3"), std::string::npos) << dom;
   EXPECT_NE(dom.find("auth failures: 1"), std::string::npos) << dom;
+  EXPECT_NE(dom.find(" KiB/s"), std::string::npos) << "bytes per second in the rate column: " << dom;
   for (auto& d : devices) d->disconnect()->wait();
 }
 

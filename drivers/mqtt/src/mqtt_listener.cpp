@@ -247,6 +247,7 @@ class MqttListener::Impl {
     s.name = core_->opts.name;
     s.connected = listening_.load();
     s.received_total = c.received_total.load();
+    s.received_bytes_total = c.bytes_received_total.load();
     s.committed_total = c.committed_total.load();
     s.dead_lettered_total = c.dead_lettered_total.load();
     s.errors_total = c.errors_total.load();
@@ -262,7 +263,6 @@ class MqttListener::Impl {
     add("connections_total", static_cast<double>(c.connections_total.load()), "Connections accepted (CONNACK sent).");
     add("refused_connections_total", static_cast<double>(c.refused_connections_total.load()),
         "Connections refused: over max_connections or the connect rate, a bad CONNECT, or while the buffer refuses.");
-    add("bytes_received_total", static_cast<double>(c.bytes_received_total.load()), "Payload bytes of PUBLISHes.");
     add("refused_total", static_cast<double>(c.refused_total.load()),
         "QoS 1/2 readings the buffer refused (full or disk reserve): not acknowledged, the device sends them again.",
         true);

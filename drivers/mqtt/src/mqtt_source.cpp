@@ -91,6 +91,7 @@ class MqttSource::Impl : public std::enable_shared_from_this<MqttSource::Impl> {
     s.common.name = opts_.name;
     s.common.connected = state_.load() == State::kConnected;
     s.common.received_total = received_.load();
+    s.common.received_bytes_total = received_bytes_.load();
     s.common.committed_total = committed_.load();
     s.common.dead_lettered_total = dead_lettered_.load();
     s.common.errors_total = errors_.load();
@@ -346,6 +347,7 @@ class MqttSource::Impl : public std::enable_shared_from_this<MqttSource::Impl> {
   void take(Publish pub, std::vector<buffer::NewRecord>& records, std::vector<std::uint16_t>& acks,
             std::uint64_t& qos0) {
     received_ += 1;
+    received_bytes_ += pub.payload.size();
     last_message_ns_ = wall_now_ns();
     if (pub.dup) redelivered_ += 1;
     if (pub.qos == 1) acks.push_back(pub.packet_id);
@@ -520,6 +522,7 @@ class MqttSource::Impl : public std::enable_shared_from_this<MqttSource::Impl> {
   SteadyClock::time_point last_sent_{};
 
   std::atomic<State> state_{State::kDisconnected};
+  std::atomic<std::uint64_t> received_bytes_{0};
   std::atomic<std::uint64_t> received_{0}, committed_{0}, dead_lettered_{0}, errors_{0}, connects_{0},
       redelivered_{0}, refused_{0}, qos0_lost_{0}, protocol_errors_{0};
   std::atomic<std::int64_t> last_message_ns_{0};

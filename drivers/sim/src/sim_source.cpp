@@ -148,6 +148,7 @@ class SimSource::Impl {
     s.name = opts_.name;
     s.connected = opts_.mode == SimMode::kBuffer || (client_ && client_->is_connected());
     s.received_total = generated_.load();
+    s.received_bytes_total = generated_bytes_.load();
     s.committed_total = committed_.load();
     s.errors_total = errors_.load();
     s.last_message_ns = last_ns_.load();
@@ -184,6 +185,7 @@ class SimSource::Impl {
           const auto ns = wall_now_ns();
           auto reading = generator_.next(device, ns);
           generated_ += 1;
+          generated_bytes_ += reading.payload.size();
           last_ns_ = ns;
           emit(std::move(reading), ns, batch);
         }
@@ -238,7 +240,7 @@ class SimSource::Impl {
   std::condition_variable cv_;
   bool stop_ = false;
   std::atomic<bool> paused_{false};
-  std::atomic<std::uint64_t> generated_{0}, committed_{0}, errors_{0};
+  std::atomic<std::uint64_t> generated_{0}, generated_bytes_{0}, committed_{0}, errors_{0};
   std::atomic<std::int64_t> last_ns_{0};
   mutable std::mutex error_mu_;
   std::string last_error_;

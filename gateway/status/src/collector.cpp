@@ -21,8 +21,10 @@ void StatusCollector::sample() {
   c.appended = b.appended_total;
   c.evicted = b.evicted_total;
   c.refused = b.disk_full_total + b.io_error_total;
-  for (const auto& s : sources)
+  for (const auto& s : sources) {
     c.received[s.name] = s.received_total;
+    c.received_bytes[s.name] = s.received_bytes_total;
+  }
   for (const auto& k : sinks)
     c.sent[k.sink] = k.sent_records_total;
 
@@ -50,6 +52,10 @@ void StatusCollector::sample() {
     for (const auto& [name, received] : c.received) {
       const auto it = last_->received.find(name);
       source_rate_[name] = rate(received, it == last_->received.end() ? 0 : it->second);
+    }
+    for (const auto& [name, bytes] : c.received_bytes) {
+      const auto it = last_->received_bytes.find(name);
+      source_byte_rate_[name] = rate(bytes, it == last_->received_bytes.end() ? 0 : it->second);
     }
     history_.push_back(p);
     while (history_.size() > in_.history_points)
@@ -90,6 +96,7 @@ Snapshot StatusCollector::build(std::int64_t now) {
   for (auto& st : in_.sources()) {
     SourceView v;
     v.messages_per_s = source_rate_.count(st.name) ? source_rate_[st.name] : 0;
+    v.bytes_per_s = source_byte_rate_.count(st.name) ? source_byte_rate_[st.name] : 0;
     const auto down = down_since_.find(st.name);
     // A source seen down only now counts from now: the next sample records it.
     if (!st.connected) v.down_since_ns = down != down_since_.end() ? down->second : now;

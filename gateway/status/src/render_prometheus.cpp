@@ -156,6 +156,8 @@ std::string to_prometheus(const Snapshot& s) {
       [](const Src& v) { return v.stats.connected ? 1.0 : 0.0; });
   per(e, s.sources, "tidegate_source_received_messages_total", "counter", "Messages or readings taken in.", "source",
       [](const Src& v) { return static_cast<double>(v.stats.received_total); });
+  per(e, s.sources, "tidegate_source_received_bytes_total", "counter", "Payload bytes of what was taken in.",
+      "source", [](const Src& v) { return static_cast<double>(v.stats.received_bytes_total); });
   per(e, s.sources, "tidegate_source_committed_messages_total", "counter", "Of those, committed to the buffer.",
       "source", [](const Src& v) { return static_cast<double>(v.stats.committed_total); });
   per(e, s.sources, "tidegate_source_dead_lettered_messages_total", "counter", "Refused as bad input.", "source",

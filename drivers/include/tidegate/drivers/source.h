@@ -15,6 +15,7 @@ struct SourceStats {
   std::string name;
   bool connected = false;
   std::uint64_t received_total = 0;      // messages or readings taken in
+  std::uint64_t received_bytes_total = 0; // their payload bytes
   std::uint64_t committed_total = 0;     // of those, committed to the buffer
   std::uint64_t dead_lettered_total = 0; // refused as bad input
   std::uint64_t errors_total = 0;

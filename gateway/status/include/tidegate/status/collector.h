@@ -49,6 +49,7 @@ class StatusCollector {
     std::uint64_t evicted = 0;
     std::uint64_t refused = 0;                      // disk full + I/O errors
     std::map<std::string, std::uint64_t> received;  // per source
+    std::map<std::string, std::uint64_t> received_bytes;  // per source
     std::map<std::string, std::uint64_t> sent;      // per sink
   };
   std::int64_t now_ns() const;
@@ -60,6 +61,7 @@ class StatusCollector {
   std::optional<Counters> last_;
   std::deque<RatePoint> history_;
   std::map<std::string, double> source_rate_;
+  std::map<std::string, double> source_byte_rate_;
   std::map<std::string, double> sink_rate_;
   std::map<std::string, std::int64_t> down_since_;
   std::int64_t last_eviction_ns_ = 0;

@@ -49,6 +49,7 @@ struct LogEntry {
 struct SourceView {
   drivers::SourceStats stats;
   double messages_per_s = 0;
+  double bytes_per_s = 0;  // payload bytes
   std::int64_t down_since_ns = 0;  // 0 while connected
 };
 
