@@ -293,6 +293,26 @@ TEST_F(MqttListenerTest, PersistentSessionsAndQos2StateSurviveARestartOfTheGatew
   ASSERT_TRUE(wait_for([&] { return buffer_->source_state("mqtt_listener/devices/").empty(); }));
 }
 
+// Sessions of clients that are away are capped at 4 x max_connections: a
+// client inventing ids cannot fill memory and the buffer; the session that
+// expires first ends early, on disk too.
+TEST_F(MqttListenerTest, AwaySessionsAreCappedAtFourPerAllowedConnection) {
+  auto o = options();
+  o.max_connections = 2;
+  auto listener = start(o);
+  for (int i = 0; i < 10; ++i) {
+    RawClient c(listener->port());
+    ASSERT_EQ(c.connect(Version::kV5, "inventive-" + std::to_string(i), false, 30, 3600).reason, 0);
+    c.send(encode_disconnect(Version::kV5));
+    ASSERT_TRUE(c.closed_by_peer());
+  }
+  EXPECT_EQ(counter(*listener, "sessions_ended_early_total"), 2);
+  ASSERT_TRUE(wait_for([&] { return buffer_->source_state("mqtt_listener/devices/s/").size() == 8; }))
+      << buffer_->source_state("mqtt_listener/devices/s/").size();
+  EXPECT_EQ(buffer_->source_state("mqtt_listener/devices/s/").front().first,
+            "mqtt_listener/devices/s/inventive-2");  // 0 and 1 expired first
+}
+
 // MQTT 5 topic aliases (3.3.2.3.4): set with the first PUBLISH, used by the
 // next; an alias over the announced maximum ends the connection (0x94).
 TEST_F(MqttListenerTest, TopicAliasesAreResolvedAndAnAliasOverTheMaximumIsRefused) {

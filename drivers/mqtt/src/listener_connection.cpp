@@ -277,6 +277,7 @@ void Connection::on_connect(Connect c, Batch& batch) {
     }
   }
   if (!session_) {
+    core.make_room_for_a_session();
     session_ = std::make_shared<Session>();
     session_->client_id = client_id_;
     core.sessions[client_id_] = session_;

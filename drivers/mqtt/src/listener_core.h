@@ -51,6 +51,7 @@ struct Counters {
   std::atomic<std::uint64_t> auth_failures_total{0};    // bad password, no certificate, anonymous refused
   std::atomic<std::uint64_t> acl_denied_total{0};       // PUBLISH to a topic the ACL does not allow
   std::atomic<std::uint64_t> tls_failures_total{0};     // handshakes that failed
+  std::atomic<std::uint64_t> sessions_ended_early_total{0};  // over the session cap
   std::atomic<std::uint64_t> exceptions_total{0};
   std::atomic<std::uint64_t> errors_total{0};
   std::atomic<std::int64_t> last_message_ns{0};
@@ -111,6 +112,10 @@ struct ListenerCore {
   void write_state(std::vector<buffer::StateChange> changes);
   // Rebuilds the persistent sessions from the buffer at start.
   void load_sessions();
+  // Sessions are kept for clients that are away, up to four per allowed
+  // connection: a client inventing ids cannot fill memory and the buffer.
+  // Makes room for one more by ending the away session that expires first.
+  void make_room_for_a_session();
 
   MqttListenerOptions opts;
   buffer::Buffer& buffer;

@@ -118,6 +118,26 @@ void ListenerCore::load_sessions() {
   }
 }
 
+void ListenerCore::make_room_for_a_session() {
+  if (sessions.size() < opts.max_connections * 4) return;
+  auto oldest = sessions.end();
+  for (auto it = sessions.begin(); it != sessions.end(); ++it) {
+    if (!it->second->owner.expired()) continue;
+    if (oldest == sessions.end() || it->second->expires_at < oldest->second->expires_at) oldest = it;
+  }
+  if (oldest == sessions.end()) return;
+  auto& s = *oldest->second;
+  counters.sessions_ended_early_total += 1;
+  if (counters.sessions_ended_early_total.load() % 100 == 1) {
+    log(buffer::LogLevel::kWarning, "more sessions than 4 x max_connections: ended the session of '" + s.client_id +
+                                        "' early (" + std::to_string(counters.sessions_ended_early_total.load()) +
+                                        " so far)");
+  }
+  if (s.pending_will) store_will(*s.pending_will, s.client_id);
+  write_state(forget(s));
+  sessions.erase(oldest);
+}
+
 void ListenerCore::sweep_sessions(SteadyClock::time_point now) {
   for (auto it = sessions.begin(); it != sessions.end();) {
     auto& s = *it->second;
@@ -289,6 +309,9 @@ class MqttListener::Impl {
         "PUBLISHes to a topic the acl_file does not allow the client: not stored (MQTT 5 clients are told).", true);
     add("tls_failures_total", static_cast<double>(c.tls_failures_total.load()),
         "TLS handshakes that failed (unknown CA, expired certificate, no certificate, not TLS at all).", true);
+    add("sessions_ended_early_total", static_cast<double>(c.sessions_ended_early_total.load()),
+        "Sessions of clients that were away, ended before their expiry because there were more than 4 x "
+        "max_connections.");
     add("exceptions_total", static_cast<double>(c.exceptions_total.load()),
         "Internal errors on the listener's thread (a bug or exhausted memory): that connection was closed.");
     return s;
