@@ -1,5 +1,7 @@
 #include "recovery.h"
 
+#include "page_scan.h"
+
 #include <ctime>
 #include <string>
 
@@ -19,10 +21,19 @@ std::filesystem::path with_suffix(const std::filesystem::path& p, const char* su
   return std::filesystem::path(p).concat(suffix);
 }
 
+// Appends one salvaged record to `fresh`, after those before it.
+void keep(Store& fresh, std::uint64_t seq, const NewRecord& r, Salvage& out) {
+  fresh.insert(seq, out.next_ord, out.next_off, r.ingest_ns, r);
+  out.next_ord += 1;
+  out.next_off += static_cast<std::int64_t>(accounted_size(r));
+  out.records += 1;
+}
+
 // Copies records of `src` with seq >= from, in order, until the end or the
-// first unreadable row. Returns the last seq copied (or from - 1).
+// first unreadable row (then *damaged is set). Returns the last seq copied
+// (or from - 1).
 std::uint64_t copy_forward(sql::Db& src, std::uint64_t from, Store& fresh, Salvage& out,
-                           const LogFn& log) {
+                           const LogFn& log, bool* damaged = nullptr) {
   std::uint64_t last = from - 1;
   try {
     sql::Stmt stmt(src, "SELECT seq, ingest_ns, clock_synced, source, partition_key, topic, "
@@ -33,14 +44,12 @@ std::uint64_t copy_forward(sql::Db& src, std::uint64_t from, Store& fresh, Salva
       Record r;
       r.seq = static_cast<std::uint64_t>(stmt.column_int(0));
       read_record_columns(stmt, 1, r);
-      fresh.insert(r.seq, out.next_ord, out.next_off, r.ingest_ns, r);
-      out.next_ord += 1;
-      out.next_off += static_cast<std::int64_t>(accounted_size(r));
-      out.records += 1;
+      keep(fresh, r.seq, r, out);
       last = r.seq;
     }
   } catch (const sql::SqliteError& e) {
     if (e.disk_full()) throw;  // our side failing is not damage in the source
+    if (damaged) *damaged = true;
     log(LogLevel::kWarning, "salvage: records after seq " + std::to_string(last) +
                                 " unreadable reading forward: " + e.what());
   }
@@ -110,13 +119,21 @@ Salvage salvage(const std::filesystem::path& aside, Store& fresh, const LogFn& l
 
   fresh.begin();
   try {
-    const std::uint64_t head_end = copy_forward(src, 1, fresh, out, log);
-    const std::uint64_t tail_start = readable_tail_start(src, head_end, log);
-    if (tail_start != 0) {
-      log(LogLevel::kWarning, "salvage: records " + std::to_string(head_end + 1) + ".." +
-                                  std::to_string(tail_start - 1) + " may be lost (damaged pages)");
-      copy_forward(src, tail_start, fresh, out, log);
+    bool damaged = false;
+    const std::uint64_t head_end = copy_forward(src, 1, fresh, out, log, &damaged);
+    const std::uint64_t tail_start = damaged ? readable_tail_start(src, head_end, log) : 0;
+    if (damaged) {
+      // Between what SQLite could still reach from both ends, rows may sit
+      // in leaf pages whose interior pages are gone (a file cut short):
+      // read the pages themselves.
+      const auto before = tail_start != 0 ? tail_start : ~std::uint64_t{0};
+      const auto found = page_scan::find_records(aside, head_end, before);
+      page_scan::read_records(aside, found, [&](std::uint64_t seq, const NewRecord& r) { keep(fresh, seq, r, out); });
+      log(LogLevel::kWarning, "salvage: " + std::to_string(found.size()) + " records after seq " +
+                                  std::to_string(head_end) + " found in leaf pages SQLite could no longer reach" +
+                                  (tail_start != 0 ? " (up to seq " + std::to_string(tail_start - 1) + ")" : ""));
     }
+    if (tail_start != 0) copy_forward(src, tail_start, fresh, out, log);
     if (auto newest = fresh.queries().newest()) out.next_seq = std::max(out.next_seq, newest->seq + 1);
 
     best_effort("cursors", log, [&] {

@@ -163,6 +163,7 @@ class Gateway {
     in.gateway_id = config_.gateway_id;
     in.version = kVersion;
     in.buffer_stats = [this] { return buffer_->stats(); };
+    in.open_report = buffer_->open_report();
     in.sources = [this] {
       std::vector<drivers::SourceStats> out;
       for (const auto& s : sources_) {

@@ -56,10 +56,14 @@ class StatusPageTest : public ::testing::Test {
                           << "[[sinks.kinesis]]\nname = \"cloud\"\nstream = \"readings\"\nregion = \"eu-west-1\"\n"
                           << "endpoint = \"http://127.0.0.1:" << dead_uplink << "\"\naccess_key_id = \"AK\"\n"
                           << "secret_access_key = \"SK\"\nretry_min = \"50ms\"\nretry_max = \"500ms\"\n";
+    before_start();
     gateway_ = std::make_unique<Process>(std::vector<std::string>{TIDEGATE_BINARY, "run", "--config", config.string()},
                                          dir_ / "gateway.log");
     ASSERT_TRUE(wait_for([&] { return !http("/healthz").empty(); }, 20s)) << gateway_->output();
   }
+
+  // For a fixture of its own: what to do to the files before the gateway starts.
+  virtual void before_start() {}
 
   // Extra [buffer] keys for a fixture of its own.
   virtual std::string buffer_limits() const { return ""; }
@@ -329,6 +333,33 @@ TEST_F(StatusPageFullBufferTest, RefusedMessagesAreShownUnderTheSource) {
   const auto dom = rendered_dom();
   EXPECT_NE(dom.find("data-counter=\"refused_total\""), std::string::npos) << dom;
   EXPECT_NE(dom.find("refused: "), std::string::npos) << dom;
+}
+
+// Issue 19, defect 3: a buffer file found damaged at start was moved aside
+// and salvaged with only a log line to show for it. Now the API, /metrics
+// and the page say so, and health names it.
+class StatusPageRecoveredBufferTest : public StatusPageTest {
+ protected:
+  void before_start() override {
+    std::ofstream f(dir_ / "buffer.db", std::ios::binary);
+    for (int i = 0; i < 10000; ++i) f << static_cast<char>((i * 7919) & 0xff);
+  }
+};
+
+TEST_F(StatusPageRecoveredBufferTest, ADamagedBufferFileAtStartIsShownUntilTheNextStart) {
+  const auto s = status();
+  const auto& r = s["buffer"]["recovered_at_start"];
+  ASSERT_TRUE(r.is_object()) << s.dump();
+  EXPECT_NE(r["moved_aside_to"].get<std::string>().find("buffer.db.corrupt-"), std::string::npos);
+  EXPECT_EQ(r["salvaged_records"], 0);
+  bool named = false;
+  for (const auto& reason : s["health"]["reasons"]) {
+    named = named || reason.get<std::string>().find("the buffer file was damaged at start") != std::string::npos;
+  }
+  EXPECT_TRUE(named) << s["health"].dump();
+  EXPECT_NE(http("/metrics").find("tidegate_buffer_recovered_at_start"), std::string::npos);
+  const auto dom = rendered_dom();
+  EXPECT_NE(dom.find("Recovered at start"), std::string::npos) << dom;
 }
 
 }  // namespace

@@ -147,6 +147,32 @@ struct Fake {
   }
 };
 
+// Issue 19, defect 3: a damaged buffer file recovered at start was only in
+// the log. Now it makes the page amber with where the file went and what was
+// salvaged, in /api/status, the heartbeat and /metrics, until the next start.
+TEST(Health, ABufferRecoveredAtStartIsAmberAndShownEverywhere) {
+  auto s = healthy();
+  s.open_report.recovered = true;
+  s.open_report.problem = "database disk image is malformed";
+  s.open_report.moved_aside_to = "/var/lib/tidegate/buffer.db.corrupt-20261204T210000Z";
+  s.open_report.salvaged_records = 9871;
+  s.health = assess(s, {});
+  EXPECT_EQ(s.health.level, HealthLevel::kAmber);
+  ASSERT_EQ(s.health.reasons.size(), 1u);
+  EXPECT_NE(s.health.reasons[0].find("damaged at start (database disk image is malformed)"), std::string::npos);
+  EXPECT_NE(s.health.reasons[0].find("buffer.db.corrupt-20261204T210000Z, 9871 records salvaged"), std::string::npos)
+      << s.health.reasons[0];
+  const auto j = nlohmann::json::parse(to_json(s));
+  EXPECT_EQ(j["buffer"]["recovered_at_start"]["salvaged_records"], 9871);
+  EXPECT_EQ(j["buffer"]["recovered_at_start"]["problem"], "database disk image is malformed");
+  EXPECT_EQ(nlohmann::json::parse(heartbeat_json(s))["buffer"]["recovered_at_start"]["salvaged_records"], 9871);
+  const auto metrics = to_prometheus(s);
+  EXPECT_NE(metrics.find("tidegate_buffer_recovered_at_start 1"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("tidegate_buffer_salvaged_records 9871"), std::string::npos);
+  // A file that was fine: nothing said.
+  EXPECT_TRUE(nlohmann::json::parse(to_json(healthy()))["buffer"]["recovered_at_start"].is_null());
+}
+
 TEST(Collector, SamplesTurnCountersIntoRatesAndKeepABoundedHistory) {
   Fake f;
   f.sources[0].name = "broker";

@@ -93,6 +93,7 @@ Snapshot StatusCollector::build(std::int64_t now) {
   s.buffer_writable = writable_;
   s.buffer_problem = buffer_problem_;
   s.last_eviction_ns = last_eviction_ns_;
+  s.open_report = in_.open_report;
   for (auto& st : in_.sources()) {
     SourceView v;
     v.messages_per_s = source_rate_.count(st.name) ? source_rate_[st.name] : 0;

@@ -90,6 +90,12 @@ Health assess(const Snapshot& s, const HealthThresholds& t) {
     }
   }
   if (b.dead_letters) amber.push_back(std::to_string(b.dead_letters) + " dead letters to inspect");
+  if (const auto& r = s.open_report; r.recovered) {
+    // Readings may have been lost with the damaged pages: a technician must
+    // see it, not only the log (until the next start).
+    amber.push_back("the buffer file was damaged at start (" + r.problem + "): moved aside to " +
+                    r.moved_aside_to.string() + ", " + std::to_string(r.salvaged_records) + " records salvaged");
+  }
 
   Health h;
   h.level = !red.empty() ? HealthLevel::kRed : !amber.empty() ? HealthLevel::kAmber : HealthLevel::kGreen;

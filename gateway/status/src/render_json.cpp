@@ -28,9 +28,19 @@ json health_json(const Health& h) {
   return {{"level", to_string(h.level)}, {"reasons", h.reasons}};
 }
 
+// A damaged buffer file found at start: null when the file was fine.
+json recovery_json(const buffer::OpenReport& r) {
+  if (!r.recovered) return nullptr;
+  return {{"problem", r.problem},
+          {"moved_aside_to", r.moved_aside_to.string()},
+          {"salvaged_records", r.salvaged_records},
+          {"salvaged_cursors", r.salvaged_cursors}};
+}
+
 json buffer_json(const Snapshot& s) {
   const auto& b = s.buffer;
   return {
+      {"recovered_at_start", recovery_json(s.open_report)},
       {"records", b.records},
       {"bytes", b.bytes},
       {"max_bytes", b.max_bytes},
@@ -178,6 +188,7 @@ std::string heartbeat_json(const Snapshot& s) {
         {"oldest_age_s", age_s(s, b.oldest_ingest_ns)},
         {"evicted_total", b.evicted_total},
         {"dead_letters", b.dead_letters},
+        {"recovered_at_start", recovery_json(s.open_report)},
         {"disk_available_bytes", b.disk_available_bytes ? json(*b.disk_available_bytes) : json(nullptr)}}},
   };
   j["sources"] = json::array();

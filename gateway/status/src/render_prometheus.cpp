@@ -148,6 +148,11 @@ std::string to_prometheus(const Snapshot& s) {
       .sample(static_cast<double>(b.io_error_total), "reason", "io_error");
   e.gauge("tidegate_buffer_dead_letters", "Records in the dead-letter table.", static_cast<double>(b.dead_letters));
   e.counter("tidegate_buffer_commits_total", "Group commits.", b.commits_total);
+  e.gauge("tidegate_buffer_recovered_at_start",
+          "1 when the buffer file was damaged at start, moved aside and salvaged (until the next start).",
+          s.open_report.recovered ? 1.0 : 0.0);
+  e.gauge("tidegate_buffer_salvaged_records", "Records salvaged from a damaged buffer file at start.",
+          static_cast<double>(s.open_report.salvaged_records));
   e.gauge("tidegate_buffer_commit_latency_seconds", "Latency of the last group commit (queue, write, sync).",
           static_cast<double>(b.commit_latency_last_us) / 1e6);
 

@@ -29,6 +29,7 @@ struct CollectorInputs {
   std::function<std::vector<forward::ForwarderStats>()> sinks;
   std::function<std::vector<LogEntry>()> warnings;  // may be empty
   std::function<std::int64_t()> clock_ns;           // wall clock; empty = the system's
+  buffer::OpenReport open_report;                   // how the buffer was opened (recovered?)
   HealthThresholds thresholds;
   std::size_t history_points = 120;  // rate samples kept for the chart
   std::chrono::milliseconds cache_for{500};

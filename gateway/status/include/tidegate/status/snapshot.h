@@ -70,6 +70,7 @@ struct Snapshot {
   bool buffer_writable = true;        // no refused commit (disk full, I/O error) in the last sample
   std::string buffer_problem;         // why not, when not
   std::int64_t last_eviction_ns = 0;  // 0: none since start
+  buffer::OpenReport open_report;     // a damaged file recovered at start shows until the next start
   std::vector<SourceView> sources;
   std::vector<SinkView> sinks;
   std::vector<RatePoint> rates;    // oldest first
