@@ -597,7 +597,7 @@ void Connection::sweep(SteadyClock::time_point now) {
   } else if (partial_since_ != SteadyClock::time_point{} && now - partial_since_ > opts.packet_timeout) {
     timeout = "a packet begun and not finished within the packet timeout";
     reason = kMaximumConnectTime;
-  } else if (connected_ && keepalive_.count() > 0 && now - last_packet_at_ > keepalive_ * 3 / 2) {
+  } else if (connected_ && keepalive_.count() > 0 && now - last_packet_at_ > std::chrono::duration_cast<std::chrono::milliseconds>(keepalive_) * 3 / 2) {
     timeout = "nothing received for 1.5 x keep alive";  // 3.1.2.10
   }
   if (!timeout) return;
