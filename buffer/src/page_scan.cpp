@@ -104,14 +104,14 @@ class DbFile {
       local = k <= x ? k : m;
     }
     if (p + local > end || (size > local && p + local + 4 > end)) return std::nullopt;
-    std::string payload(reinterpret_cast<const char*>(p), local);
+    std::string payload(reinterpret_cast<const char*>(p), static_cast<std::size_t>(local));  // within the page
     std::uint32_t next = size > local ? be(p + local, 4) : 0;
     std::string overflow;
     while (payload.size() < size) {
       if (next == 0 || !read(next, overflow)) return std::nullopt;
       const auto* o = reinterpret_cast<const std::uint8_t*>(overflow.data());
       const std::uint64_t take = std::min<std::uint64_t>(u - 4, size - payload.size());
-      payload.append(overflow.data() + 4, take);
+      payload.append(overflow.data() + 4, static_cast<std::size_t>(take));  // at most a page
       next = be(o, 4);
     }
     return std::make_pair(rowid, std::move(payload));
@@ -154,7 +154,10 @@ std::optional<NewRecord> decode(const std::string& payload) {
     at.push_back(v);
     v += *value_size(t);
   }
-  auto text = [&](int i) { return std::string(reinterpret_cast<const char*>(at[i]), *value_size(types[i])); };
+  // Each size is within the payload (the sizes added up to its length).
+  auto text = [&](int i) {
+    return std::string(reinterpret_cast<const char*>(at[i]), static_cast<std::size_t>(*value_size(types[i])));
+  };
   NewRecord r;
   r.ingest_ns = int_value(types[3], at[3]);
   r.clock_synced = int_value(types[4], at[4]) != 0;
