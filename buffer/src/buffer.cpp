@@ -37,10 +37,20 @@ struct Pending {
   SteadyClock::time_point enqueued;
 };
 
+// Records the cap evicted above a cursor. Until the sink acknowledges past
+// them they may still be in a batch in flight, and an ack naming them takes
+// them back off the loss. In memory only: after a restart nothing is in flight.
+struct EvictedAhead {
+  std::uint64_t through_seq = 0;  // the newest evicted record above the cursor
+  std::uint64_t records = 0;      // counted as lost, not yet delivered
+  std::uint64_t sole_through = 0;  // through this seq no other sink waited for them
+};
+
 struct Cursor {
   std::uint64_t acked_seq = 0;
   std::uint64_t lost_by_eviction = 0;
   std::int64_t created_ns = 0;
+  EvictedAhead evicted_ahead;
 };
 
 // In-memory mirror of what is committed. A transaction works on a copy that
@@ -174,7 +184,7 @@ class Buffer::Impl {
   std::optional<std::uint64_t> acked_seq(std::string_view sink) const;
   bool wait_for_records_after(std::uint64_t after_seq, std::chrono::milliseconds timeout) const;
   ReadResult read_after(std::uint64_t after, std::size_t max_records, std::size_t max_bytes) const;
-  Status ack(std::string_view sink, std::uint64_t seq);
+  Status ack(std::string_view sink, std::uint64_t seq, std::span<const Record> delivered);
   RewindResult rewind_to_seq(std::string_view sink, std::uint64_t seq);
   RewindResult rewind_to_time(std::string_view sink, std::int64_t ingest_ns);
   Status add_dead_letter(std::string_view sink, std::optional<std::uint64_t> seq, const NewRecord& record,
@@ -397,7 +407,7 @@ void Buffer::Impl::load_state() {
   s.expired_total = static_cast<std::uint64_t>(schema::meta_int(*db_, "expired_total"));
   s.dead_lettered_total = static_cast<std::uint64_t>(schema::meta_int(*db_, "dead_lettered_total"));
   for (auto& row : store_->load_cursors()) {
-    s.cursors[row.sink] = Cursor{row.acked_seq, row.lost_by_eviction, row.created_ns};
+    s.cursors[row.sink] = Cursor{row.acked_seq, row.lost_by_eviction, row.created_ns, {}};
   }
   dead_letter_rows_ = static_cast<std::uint64_t>(db_->query_int("SELECT count(*) FROM dead_letters").value_or(0));
   state_ = std::move(s);
@@ -734,6 +744,15 @@ bool Buffer::Impl::evict_prefix(Committed& w, std::uint64_t need_records, std::u
     const std::int64_t lost = after.first - w.position_after(q, cursor.acked_seq).first;
     if (lost <= 0) continue;
     cursor.lost_by_eviction += static_cast<std::uint64_t>(lost);
+    auto& ahead = cursor.evicted_ahead;
+    if (ahead.records == 0) {  // later evictions keep this bound: it only errs towards "lost"
+      ahead.sole_through = std::numeric_limits<std::uint64_t>::max();
+      for (const auto& [other, c] : w.cursors) {
+        if (other != name) ahead.sole_through = std::min(ahead.sole_through, c.acked_seq);
+      }
+    }
+    ahead.through_seq = upto;
+    ahead.records += static_cast<std::uint64_t>(lost);
     store_->upsert_cursor(CursorRow{name, cursor.acked_seq, cursor.lost_by_eviction, cursor.created_ns});
   }
   store_->delete_through(upto);
@@ -864,7 +883,7 @@ ReadResult Buffer::Impl::read_after(std::uint64_t after, std::size_t max_records
   return out;
 }
 
-Status Buffer::Impl::ack(std::string_view sink, std::uint64_t seq) {
+Status Buffer::Impl::ack(std::string_view sink, std::uint64_t seq, std::span<const Record> delivered) {
   std::lock_guard lock(state_mu_);
   if (!store_) return Status::kClosed;
   auto it = state_.cursors.find(sink);
@@ -872,10 +891,42 @@ Status Buffer::Impl::ack(std::string_view sink, std::uint64_t seq) {
   Cursor& c = it->second;
   if (seq <= c.acked_seq) return Status::kOk;
   if (seq >= state_.next_seq) return Status::kInvalidArgument;
+
+  // Evicted records this batch carried were delivered, not lost. Those no
+  // other sink waited for also leave evicted_total (they count as expired).
+  const EvictedAhead& ahead = c.evicted_ahead;
+  std::uint64_t credit = 0;
+  std::uint64_t sole_credit = 0;
+  if (ahead.records > 0) {
+    for (const Record& r : delivered) {
+      if (r.seq <= c.acked_seq || r.seq > ahead.through_seq) continue;
+      ++credit;
+      if (r.seq <= ahead.sole_through) ++sole_credit;
+    }
+    credit = std::min(credit, ahead.records);
+    sole_credit = std::min(sole_credit, credit);
+  }
+  const std::uint64_t lost = c.lost_by_eviction - std::min(credit, c.lost_by_eviction);
+  const std::uint64_t evicted = state_.evicted_total - std::min(sole_credit, state_.evicted_total);
+  const std::uint64_t expired = state_.expired_total + (state_.evicted_total - evicted);
   const Status st = write_transaction("ack", [&] {
-    store_->upsert_cursor(CursorRow{it->first, seq, c.lost_by_eviction, c.created_ns});
+    store_->upsert_cursor(CursorRow{it->first, seq, lost, c.created_ns});
+    if (evicted != state_.evicted_total) {
+      store_->set_meta("evicted_total", static_cast<std::int64_t>(evicted));
+      store_->set_meta("expired_total", static_cast<std::int64_t>(expired));
+    }
   });
-  if (st == Status::kOk) c.acked_seq = seq;
+  if (st != Status::kOk) return st;
+  c.acked_seq = seq;
+  c.lost_by_eviction = lost;
+  state_.evicted_total = evicted;
+  state_.expired_total = expired;
+  // Past the newest evicted record, what was not delivered is lost for good.
+  if (seq >= c.evicted_ahead.through_seq) {
+    c.evicted_ahead = {};
+  } else {
+    c.evicted_ahead.records -= credit;
+  }
   return st;
 }
 
@@ -898,7 +949,10 @@ RewindResult Buffer::Impl::rewind_to_seq(std::string_view sink, std::uint64_t se
   out.status = write_transaction("rewind", [&] {
     store_->upsert_cursor(CursorRow{it->first, target, c.lost_by_eviction, c.created_ns});
   });
-  if (out.status == Status::kOk) c.acked_seq = target;
+  if (out.status == Status::kOk) {
+    c.acked_seq = target;
+    c.evicted_ahead = {};  // what was in flight is sent again from the new position
+  }
   out.acked_seq = c.acked_seq;
   return out;
 }
@@ -1115,7 +1169,10 @@ ReadResult Buffer::read_after(std::uint64_t after_seq, std::size_t max_records, 
   return impl_->read_after(after_seq, max_records, max_bytes);
 }
 
-Status Buffer::ack(std::string_view sink, std::uint64_t seq) { return impl_->ack(sink, seq); }
+Status Buffer::ack(std::string_view sink, std::uint64_t seq) { return impl_->ack(sink, seq, {}); }
+Status Buffer::ack(std::string_view sink, std::uint64_t seq, std::span<const Record> delivered) {
+  return impl_->ack(sink, seq, delivered);
+}
 
 bool Buffer::wait_for_records_after(std::uint64_t after_seq, std::chrono::milliseconds timeout) const {
   return impl_->wait_for_records_after(after_seq, timeout);

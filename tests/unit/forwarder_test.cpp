@@ -6,12 +6,15 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <deque>
 #include <thread>
 #include <functional>
 #include <mutex>
+#include <set>
 
 #include "forward_support.h"
+#include "helper_threads.h"
 #include "test_support.h"
 
 namespace tidegate::forward {
@@ -168,6 +171,47 @@ TEST_F(ForwarderTest, DeliversEverythingInOrderInBatchesAndMovesTheCursor) {
   EXPECT_EQ(st.retries_total, 0u);
   EXPECT_GT(st.last_success_ns, 0);
   EXPECT_EQ(st.destination, "scripted");
+}
+
+// Issue 19, defect 2: under drop-oldest, records evicted while the batch
+// holding them is being sent reach the upstream; the reported loss must be
+// exactly what the upstream never got, not what was evicted.
+TEST_F(ForwarderTest, UnderDropOldestTheReportedLossIsExactlyWhatTheSinkNeverGot) {
+  buffer::BufferOptions o;
+  o.path = dir_ / "capped.db";
+  o.commit_window = std::chrono::milliseconds(1);
+  o.max_records = 100;
+  o.full_policy = buffer::FullPolicy::kDropOldest;
+  o.log = log_.fn();
+  auto capped = buffer::Buffer::open(o);
+  std::atomic<bool> in_flight{false};
+  std::atomic<bool> release{false};
+  SinkLimits limits;
+  limits.max_records = 30;
+  auto sink = std::make_unique<ScriptedSink>("up", [&](auto&, int call) {
+    in_flight = true;
+    while (call == 0 && !release) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return ok();
+  }, limits);
+  auto* s = sink.get();
+  Forwarder f(*capped, std::move(sink), fast(), log_.fn());
+  testing::SetOnExit released(release);  // the forwarder's thread is never left waiting
+  ASSERT_TRUE(capped->append_wait(make_records(100)).ok());
+  f.start();
+  ASSERT_TRUE(wait_for([&] { return in_flight.load(); }));  // 1..30 in flight
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(capped->append_wait(make_records(65)).ok());  // evicts 1..130
+  release = true;
+  ASSERT_TRUE(wait_for([&] { return capped->acked_seq("up") == 230u; }));
+  // 1..30 were in flight and the next batch may have been read ahead before
+  // the eviction; the rest of 1..130 never left the gateway.
+  const auto got = s->accepted();
+  const std::set<std::uint64_t> distinct(got.begin(), got.end());
+  EXPECT_EQ(distinct.size(), got.size());
+  EXPECT_EQ(got.front(), 1u);
+  EXPECT_LE(got.size(), 160u);
+  const auto st = capped->stats();
+  EXPECT_EQ(st.sinks.at(0).lost_by_eviction, 230u - got.size());
+  EXPECT_EQ(st.evicted_total, 230u - got.size());
 }
 
 TEST_F(ForwarderTest, RetriesWithBackoffAndNeverSkips) {

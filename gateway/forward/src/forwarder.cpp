@@ -6,6 +6,7 @@
 #include <future>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <thread>
 
 #include "tidegate/common/backoff.h"
@@ -206,7 +207,7 @@ class Forwarder::Impl {
       });
     }
     const auto started = SteadyClock::now();
-    if (send_all(batch) && commit_cursor(batch.back().seq)) {
+    if (send_all(batch) && commit_cursor(batch)) {
       batch_done(batch.size(), started);
     } else {
       discard(ahead);
@@ -284,7 +285,7 @@ class Forwarder::Impl {
       return;
     }
     const auto started = SteadyClock::now();
-    if (send_all(backlog.records) && commit_cursor(backlog.records.back().seq)) {
+    if (send_all(backlog.records) && commit_cursor(backlog.records)) {
       batch_done(backlog.records.size(), started);
     }
   }
@@ -445,8 +446,12 @@ class Forwarder::Impl {
 
   // Moves the durable cursor; on failure the batch will be sent again
   // (duplicates upstream), never skipped.
-  bool commit_cursor(std::uint64_t seq) {
-    const auto st = buffer_.ack(name_, seq);
+  // Past a batch that was sent: the buffer learns which records reached the
+  // sink, so those the cap evicted meanwhile are not reported as lost.
+  bool commit_cursor(const std::vector<buffer::Record>& sent) { return commit_cursor(sent.back().seq, sent); }
+
+  bool commit_cursor(std::uint64_t seq, std::span<const buffer::Record> sent = {}) {
+    const auto st = buffer_.ack(name_, seq, sent);
     if (st == buffer::Status::kOk) return true;
     note_failure(std::string("moving the cursor failed: ") + buffer::to_string(st));
     log(LogLevel::kError,

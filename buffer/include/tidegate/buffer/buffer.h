@@ -17,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <stdexcept>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -107,6 +108,11 @@ class Buffer {
   // Moves the sink's cursor to `seq` durably. An ack at or below the cursor
   // is a no-op (acks may arrive out of order); beyond the newest is an error.
   Status ack(std::string_view sink, std::uint64_t seq);
+  // The same for a batch the sink sent: records of it that the cap evicted
+  // while it was in flight reached the sink after all, so they are taken
+  // off its lost_by_eviction (and off evicted_total when no other sink was
+  // still waiting for them).
+  Status ack(std::string_view sink, std::uint64_t seq, std::span<const Record> delivered);
 
   // Replay: the next read starts at `seq`, or at the first record ingested at
   // or after `ingest_ns`. Targets older than the retained data clamp to the
