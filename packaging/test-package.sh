@@ -33,15 +33,17 @@ dpkg -P tidegate >/dev/null 2>&1 || true
 apt-get install -y -qq --no-install-recommends adduser >/dev/null
 dpkg -i "$old" >/dev/null
 [[ "$(dpkg-query -W -f='${Version}' tidegate)" == "$(dpkg-deb -f "$old" Version)" ]] || fail "version not installed"
-for f in /usr/bin/tidegate /lib/systemd/system/tidegate.service /etc/tidegate/tidegate.toml \
+for f in /usr/bin/tidegate /lib/systemd/system/tidegate.service /etc/tidegate/tidegate.toml /etc/default/tidegate \
          /etc/mosquitto/conf.d/tidegate.conf /usr/share/man/man1/tidegate.1.gz /usr/share/doc/tidegate/copyright \
-         /usr/share/doc/tidegate/operations.md; do
+         /usr/share/doc/tidegate/operations.md /usr/share/doc/tidegate/README /usr/share/doc/tidegate/cloud.md; do
   [[ -e "$f" ]] || fail "$f missing"
 done
 dpkg-query -W -f='${Conffiles}\n' tidegate | grep -q /etc/tidegate/tidegate.toml || fail "tidegate.toml is not a conffile"
+dpkg-query -W -f='${Conffiles}\n' tidegate | grep -q /etc/default/tidegate || fail "/etc/default/tidegate is not a conffile"
 getent passwd tidegate >/dev/null || fail "no tidegate user"
 [[ "$(stat -c %U:%a /var/lib/tidegate)" == "tidegate:750" ]] || fail "state directory: $(stat -c %U:%a /var/lib/tidegate)"
 [[ "$(stat -c %G:%a /etc/tidegate/tidegate.toml)" == "tidegate:640" ]] || fail "configuration permissions"
+[[ "$(stat -c %G:%a /etc/default/tidegate)" == "tidegate:640" ]] || fail "environment file permissions"
 [[ -L /etc/systemd/system/multi-user.target.wants/tidegate.service ]] || fail "service not enabled"
 tidegate --version
 man -l /usr/share/man/man1/tidegate.1.gz >/dev/null 2>&1 || zcat /usr/share/man/man1/tidegate.1.gz | grep -q "SYNOPSIS"
@@ -51,6 +53,10 @@ fi
 
 say "check-config with the installed configuration, as the service user"
 runuser -u tidegate -- tidegate check-config --config /etc/tidegate/tidegate.toml
+# Without --config: the service's configuration and its environment file,
+# as root (sudo) and as the service.
+tidegate check-config
+runuser -u tidegate -- tidegate check-config
 
 say "run: sensors publish to the gateway's listener"
 port=$(free_port)
@@ -102,5 +108,6 @@ say "purge: both go"
 dpkg -P tidegate >/dev/null
 [[ ! -e /var/lib/tidegate ]] || fail "purge left /var/lib/tidegate"
 [[ ! -e /etc/tidegate/tidegate.toml ]] || fail "purge left the configuration"
+[[ ! -e /etc/default/tidegate ]] || fail "purge left the environment file"
 [[ ! -e /etc/mosquitto/conf.d/tidegate.conf ]] || fail "purge left the mosquitto drop-in"
 say "passed"

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "tidegate/buffer/buffer.h"
+#include "tidegate/config/env_file.h"
 #include "tidegate/gateway/buffer_report.h"
 #include "tidegate/gateway/config.h"
 #include "tidegate/gateway/daemon.h"
@@ -18,14 +19,17 @@ namespace tidegate::gateway {
 namespace {
 
 constexpr const char* kDefaultConfig = "/etc/tidegate/tidegate.toml";
+constexpr const char* kDefaultEnvFile = "/etc/default/tidegate";
 
 constexpr const char* kUsage = R"(tidegate - edge ingestion gateway: sensors in, durable buffer, cloud out
 
 Usage:
-  tidegate run          [--config FILE]   run the gateway in the foreground
+  tidegate run          [--config FILE] [--env-file FILE]
+                                          run the gateway in the foreground
                                           (SIGTERM/SIGINT stop it cleanly,
                                           SIGHUP re-reads the configuration)
-  tidegate check-config [--config FILE]   validate the configuration, run nothing
+  tidegate check-config [--config FILE] [--env-file FILE]
+                                          validate the configuration, run nothing
   tidegate config-reference               every configuration key, as Markdown
 
   tidegate buffer stats  [--config FILE | --db FILE]
@@ -39,8 +43,16 @@ Usage:
 
 FILE defaults to /etc/tidegate/tidegate.toml. The buffer commands open the
 database read-only, so they are safe beside a running gateway.
-Exit status: 0 ok, 1 check failed or runtime error, 2 usage or
-configuration error.
+
+With the service's configuration (the default FILE), every command also
+reads the service's environment file /etc/default/tidegate (skipped if it
+does not exist) for variables the process environment does not set, as
+systemd's EnvironmentFile= gives them to the service; --env-file FILE names
+another one, with any configuration. The file is readable by root and the
+tidegate group only: run these commands with sudo.
+
+Exit status: 0 ok; 1 runtime failure (run), integrity check failed (buffer
+verify); 2 usage error, configuration error, or a file that cannot be read.
 )";
 
 struct Args {
@@ -49,7 +61,7 @@ struct Args {
 };
 
 bool parse(int argc, const char* const* argv, Args& args, std::string& error) {
-  static const std::map<std::string, bool> kKnown = {{"--db", true},    {"--config", true},  {"--from", true},
+  static const std::map<std::string, bool> kKnown = {{"--db", true},    {"--config", true},  {"--from", true}, {"--env-file", true},
                                                      {"--limit", true}, {"--quick", false},  {"--help", false},
                                                      {"-h", false},     {"--version", false}};
   for (int i = 1; i < argc; ++i) {
@@ -94,6 +106,29 @@ std::string config_file(const Args& args) {
   return it == args.options.end() ? kDefaultConfig : it->second;
 }
 
+// The variables a configuration may name: the process environment, then the
+// service's environment file. nullopt (reported) if the file is unreadable
+// or has errors: a check that silently missed the credentials the service
+// gets would mislead.
+std::optional<EnvLookup> environment(const Args& args, std::ostream& err) {
+  auto it = args.options.find("--env-file");
+  const bool named = it != args.options.end();
+  // The service's file goes with the service's configuration only: a test or
+  // development configuration elsewhere does not pick up its credentials.
+  if (!named && config_file(args) != kDefaultConfig) return process_env();
+  const std::filesystem::path path = named ? it->second : kDefaultEnvFile;
+  std::string error;
+  auto file = config::read_env_file(path, named, error);
+  if (!file) {
+    err << "tidegate: " << error << " (the service's environment file; run with sudo, or give --env-file)\n";
+    return std::nullopt;
+  }
+  for (const auto& e : file->errors)
+    err << e << "\n";
+  if (!file->errors.empty()) return std::nullopt;
+  return process_env_then(std::move(file->vars));
+}
+
 void print_errors(const std::vector<ConfigError>& errors, std::ostream& err) {
   for (const auto& e : errors)
     err << e.text() << "\n";
@@ -107,7 +142,9 @@ int buffer_command(const Args& args, std::ostream& out, std::ostream& err) {
   if (db != args.options.end()) {
     options.path = db->second;
   } else {
-    auto loaded = load_config(config_file(args));
+    const auto env = environment(args, err);
+    if (!env) return 2;
+    auto loaded = load_config(config_file(args), *env);
     if (!loaded.config) {
       print_errors(loaded.errors, err);
       err << "tidegate buffer " << sub << ": give --db FILE, or a valid --config FILE\n";
@@ -185,14 +222,19 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   }
   const std::string& command = args.positional[0];
   if (command == "buffer") return buffer_command(args, out, err);
-  if (command == "run") return run_daemon(config_file(args), err);
+  if (command == "run") {
+    auto env = environment(args, err);
+    return env ? run_daemon(config_file(args), err, std::move(*env)) : 2;
+  }
   if (command == "config-reference") {
     out << config_reference_markdown();
     return 0;
   }
   if (command == "check-config") {
     const auto file = config_file(args);
-    auto loaded = load_config(file);
+    const auto env = environment(args, err);
+    if (!env) return 2;
+    auto loaded = load_config(file, *env);
     if (!loaded.config) {
       print_errors(loaded.errors, err);
       err << loaded.errors.size() << " error(s) in " << file << "\n";

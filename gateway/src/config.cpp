@@ -196,6 +196,14 @@ EnvLookup process_env() {
   };
 }
 
+EnvLookup process_env_then(std::map<std::string, std::string> file_vars) {
+  return [env = process_env(), vars = std::move(file_vars)](const std::string& name) -> std::optional<std::string> {
+    if (auto v = env(name)) return v;
+    auto it = vars.find(name);
+    return it == vars.end() ? std::nullopt : std::optional<std::string>(it->second);
+  };
+}
+
 LoadResult parse_config(const std::string& toml_text, const std::string& file_name, const EnvLookup& env) {
   Context ctx;
   ctx.file = file_name;

@@ -46,8 +46,9 @@ std::string mib(std::uint64_t bytes) {
 
 class Gateway {
  public:
-  Gateway(std::filesystem::path config_file, LoadResult loaded, Logger& logger)
+  Gateway(std::filesystem::path config_file, EnvLookup env, LoadResult loaded, Logger& logger)
       : file_(std::move(config_file)),
+        env_(std::move(env)),
         config_(std::move(*loaded.config)),
         logger_(logger),
         restart_sections_(std::move(loaded.restart_sections)) {}
@@ -295,7 +296,7 @@ class Gateway {
 
   void reload() {
     log(LogLevel::kInfo, "SIGHUP: re-reading " + file_.string());
-    auto loaded = load_config(file_);
+    auto loaded = load_config(file_, env_);
     if (!loaded.config) {
       for (const auto& e : loaded.errors)
         log(LogLevel::kError, "reload: " + e.text());
@@ -329,6 +330,7 @@ class Gateway {
   }
 
   std::filesystem::path file_;
+  EnvLookup env_;
   GatewayConfig config_;
   Logger& logger_;
   std::map<std::string, std::string> restart_sections_;  // as the running configuration had them
@@ -345,8 +347,8 @@ class Gateway {
 
 }  // namespace
 
-int run_daemon(const std::filesystem::path& config_file, std::ostream& log_stream) {
-  auto loaded = load_config(config_file);
+int run_daemon(const std::filesystem::path& config_file, std::ostream& log_stream, EnvLookup env) {
+  auto loaded = load_config(config_file, env);
   Logger logger(log_stream, loaded.config ? loaded.config->log_level : LogLevel::kInfo);
   if (!loaded.config) {
     for (const auto& e : loaded.errors)
@@ -354,7 +356,7 @@ int run_daemon(const std::filesystem::path& config_file, std::ostream& log_strea
     logger.write(LogLevel::kError, "config", "not starting: fix the configuration (tidegate check-config)");
     return 2;
   }
-  Gateway gateway(config_file, std::move(loaded), logger);
+  Gateway gateway(config_file, std::move(env), std::move(loaded), logger);
   return gateway.run();
 }
 

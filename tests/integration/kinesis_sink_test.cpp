@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "mosquitto.h"  // free_loopback_port, port_accepts
+#include "doc_examples.h"
 #include "forward_support.h"
 #include "http_server.h"
 #include "process.h"
@@ -253,6 +254,57 @@ TEST_F(KinesaliteTest, ReadingsPublishedOverMqttLandInTheStream) {
       EXPECT_GT(i, last[key]) << key;  // in order per device
     }
     last[key] = i;
+  }
+}
+
+// docs/cloud.md's Kinesis configuration, as a reader copies it, run against
+// the local Kinesis API: only the endpoint is added, ports and paths moved to
+// the test's, and the keys come from an environment file as in the docs.
+TEST_F(KinesaliteTest, TheKinesisExampleOfTheDocsDeliversToTheStream) {
+  auto toml = testing::doc_example(std::filesystem::path(TIDEGATE_SOURCE_DIR) / "docs" / "cloud.md", "kinesis");
+  ASSERT_FALSE(toml.empty());
+  node_output({"create", std::to_string(port_), "building-readings", "1"}, dir_ / "create2.out");
+  const auto listener = testing::free_loopback_port();
+  const auto status = testing::free_loopback_port();
+  testing::replace_all(toml, "/var/lib/tidegate/", (dir_ / "").string());
+  testing::replace_all(toml, "listen = \"0.0.0.0:1883\"", "listen = \"127.0.0.1:" + std::to_string(listener) + "\"");
+  testing::replace_all(toml, "listen = \"0.0.0.0:8080\"", "listen = \"127.0.0.1:" + std::to_string(status) + "\"");
+  testing::replace_all(toml, "region = \"eu-west-1\"",
+                       "region = \"eu-west-1\"\nendpoint = \"http://127.0.0.1:" + std::to_string(port_) + "\"");
+  const auto config = dir_ / "cloud-kinesis.toml";
+  std::ofstream(config) << toml;
+  const auto env_file = dir_ / "default-tidegate";
+  std::ofstream(env_file) << "AWS_ACCESS_KEY_ID=AKIDEXAMPLE\nAWS_SECRET_ACCESS_KEY=secret\n";
+  testing::Process gw({TIDEGATE_BINARY, "run", "--config", config.string(), "--env-file", env_file.string()},
+                      dir_ / "gateway.log");
+  ASSERT_TRUE(wait_for([&] { return testing::port_accepts(listener); })) << gw.output();
+  constexpr int kMessages = 50;
+  {
+    ::mqtt::async_client pub("tcp://127.0.0.1:" + std::to_string(listener), "ahu-1", 1000, nullptr);
+    pub.connect(::mqtt::connect_options_builder().clean_session(true).finalize())->wait();
+    for (int i = 0; i < kMessages; ++i) {
+      pub.publish(::mqtt::make_message("sensors/ahu-1/temp", "{\"i\":" + std::to_string(i) + "}", 1, false))->wait();
+    }
+    pub.disconnect()->wait();
+  }
+  std::vector<nlohmann::json> got;
+  ASSERT_TRUE(wait_for([&] {
+    got.clear();
+    std::istringstream lines(
+        node_output({"read", std::to_string(port_), "building-readings"}, dir_ / "read2.out"));
+    for (std::string line; std::getline(lines, line);) {
+      if (!line.empty() && line[0] == '{') got.push_back(nlohmann::json::parse(line));
+    }
+    return got.size() >= static_cast<std::size_t>(kMessages);
+  }, std::chrono::seconds(30))) << got.size() << "\n" << gw.output();
+  EXPECT_EQ(WEXITSTATUS(gw.signal_and_wait(SIGTERM)), 0);
+  ASSERT_EQ(got.size(), static_cast<std::size_t>(kMessages));
+  for (int i = 0; i < kMessages; ++i) {
+    const auto envelope = nlohmann::json::parse(base64_decode(got[i]["data"].get<std::string>()));
+    EXPECT_EQ(envelope["gateway"], "plant-room-3");
+    EXPECT_EQ(envelope["partition_key"], "ahu-1");
+    EXPECT_EQ(envelope["payload"], "{\"i\":" + std::to_string(i) + "}");
+    EXPECT_EQ(got[i]["key"], "ahu-1");
   }
 }
 

@@ -4,11 +4,13 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <sstream>
 
 #include "test_support.h"
+#include "tidegate/config/env_file.h"
 #include "tidegate/drivers/mqtt/mqtt_source.h"
 #include "tidegate/drivers/sim/sim_source.h"
 #include "tidegate/sinks/file_sink.h"
@@ -395,6 +397,41 @@ TEST_F(ConfigTest, TheReferencePageIsGeneratedFromTheDeclarations) {
   committed << in.rdbuf();
   EXPECT_EQ(committed.str(), config_reference_markdown())
       << "docs/configuration.md is stale: run build/gateway/tidegate config-reference > docs/configuration.md";
+}
+
+// /etc/default/tidegate is read as systemd's EnvironmentFile= reads it.
+TEST(EnvFile, ReadsWhatSystemdReads) {
+  const auto f = config::parse_env_file(
+      "# comment\n; also a comment\n\n  AWS_ACCESS_KEY_ID = AKIA123  \nSECRET=\"a \\\"quoted\\\" value\"\n"
+      "SINGLE='x y'\nEMPTY=\nLONG=one\\\ntwo\n",
+      "env");
+  EXPECT_TRUE(f.errors.empty()) << f.errors.front();
+  EXPECT_EQ(f.vars.at("AWS_ACCESS_KEY_ID"), "AKIA123");
+  EXPECT_EQ(f.vars.at("SECRET"), "a \"quoted\" value");
+  EXPECT_EQ(f.vars.at("SINGLE"), "x y");
+  EXPECT_EQ(f.vars.at("EMPTY"), "");
+  EXPECT_EQ(f.vars.at("LONG"), "onetwo");
+}
+
+TEST(EnvFile, NamesTheLineOfEachMistakeAndKeepsTheRest) {
+  const auto f = config::parse_env_file("A=1\nexport B=2\n3C=x\nD=\"open\nE=5\n", "env");
+  ASSERT_EQ(f.errors.size(), 3u);
+  EXPECT_EQ(f.errors[0], "env:2: 'export B' is not a variable name (letters, digits, _; 'export' is not allowed)");
+  EXPECT_EQ(f.errors[1].rfind("env:3: '3C'", 0), 0u) << f.errors[1];
+  EXPECT_EQ(f.errors[2], "env:4: the quoted value of D is not closed");
+  EXPECT_EQ(f.vars.at("A"), "1");
+  EXPECT_EQ(f.vars.at("E"), "5");
+}
+
+// The process environment wins over the file, as an operator's one-off
+// override should.
+TEST(EnvFile, TheProcessEnvironmentComesFirst) {
+  ::setenv("TIDEGATE_TEST_ENV_ORDER", "from-process", 1);
+  auto env = process_env_then({{"TIDEGATE_TEST_ENV_ORDER", "from-file"}, {"TIDEGATE_TEST_ONLY_FILE", "file"}});
+  EXPECT_EQ(env("TIDEGATE_TEST_ENV_ORDER"), "from-process");
+  EXPECT_EQ(env("TIDEGATE_TEST_ONLY_FILE"), "file");
+  EXPECT_EQ(env("TIDEGATE_TEST_NEITHER"), std::nullopt);
+  ::unsetenv("TIDEGATE_TEST_ENV_ORDER");
 }
 
 }  // namespace

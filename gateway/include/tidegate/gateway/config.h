@@ -48,6 +48,9 @@ struct GatewayConfig {
 };
 
 EnvLookup process_env();
+// The process environment first, then the service's environment file (as
+// systemd's EnvironmentFile= gives it to the service).
+EnvLookup process_env_then(std::map<std::string, std::string> file_vars);
 
 struct LoadResult {
   std::optional<GatewayConfig> config;  // set only when errors is empty

@@ -8,9 +8,13 @@
 #include <filesystem>
 #include <ostream>
 
+#include "tidegate/gateway/config.h"
+
 namespace tidegate::gateway {
 
 // Exit codes: 0 clean stop, 1 runtime failure (buffer unusable), 2 bad configuration.
-int run_daemon(const std::filesystem::path& config_file, std::ostream& log_stream);
+// `env` resolves the variables the configuration refers to (credentials,
+// the status token), at start and on every reload.
+int run_daemon(const std::filesystem::path& config_file, std::ostream& log_stream, EnvLookup env = process_env());
 
 }  // namespace tidegate::gateway
