@@ -232,6 +232,62 @@ TEST(Collector, NoticesRefusedCommitsEvictionsAndADisconnectedSource) {
   EXPECT_EQ(s.sources[0].down_since_ns, down_at);
 }
 
+// Issue 22: "how long until the buffer is full?" answered from the net fill
+// rate (what comes in minus what delivery removes), against the byte cap or
+// the disk down to its reserve, whichever is nearer; and since when a full
+// buffer has been evicting.
+TEST(Collector, TellsHowLongUntilTheCapAndSinceWhenItHasBeenEvicting) {
+  Fake f;
+  f.buffer.max_bytes = 1'000'000;
+  f.buffer.bytes = 100'000;
+  f.buffer.disk_available_bytes = 50'000'000;
+  f.buffer.disk_reserve_bytes = 1'000'000;
+  StatusCollector c(f.inputs());
+  c.sample();
+  EXPECT_FALSE(seconds_until_cap(c.snapshot()).has_value());  // one sample: no rate yet
+  for (int i = 0; i < 10; ++i) {
+    f.now += kSecond;
+    f.buffer.bytes += 1000;  // +1,000 B/s net
+    c.sample();
+  }
+  auto s = c.snapshot();
+  EXPECT_DOUBLE_EQ(s.fill_bytes_per_s, 1000.0);
+  ASSERT_TRUE(seconds_until_cap(s).has_value());
+  EXPECT_DOUBLE_EQ(*seconds_until_cap(s), 890.0);  // (1,000,000 - 110,000) / 1,000
+  auto j = nlohmann::json::parse(to_json(s));
+  EXPECT_DOUBLE_EQ(j["buffer"]["seconds_until_cap"].get<double>(), 890.0);
+  EXPECT_TRUE(j["buffer"]["evicting_for_s"].is_null());
+
+  // The disk nearer than the cap: it decides.
+  f.buffer.disk_available_bytes = 1'200'000;
+  f.now += kSecond;
+  f.buffer.bytes += 1000;
+  c.sample();
+  s = c.snapshot();
+  EXPECT_NEAR(*seconds_until_cap(s), 200.0, 1e-9);  // (1,200,000 - 1,000,000 reserve) / 1,000
+
+  // At the cap: flat, evicting every sample; the start is kept.
+  const auto before = f.now;
+  for (int i = 0; i < 3; ++i) {
+    f.now += kSecond;
+    f.buffer.evicted_total += 10;
+    c.sample();
+  }
+  s = c.snapshot();
+  EXPECT_EQ(s.evicting_since_ns, before);
+  j = nlohmann::json::parse(to_json(s));
+  EXPECT_DOUBLE_EQ(j["buffer"]["evicting_for_s"].get<double>(), 3.0);
+
+  // Draining: not filling up, not evicting.
+  f.now += kSecond;
+  f.buffer.bytes = 50'000;
+  c.sample();
+  s = c.snapshot();
+  EXPECT_EQ(s.evicting_since_ns, 0);
+  EXPECT_LT(s.fill_bytes_per_s, 0);
+  EXPECT_FALSE(seconds_until_cap(s).has_value());
+}
+
 TEST(Render, JsonCarriesEveryFigureAndSurvivesInvalidUtf8) {
   auto s = healthy();
   s.sinks[0].stats.last_error = std::string("bad \xff\xfe bytes");

@@ -60,7 +60,12 @@ void StatusCollector::sample() {
     history_.push_back(p);
     while (history_.size() > in_.history_points)
       history_.pop_front();
-    if (c.evicted > last_->evicted) last_eviction_ns_ = c.t_ns;
+    if (c.evicted > last_->evicted) {
+      last_eviction_ns_ = c.t_ns;
+      if (evicting_since_ns_ == 0) evicting_since_ns_ = last_->t_ns;
+    } else {
+      evicting_since_ns_ = 0;
+    }
     writable_ = c.refused == last_->refused;
     if (!writable_) {
       buffer_problem_ = std::to_string(c.refused - last_->refused) + " records refused in the last " +
@@ -70,6 +75,11 @@ void StatusCollector::sample() {
   } else if (c.evicted > 0) {
     last_eviction_ns_ = c.t_ns;
   }
+  // The fill rate looks back a few minutes: long enough to smooth batches
+  // and commit windows, short enough to follow an outage starting.
+  constexpr std::int64_t kFillWindowNs = 300'000'000'000;
+  fill_points_.emplace_back(c.t_ns, b.bytes);
+  while (fill_points_.size() > 2 && c.t_ns - fill_points_.front().first > kFillWindowNs) fill_points_.pop_front();
   last_ = std::move(c);
   cached_.reset();
 }
@@ -93,6 +103,12 @@ Snapshot StatusCollector::build(std::int64_t now) {
   s.buffer_writable = writable_;
   s.buffer_problem = buffer_problem_;
   s.last_eviction_ns = last_eviction_ns_;
+  s.evicting_since_ns = evicting_since_ns_;
+  if (fill_points_.size() >= 2 && fill_points_.back().first > fill_points_.front().first) {
+    const auto& [t0, b0] = fill_points_.front();
+    const auto& [t1, b1] = fill_points_.back();
+    s.fill_bytes_per_s = (static_cast<double>(b1) - static_cast<double>(b0)) / (static_cast<double>(t1 - t0) / 1e9);
+  }
   s.open_report = in_.open_report;
   for (auto& st : in_.sources()) {
     SourceView v;

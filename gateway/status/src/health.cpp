@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <optional>
 #include <string>
 
 #include "tidegate/status/snapshot.h"
@@ -37,6 +38,20 @@ double buffer_fill(const buffer::BufferStats& b) {
   if (b.max_bytes) fill = std::max(fill, static_cast<double>(b.bytes) / static_cast<double>(b.max_bytes));
   if (b.max_records) fill = std::max(fill, static_cast<double>(b.records) / static_cast<double>(b.max_records));
   return fill;
+}
+
+std::optional<double> seconds_until_cap(const Snapshot& s) {
+  const auto& b = s.buffer;
+  if (s.fill_bytes_per_s <= 0) return std::nullopt;
+  // The cap that bites first: max_bytes, or the disk down to its reserve.
+  std::optional<double> room;
+  if (b.max_bytes) room = static_cast<double>(b.max_bytes) - static_cast<double>(b.bytes);
+  if (b.disk_available_bytes) {
+    const double disk = static_cast<double>(*b.disk_available_bytes) - static_cast<double>(b.disk_reserve_bytes);
+    room = room ? std::min(*room, disk) : disk;
+  }
+  if (!room) return std::nullopt;
+  return std::max(0.0, *room) / s.fill_bytes_per_s;
 }
 
 Health assess(const Snapshot& s, const HealthThresholds& t) {

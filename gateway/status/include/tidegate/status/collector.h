@@ -66,6 +66,8 @@ class StatusCollector {
   std::map<std::string, double> sink_rate_;
   std::map<std::string, std::int64_t> down_since_;
   std::int64_t last_eviction_ns_ = 0;
+  std::int64_t evicting_since_ns_ = 0;
+  std::deque<std::pair<std::int64_t, std::uint64_t>> fill_points_;  // (t_ns, bytes), the last few minutes
   bool writable_ = true;
   std::string buffer_problem_;
   std::optional<Snapshot> cached_;

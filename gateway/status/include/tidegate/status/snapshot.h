@@ -70,6 +70,11 @@ struct Snapshot {
   bool buffer_writable = true;        // no refused commit (disk full, I/O error) in the last sample
   std::string buffer_problem;         // why not, when not
   std::int64_t last_eviction_ns = 0;  // 0: none since start
+  // Net growth of the buffer's accounted bytes over the last few minutes
+  // (ingest minus what delivery and retention removed), and since when every
+  // sample has seen evictions (0: not evicting now).
+  double fill_bytes_per_s = 0;
+  std::int64_t evicting_since_ns = 0;
   buffer::OpenReport open_report;     // a damaged file recovered at start shows until the next start
   std::vector<SourceView> sources;
   std::vector<SinkView> sinks;
@@ -80,6 +85,9 @@ struct Snapshot {
 
 // Fill of the tighter of the buffer's two caps (bytes, records); 0 without caps.
 double buffer_fill(const buffer::BufferStats& b);
+// Seconds until the byte cap is reached at the current net rate; nullopt
+// without a byte cap or while the buffer is not growing.
+std::optional<double> seconds_until_cap(const Snapshot& s);
 
 // The verdict: red when data is being lost or will be soon, or the uplink
 // has been failing for a while; amber when something needs a look.
