@@ -53,11 +53,4 @@ inline std::string doc_example(const std::filesystem::path& markdown, const std:
   return "";
 }
 
-// Replaces every occurrence of `from` in `text`.
-inline void replace_all(std::string& text, const std::string& from, const std::string& to) {
-  for (auto at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size())) {
-    text.replace(at, from.size(), to);
-  }
-}
-
 }  // namespace tidegate::testing

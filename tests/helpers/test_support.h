@@ -88,6 +88,14 @@ inline std::vector<buffer::NewRecord> make_records(int n, const std::string& pre
 // Daemon configs in tests: no status page on the default port (0.0.0.0:8080
 // would leave loopback and collide between tests) and no heartbeat records
 // among the records a test counts. Tests of those features set their own.
+// Replaces every occurrence of `from` in `text` (configurations adapted to a
+// test's ports and directories).
+inline void replace_all(std::string& text, const std::string& from, const std::string& to) {
+  for (auto at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size())) {
+    text.replace(at, from.size(), to);
+  }
+}
+
 inline constexpr const char* kQuietDaemon = "[status]\nenabled = false\n[heartbeat]\ninterval = \"0s\"\n";
 
 inline bool wait_for(const std::function<bool()>& cond,

@@ -346,15 +346,11 @@ TEST_F(ConfigTest, ShippedConfigurationsAreValid) {
     // Point the buffer somewhere writable (and fill in the demo's
     // placeholders as scripts/run does); everything else as shipped.
     for (const std::string from : {"/var/lib/tidegate/buffer.db", "@STATE@/buffer.db"}) {
-      if (auto at = text.find(from); at != std::string::npos) text.replace(at, from.size(), (dir_ / "b.db").string());
+      testing::replace_all(text, from, (dir_ / "b.db").string());
     }
-    for (auto at = text.find("@STATE@"); at != std::string::npos; at = text.find("@STATE@")) {
-      text.replace(at, 7, dir_.path().string());
-    }
-    for (auto at = text.find("@PORT@"); at != std::string::npos; at = text.find("@PORT@")) text.replace(at, 6, "1883");
-    for (auto at = text.find("@STATUS_PORT@"); at != std::string::npos; at = text.find("@STATUS_PORT@")) {
-      text.replace(at, 13, "8080");
-    }
+    testing::replace_all(text, "@STATE@", dir_.path().string());
+    testing::replace_all(text, "@PORT@", "1883");
+    testing::replace_all(text, "@STATUS_PORT@", "8080");
     auto r = parse(text);
     EXPECT_TRUE(r.config) << file << ": " << (r.errors.empty() ? "" : r.errors[0].text());
   }

@@ -6,15 +6,12 @@
 #include <fstream>
 #include <sstream>
 
+#include "tidegate/common/text.h"
+
 namespace tidegate::drivers::mqtt {
 namespace {
 
-std::string trim(const std::string& s) {
-  const auto first = s.find_first_not_of(" \t\r");
-  if (first == std::string::npos) return {};
-  const auto last = s.find_last_not_of(" \t\r");
-  return s.substr(first, last - first + 1);
-}
+using common::trim;
 
 std::optional<std::string> base64_decode(const std::string& text) {
   if (text.empty() || text.size() % 4 != 0) return std::nullopt;

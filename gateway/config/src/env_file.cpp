@@ -6,8 +6,12 @@
 #include <fstream>
 #include <sstream>
 
+#include "tidegate/common/text.h"
+
 namespace tidegate::config {
 namespace {
+
+using common::trim;
 
 bool valid_name(const std::string& name) {
   if (name.empty() || std::isdigit(static_cast<unsigned char>(name[0]))) return false;
@@ -15,13 +19,6 @@ bool valid_name(const std::string& name) {
     if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_')) return false;
   }
   return true;
-}
-
-std::string trim(const std::string& s) {
-  const auto b = s.find_first_not_of(" \t\r");
-  if (b == std::string::npos) return "";
-  const auto e = s.find_last_not_of(" \t\r");
-  return s.substr(b, e - b + 1);
 }
 
 // The value after '=': quoted (the quotes removed, escapes in double quotes

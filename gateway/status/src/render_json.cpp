@@ -39,6 +39,7 @@ json recovery_json(const buffer::OpenReport& r) {
 
 json buffer_json(const Snapshot& s) {
   const auto& b = s.buffer;
+  const auto until_cap = seconds_until_cap(s);
   return {
       {"recovered_at_start", recovery_json(s.open_report)},
       {"records", b.records},
@@ -53,7 +54,7 @@ json buffer_json(const Snapshot& s) {
       {"evicted_total", b.evicted_total},
       {"evicting_for_s", age_s(s, s.evicting_since_ns)},
       {"fill_rate_bytes_per_s", s.fill_bytes_per_s},
-      {"seconds_until_cap", seconds_until_cap(s) ? json(*seconds_until_cap(s)) : json(nullptr)},
+      {"seconds_until_cap", until_cap ? json(*until_cap) : json(nullptr)},
       {"expired_total", b.expired_total},
       {"rejected_total", b.rejected_total},
       {"disk_full_total", b.disk_full_total},

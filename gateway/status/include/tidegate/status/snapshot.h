@@ -85,8 +85,8 @@ struct Snapshot {
 
 // Fill of the tighter of the buffer's two caps (bytes, records); 0 without caps.
 double buffer_fill(const buffer::BufferStats& b);
-// Seconds until the byte cap is reached at the current net rate; nullopt
-// without a byte cap or while the buffer is not growing.
+// Seconds until the nearer of the byte cap and the disk's reserve is reached
+// at the current net rate; nullopt without either or while not growing.
 std::optional<double> seconds_until_cap(const Snapshot& s);
 
 // The verdict: red when data is being lost or will be soon, or the uplink
