@@ -18,6 +18,7 @@
 
 #include "recovery.h"
 #include "schema.h"
+#include "owner_lock.h"
 #include "seq_floor.h"
 #include "sqlite.h"
 #include "store.h"
@@ -63,6 +64,8 @@ struct Committed {
   std::optional<RowPos> newest;
   std::map<std::string, Cursor, std::less<>> cursors;
   std::uint64_t evicted_total = 0;
+  std::uint64_t evicted_acknowledged = 0;
+  std::int64_t evicted_acknowledged_ns = 0;
   std::uint64_t expired_total = 0;
   std::uint64_t dead_lettered_total = 0;
 
@@ -180,6 +183,7 @@ class Buffer::Impl {
   std::vector<std::pair<std::string, std::string>> source_state(std::string_view prefix) const;
   Status ensure_sink(std::string_view sink, StartPosition start);
   Status remove_sink(std::string_view sink);
+  Status acknowledge_evictions();
   std::vector<std::string> sinks() const;
   std::optional<std::uint64_t> acked_seq(std::string_view sink) const;
   bool wait_for_records_after(std::uint64_t after_seq, std::chrono::milliseconds timeout) const;
@@ -225,6 +229,9 @@ class Buffer::Impl {
   std::shared_ptr<DiskSpace> disk_;
   const std::filesystem::path dir_;  // where the database lives: its filesystem is watched
   SeqFloor floor_;
+  // Held while open for writing; declared before the connections so that it
+  // is released after they are closed.
+  std::optional<OwnerLock> owner_lock_;
   mutable ReaderPool readers_;
 
   // Write side: the connection, the committed mirror and the counters below
@@ -234,6 +241,7 @@ class Buffer::Impl {
   std::unique_ptr<Store> store_;
   Committed state_;
   std::uint64_t dead_letter_rows_ = 0;
+  std::uint64_t evicted_at_open_ = 0;
   std::uint64_t appended_total_ = 0;
   std::uint64_t rejected_total_ = 0;
   std::uint64_t disk_full_total_ = 0;
@@ -284,6 +292,7 @@ void Buffer::Impl::open() {
       throw BufferError(opts_.path.string() + ": " + e.what());
     }
     report_.next_seq = state_.next_seq;
+    evicted_at_open_ = state_.evicted_total;
     return;
   }
 
@@ -294,6 +303,7 @@ void Buffer::Impl::open() {
     throw BufferError("buffer directory " + dir_.string() + " is not writable: " +
                       std::error_code(errno, std::generic_category()).message());
   }
+  owner_lock_.emplace(opts_.path);
 
   floor_.load();
   const bool existed = std::filesystem::exists(opts_.path);
@@ -311,6 +321,7 @@ void Buffer::Impl::open() {
   }
   report_.created = !existed;
   report_.next_seq = state_.next_seq;
+  evicted_at_open_ = state_.evicted_total;
   last_committed_seq_ = state_.next_seq - 1;
 
   try {
@@ -404,6 +415,8 @@ void Buffer::Impl::load_state() {
     s.next_off = std::max(s.next_off, s.newest->off + 1);
   }
   s.evicted_total = static_cast<std::uint64_t>(schema::meta_int(*db_, "evicted_total"));
+  s.evicted_acknowledged = static_cast<std::uint64_t>(schema::meta_int(*db_, "evicted_acknowledged"));
+  s.evicted_acknowledged_ns = schema::meta_int(*db_, "evicted_acknowledged_ns");
   s.expired_total = static_cast<std::uint64_t>(schema::meta_int(*db_, "expired_total"));
   s.dead_lettered_total = static_cast<std::uint64_t>(schema::meta_int(*db_, "dead_lettered_total"));
   for (auto& row : store_->load_cursors()) {
@@ -851,6 +864,21 @@ Status Buffer::Impl::remove_sink(std::string_view sink) {
   return st;
 }
 
+Status Buffer::Impl::acknowledge_evictions() {
+  std::lock_guard lock(state_mu_);
+  if (!store_) return Status::kClosed;
+  const std::int64_t now = clock_->wall_ns();
+  const Status st = write_transaction("acknowledge evictions", [&] {
+    store_->set_meta("evicted_acknowledged", static_cast<std::int64_t>(state_.evicted_total));
+    store_->set_meta("evicted_acknowledged_ns", now);
+  });
+  if (st == Status::kOk) {
+    state_.evicted_acknowledged = state_.evicted_total;
+    state_.evicted_acknowledged_ns = now;
+  }
+  return st;
+}
+
 std::vector<std::string> Buffer::Impl::sinks() const {
   std::lock_guard lock(state_mu_);
   std::vector<std::string> out;
@@ -1064,6 +1092,9 @@ BufferStats Buffer::Impl::stats() const {
     s.newest_ingest_ns = snapshot.newest->ingest_ns;
   }
   s.evicted_total = snapshot.evicted_total;
+  s.evicted_at_open = evicted_at_open_;
+  s.evicted_acknowledged = snapshot.evicted_acknowledged;
+  s.evicted_acknowledged_ns = snapshot.evicted_acknowledged_ns;
   s.expired_total = snapshot.expired_total;
   s.dead_lettered_total = snapshot.dead_lettered_total;
   s.file_bytes = bytes_on_disk(opts_.path) + bytes_on_disk(std::filesystem::path(opts_.path).concat("-wal"));
@@ -1156,6 +1187,7 @@ void Buffer::flush() {
 
 Status Buffer::ensure_sink(std::string_view sink, StartPosition start) { return impl_->ensure_sink(sink, start); }
 Status Buffer::remove_sink(std::string_view sink) { return impl_->remove_sink(sink); }
+Status Buffer::acknowledge_evictions() { return impl_->acknowledge_evictions(); }
 std::vector<std::string> Buffer::sinks() const { return impl_->sinks(); }
 std::optional<std::uint64_t> Buffer::acked_seq(std::string_view sink) const { return impl_->acked_seq(sink); }
 

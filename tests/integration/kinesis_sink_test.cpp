@@ -266,7 +266,8 @@ TEST_F(KinesaliteTest, TheKinesisExampleOfTheDocsDeliversToTheStream) {
   node_output({"create", std::to_string(port_), "building-readings", "1"}, dir_ / "create2.out");
   const auto listener = testing::free_loopback_port();
   const auto status = testing::free_loopback_port();
-  testing::replace_all(toml, "/var/lib/tidegate/", (dir_ / "").string());
+  std::filesystem::create_directories(dir_ / "gateway");  // the fixture's own buffer is in dir_
+  testing::replace_all(toml, "/var/lib/tidegate/", (dir_ / "gateway" / "").string());
   testing::replace_all(toml, "listen = \"0.0.0.0:1883\"", "listen = \"127.0.0.1:" + std::to_string(listener) + "\"");
   testing::replace_all(toml, "listen = \"0.0.0.0:8080\"", "listen = \"127.0.0.1:" + std::to_string(status) + "\"");
   testing::replace_all(toml, "region = \"eu-west-1\"",

@@ -95,6 +95,7 @@ std::string bytes(std::initializer_list<int> list) {
 class MqttListenerTest : public ::testing::Test {
  protected:
   void open_buffer(std::uint64_t max_bytes = 0) {
+    buffer_.reset();  // one writer per file: the old one closes first
     buffer::BufferOptions bo;
     bo.path = dir_ / "buffer.db";
     bo.commit_window = std::chrono::milliseconds(5);

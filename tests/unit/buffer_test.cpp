@@ -3,6 +3,8 @@
 // matters; everything else is the real thing.
 #include "tidegate/buffer/buffer.h"
 
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
@@ -482,6 +484,36 @@ TEST_F(BufferTest, AnInFlightCreditIsPerSinkAndTheTotalKeepsWhatAnotherSinkLost)
   EXPECT_EQ(s.expired_total, 10u);
 }
 
+// A technician who has seen the losses acknowledges them; the all-time count
+// stays, the news is only what came after. "Since start" is this process's.
+TEST_F(BufferTest, AcknowledgedEvictionsAreRememberedAndOnlyLaterOnesAreNews) {
+  auto o = options();
+  o.max_records = 10;
+  auto b = open(o);
+  ASSERT_EQ(b->ensure_sink("up", StartPosition::kEarliest), Status::kOk);
+  ASSERT_TRUE(b->append_wait(make_records(10)).ok());
+  ASSERT_TRUE(b->append_wait(make_records(5)).ok());  // 5 lost
+  auto s = b->stats();
+  EXPECT_EQ(s.evicted_total, 5u);
+  EXPECT_EQ(s.evicted_at_open, 0u);
+  EXPECT_EQ(s.evicted_acknowledged, 0u);
+  EXPECT_EQ(s.evicted_acknowledged_ns, 0);
+
+  clock_->advance(std::chrono::minutes(3));
+  ASSERT_EQ(b->acknowledge_evictions(), Status::kOk);
+  s = b->stats();
+  EXPECT_EQ(s.evicted_acknowledged, 5u);
+  EXPECT_EQ(s.evicted_acknowledged_ns, clock_->wall_ns());
+
+  b.reset();
+  b = open(o);
+  ASSERT_TRUE(b->append_wait(make_records(3)).ok());  // 3 more lost after the restart
+  s = b->stats();
+  EXPECT_EQ(s.evicted_total, 8u);
+  EXPECT_EQ(s.evicted_at_open, 5u);       // 3 since this start
+  EXPECT_EQ(s.evicted_acknowledged, 5u);  // 3 not yet acknowledged, through the restart
+}
+
 TEST_F(BufferTest, DropOldestByBytes) {
   auto o = options();
   const std::uint64_t each = accounted_size(make_record(std::string(100, 'x')));
@@ -957,6 +989,24 @@ TEST_F(BufferTest, ReadOnlyOpenInspectsWithoutChanging) {
   o.path = dir_ / "missing.db";
   EXPECT_THROW(open(o), BufferError);
   EXPECT_FALSE(std::filesystem::exists(o.path));
+}
+
+// One writer per file: a second gateway on the same buffer would forward the
+// same records twice and fight over the cursors. Readers are welcome.
+TEST_F(BufferTest, ASecondWriterIsRefusedWhileTheFirstHoldsTheFile) {
+  auto first = open();
+  ASSERT_TRUE(first->append_wait(make_records(2)).ok());
+  try {
+    open();
+    FAIL() << "expected BufferInUse";
+  } catch (const BufferInUse& e) {
+    EXPECT_NE(std::string(e.what()).find("pid " + std::to_string(::getpid())), std::string::npos) << e.what();
+  }
+  auto o = options();
+  o.read_only = true;
+  EXPECT_EQ(open(o)->stats().records, 2u);
+  first.reset();
+  EXPECT_EQ(open()->stats().records, 2u);  // released on close
 }
 
 // ------------------------------------------------------------ figures

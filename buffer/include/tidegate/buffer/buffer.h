@@ -36,6 +36,13 @@ class BufferError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Thrown by open() for writing while another process has the buffer open for
+// writing (a running gateway): one writer per file.
+class BufferInUse : public BufferError {
+ public:
+  using BufferError::BufferError;
+};
+
 struct ReadResult {
   Status status = Status::kOk;
   std::vector<Record> records;  // ascending seq
@@ -91,6 +98,8 @@ class Buffer {
 
   // Sinks and their cursors. ensure_sink creates a cursor if missing.
   Status ensure_sink(std::string_view sink, StartPosition start);
+  // Forgets a retired sink: its cursor goes, and what only it was waiting
+  // for counts as delivered from then on (retention may remove it).
   Status remove_sink(std::string_view sink);
   std::vector<std::string> sinks() const;
   std::optional<std::uint64_t> acked_seq(std::string_view sink) const;
@@ -126,6 +135,10 @@ class Buffer {
                          const NewRecord& record, std::string_view reason);
   std::vector<DeadLetter> dead_letters(std::size_t limit, std::int64_t after_id = 0) const;
   Status clear_dead_letters();
+
+  // An operator has seen the losses so far: evicted_acknowledged becomes
+  // evicted_total (durably), and only later evictions count as news.
+  Status acknowledge_evictions();
 
   BufferStats stats() const;
   IntegrityReport verify(IntegrityCheck depth = IntegrityCheck::kFull) const;

@@ -33,7 +33,12 @@ struct BufferStats {
   std::uint64_t next_seq = 0;  // what the next committed record will get
 
   std::uint64_t appended_total = 0;
-  std::uint64_t evicted_total = 0;      // undelivered records removed by the cap
+  std::uint64_t evicted_total = 0;      // undelivered records removed by the cap, all time
+  std::uint64_t evicted_at_open = 0;    // evicted_total when this process opened the buffer
+  // evicted_total when an operator last acknowledged the losses, and when
+  // (0: never). Losses above it are news to the operator.
+  std::uint64_t evicted_acknowledged = 0;
+  std::int64_t evicted_acknowledged_ns = 0;
   std::uint64_t expired_total = 0;      // delivered records removed (retention or cap)
   std::uint64_t rejected_total = 0;     // records refused with kBackpressure
   std::uint64_t disk_full_total = 0;    // records refused with kDiskFull
