@@ -30,6 +30,8 @@ std::string stats_json(const buffer::BufferStats& s) {
   o += ",\"newest_ingest_ns\":" + optional_number(s.newest_ingest_ns);
   o += ",\"appended_total\":" + to_string(s.appended_total);
   o += ",\"evicted_total\":" + to_string(s.evicted_total);
+  o += ",\"evicted_acknowledged\":" + to_string(s.evicted_acknowledged);
+  o += ",\"evicted_acknowledged_ns\":" + to_string(s.evicted_acknowledged_ns);
   o += ",\"expired_total\":" + to_string(s.expired_total);
   o += ",\"rejected_total\":" + to_string(s.rejected_total);
   o += ",\"disk_full_total\":" + to_string(s.disk_full_total);

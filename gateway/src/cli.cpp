@@ -1,6 +1,7 @@
 #include "tidegate/gateway/cli.h"
 
 #include <charconv>
+#include <iostream>
 #include <map>
 #include <ostream>
 #include <string>
@@ -11,6 +12,7 @@
 #include "tidegate/gateway/buffer_report.h"
 #include "tidegate/gateway/config.h"
 #include "tidegate/gateway/daemon.h"
+#include "tidegate/gateway/operations.h"
 #include "tidegate/gateway/version.h"
 #include "tidegate/proto/envelope.h"
 #include "tidegate/proto/json.h"
@@ -38,11 +40,24 @@ Usage:
                                           stored records as JSON lines
   tidegate buffer verify [--config FILE | --db FILE] [--quick]
                                           integrity check (full by default)
+  tidegate buffer acknowledge-losses [--config FILE | --db FILE] [--yes]
+                                          the records lost to the cap so far
+                                          were seen: the verdict turns green
+
+  tidegate sink list     [--config FILE | --db FILE]
+                                          every sink's cursor and what waits
+                                          for it; flags retired sinks
+  tidegate sink forget NAME [--config FILE | --db FILE] [--yes]
+                                          drop the cursor of a sink no longer
+                                          configured, so it holds nothing back
 
   tidegate --version | --help
 
-FILE defaults to /etc/tidegate/tidegate.toml. The buffer commands open the
-database read-only, so they are safe beside a running gateway.
+FILE defaults to /etc/tidegate/tidegate.toml. stats, dump, verify and sink
+list open the database read-only, so they are safe beside a running gateway.
+acknowledge-losses and sink forget ask first (unless --yes), then change the
+file directly when no gateway runs, or go through the running gateway's
+status API, which needs [status] token in the configuration.
 
 With the service's configuration (the default FILE), every command also
 reads the service's environment file /etc/default/tidegate (skipped if it
@@ -52,7 +67,8 @@ another one, with any configuration. The file is readable by root and the
 tidegate group only: run these commands with sudo.
 
 Exit status: 0 ok; 1 runtime failure (run), integrity check failed (buffer
-verify); 2 usage error, configuration error, or a file that cannot be read.
+verify), refused or not confirmed (nothing changed); 2 usage error,
+configuration error, a file or the running gateway that cannot be reached.
 )";
 
 struct Args {
@@ -63,7 +79,7 @@ struct Args {
 bool parse(int argc, const char* const* argv, Args& args, std::string& error) {
   static const std::map<std::string, bool> kKnown = {{"--db", true},    {"--config", true},  {"--from", true}, {"--env-file", true},
                                                      {"--limit", true}, {"--quick", false},  {"--help", false},
-                                                     {"-h", false},     {"--version", false}};
+                                                     {"-h", false},     {"--version", false}, {"--yes", false}};
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a.rfind("-", 0) != 0) {
@@ -134,8 +150,67 @@ void print_errors(const std::vector<ConfigError>& errors, std::ostream& err) {
     err << e.text() << "\n";
 }
 
-int buffer_command(const Args& args, std::ostream& out, std::ostream& err) {
+// The buffer and, with a configuration, the configured sinks and the way to
+// the running gateway. nullopt (reported) when the configuration is bad.
+std::optional<OperatorContext> operator_context(const Args& args, std::istream& in, std::ostream& out,
+                                                std::ostream& err) {
+  OperatorContext ctx;
+  ctx.in = &in;
+  ctx.out = &out;
+  ctx.err = &err;
+  ctx.assume_yes = args.options.count("--yes") > 0;
+  if (auto db = args.options.find("--db"); db != args.options.end()) {
+    ctx.buffer.path = db->second;
+    return ctx;
+  }
+  const auto env = environment(args, err);
+  if (!env) return std::nullopt;
+  auto loaded = load_config(config_file(args), *env);
+  if (!loaded.config) {
+    print_errors(loaded.errors, err);
+    err << "tidegate: give --db FILE, or a valid --config FILE\n";
+    return std::nullopt;
+  }
+  ctx.have_config = true;
+  ctx.buffer = loaded.config->buffer;
+  ctx.status = loaded.config->status;
+  for (const auto& plan : loaded.config->sinks)
+    ctx.configured_sinks.insert(plan.name);
+  return ctx;
+}
+
+int sink_command(const Args& args, std::istream& in, std::ostream& out, std::ostream& err) {
   const std::string sub = args.positional.size() > 1 ? args.positional[1] : "";
+  if (sub != "list" && sub != "forget") {
+    err << "tidegate sink: unknown command '" << sub << "' (list, forget NAME)\n";
+    return 2;
+  }
+  if (sub == "forget" && args.positional.size() != 3) {
+    err << "tidegate sink forget: name the sink: tidegate sink forget NAME\n";
+    return 2;
+  }
+  const auto ctx = operator_context(args, in, out, err);
+  if (!ctx) return 2;
+  try {
+    return sub == "list" ? list_sinks(*ctx) : forget_sink(*ctx, args.positional[2]);
+  } catch (const buffer::BufferError& e) {
+    err << "tidegate sink " << sub << ": " << e.what() << "\n";
+    return 2;
+  }
+}
+
+int buffer_command(const Args& args, std::istream& in, std::ostream& out, std::ostream& err) {
+  const std::string sub = args.positional.size() > 1 ? args.positional[1] : "";
+  if (sub == "acknowledge-losses") {
+    const auto ctx = operator_context(args, in, out, err);
+    if (!ctx) return 2;
+    try {
+      return acknowledge_losses(*ctx);
+    } catch (const buffer::BufferError& e) {
+      err << "tidegate buffer acknowledge-losses: " << e.what() << "\n";
+      return 2;
+    }
+  }
   std::map<std::string, std::string>::const_iterator db = args.options.find("--db");
   buffer::BufferOptions options;  // --db: the limits are not known, the defaults are shown
   std::string limits_from = "defaults: give --config for the configured limits";
@@ -199,13 +274,17 @@ int buffer_command(const Args& args, std::ostream& out, std::ostream& err) {
     err << "tidegate buffer " << sub << ": " << e.what() << "\n";
     return sub == "verify" ? 1 : 2;
   }
-  err << "tidegate buffer: unknown command '" << sub << "' (stats, dump, verify)\n";
+  err << "tidegate buffer: unknown command '" << sub << "' (stats, dump, verify, acknowledge-losses)\n";
   return 2;
 }
 
 }  // namespace
 
 int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& err) {
+  return run_cli(argc, argv, out, err, std::cin);
+}
+
+int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& err, std::istream& in) {
   Args args;
   std::string error;
   if (!parse(argc, argv, args, error)) {
@@ -221,7 +300,8 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     return args.positional.empty() && !args.options.count("--help") && !args.options.count("-h") ? 2 : 0;
   }
   const std::string& command = args.positional[0];
-  if (command == "buffer") return buffer_command(args, out, err);
+  if (command == "buffer") return buffer_command(args, in, out, err);
+  if (command == "sink") return sink_command(args, in, out, err);
   if (command == "run") {
     auto env = environment(args, err);
     return env ? run_daemon(config_file(args), err, std::move(*env)) : 2;

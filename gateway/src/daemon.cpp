@@ -202,6 +202,20 @@ class Gateway {
       const auto st = buffer_->clear_dead_letters();
       return st == buffer::Status::kOk ? "" : std::string("the buffer refused: ") + buffer::to_string(st);
     };
+    // Only a sink the configuration no longer names: a configured sink's
+    // cursor would come back at the next start, at the newest record.
+    controls.forget_sink = [this](const std::string& sink) -> std::string {
+      if (forwarder(sink)) {
+        return "sink '" + sink + "' is configured: remove it from the configuration and restart first";
+      }
+      const auto st = buffer_->remove_sink(sink);
+      if (st == buffer::Status::kNotFound) return "no sink named '" + sink + "' in the buffer";
+      return st == buffer::Status::kOk ? "" : std::string("the buffer refused: ") + buffer::to_string(st);
+    };
+    controls.acknowledge_losses = [this]() -> std::string {
+      const auto st = buffer_->acknowledge_evictions();
+      return st == buffer::Status::kOk ? "" : std::string("the buffer refused: ") + buffer::to_string(st);
+    };
 
     status::StatusServiceOptions options;
     options.http_enabled = config_.status.enabled;

@@ -18,12 +18,14 @@ struct CliResult {
   std::string err;
 };
 
-CliResult run(std::vector<std::string> args) {
+// `answer`: what the operator types when asked.
+CliResult run(std::vector<std::string> args, const std::string& answer = "") {
   args.insert(args.begin(), "tidegate");
   std::vector<const char*> argv;
   for (const auto& a : args) argv.push_back(a.c_str());
   std::ostringstream out, err;
-  int code = run_cli(static_cast<int>(argv.size()), argv.data(), out, err);
+  std::istringstream in(answer);
+  int code = run_cli(static_cast<int>(argv.size()), argv.data(), out, err, in);
   return {code, out.str(), err.str()};
 }
 
@@ -123,6 +125,87 @@ TEST_F(CliTest, VerifyReportsOkAndDamage) {
   EXPECT_EQ(r.code, 1);
   // Read-only: the damaged file is reported, not moved aside.
   EXPECT_TRUE(std::filesystem::exists(dir_ / "junk.db"));
+}
+
+// A sink taken out of the configuration leaves its cursor; the operator
+// sees it flagged in the list and forgets it, after a question.
+TEST_F(CliTest, SinkListFlagsARetiredSinkAndForgetRemovesItsCursorAfterAYes) {
+  const auto config = dir_ / "tidegate.toml";
+  std::ofstream(config) << "[buffer]\npath = \"" << db_ << "\"\n[[sinks.file]]\nname = \"local\"\ndirectory = \""
+                        << (dir_ / "out").string() << "\"\n";
+  auto r = run({"sink", "list", "--config", config.string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("cloud                NO (retired?)   1         2 "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("sink 'local' is configured but has not run on this buffer yet"), std::string::npos) << r.out;
+
+  r = run({"sink", "forget", "cloud", "--config", config.string()}, "n\n");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("sink 'cloud': 2 records"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("not confirmed: nothing changed"), std::string::npos) << r.err;
+  r = run({"sink", "forget", "cloud", "--config", config.string()});  // no answer at all: no
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(run({"sink", "list", "--db", db_}).out.find("cloud"), std::string::npos);
+
+  r = run({"sink", "forget", "cloud", "--config", config.string()}, "y\n");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("forgot sink 'cloud', on the buffer file (no gateway was running)"), std::string::npos)
+      << r.out;
+  EXPECT_NE(run({"sink", "list", "--db", db_}).out.find("no cursors"), std::string::npos);
+
+  r = run({"sink", "forget", "cloud", "--db", db_, "--yes"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("has no cursor for sink 'cloud'"), std::string::npos) << r.err;
+}
+
+TEST_F(CliTest, AConfiguredSinkIsNotForgotten) {
+  const auto config = dir_ / "tidegate.toml";
+  std::ofstream(config) << "[buffer]\npath = \"" << db_ << "\"\n[[sinks.file]]\nname = \"cloud\"\ndirectory = \""
+                        << (dir_ / "out").string() << "\"\n";
+  auto r = run({"sink", "forget", "cloud", "--config", config.string(), "--yes"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("sink 'cloud' is configured"), std::string::npos) << r.err;
+  EXPECT_NE(run({"sink", "list", "--db", db_}).out.find("cloud"), std::string::npos);
+  EXPECT_EQ(run({"sink", "forget", "--db", db_}).code, 2);  // no name
+  EXPECT_EQ(run({"sink", "rename", "--db", db_}).code, 2);
+}
+
+TEST_F(CliTest, AcknowledgeLossesRecordsWhatWasSeen) {
+  {
+    buffer::BufferOptions o;
+    o.path = db_;
+    o.max_records = 3;
+    o.log = [](buffer::LogLevel, std::string_view) {};
+    auto b = buffer::Buffer::open(o);
+    // Evicts 1 (delivered to "cloud": expired) and 2 (not delivered: lost).
+    ASSERT_TRUE(b->append_wait({testing::make_record("4"), testing::make_record("5")}).ok());
+    ASSERT_EQ(b->stats().evicted_total, 1u);
+  }
+  auto r = run({"buffer", "acknowledge-losses", "--db", db_}, "yes\n");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("1 undelivered records were lost to the buffer's cap since the buffer was made"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("acknowledged 1 lost records, on the buffer file"), std::string::npos) << r.out;
+  r = run({"buffer", "stats", "--db", db_});
+  EXPECT_NE(r.out.find("\"evicted_total\":1,\"evicted_acknowledged\":1"), std::string::npos) << r.out;
+  r = run({"buffer", "acknowledge-losses", "--db", db_});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_NE(r.out.find("nothing to acknowledge"), std::string::npos) << r.out;
+}
+
+// While a gateway holds the file, a change goes through its status API; with
+// --db there is no configuration to find it, and the operator is told.
+TEST_F(CliTest, AChangeToABufferHeldByAGatewayNeedsItsConfiguration) {
+  buffer::BufferOptions o;
+  o.path = db_;
+  o.log = [](buffer::LogLevel, std::string_view) {};
+  auto held = buffer::Buffer::open(o);
+  auto r = run({"sink", "forget", "cloud", "--db", db_, "--yes"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("a gateway holds the file: give --config"), std::string::npos) << r.err;
+  EXPECT_EQ(held->sinks().size(), 1u);
+  // Reading is fine beside it.
+  EXPECT_EQ(run({"sink", "list", "--db", db_}).code, 0);
 }
 
 // TLS files the configuration names are loaded at start-up, by check-config

@@ -102,6 +102,49 @@ TEST(Health, BufferFillDiskAndLossDecideTheColour) {
   EXPECT_EQ(assess(s, {}).level, HealthLevel::kAmber);
 }
 
+// Losses from before this start stay amber until an operator acknowledges
+// them; the text tells since-start from all-time and how to acknowledge.
+TEST(Health, EvictionsStayAmberUntilAcknowledgedAndSinceStartIsToldApart) {
+  auto s = healthy();
+  s.buffer.evicted_total = 120;
+  s.buffer.evicted_at_open = 100;  // 20 since this start
+  auto h = assess(s, {});
+  ASSERT_EQ(h.level, HealthLevel::kAmber);
+  EXPECT_NE(h.reasons[0].find("120 undelivered records lost to the cap, not yet acknowledged (20 since start)"),
+            std::string::npos)
+      << h.reasons[0];
+  EXPECT_NE(h.reasons[0].find("sudo tidegate buffer acknowledge-losses"), std::string::npos);
+
+  s.buffer.evicted_acknowledged = 120;
+  EXPECT_EQ(assess(s, {}).level, HealthLevel::kGreen);
+  s.buffer.evicted_total = 125;  // news after the acknowledgement
+  h = assess(s, {});
+  EXPECT_NE(h.reasons.at(0).find("5 undelivered records lost"), std::string::npos) << h.reasons[0];
+
+  // Losing right now is red whatever was acknowledged, counted since start.
+  s.last_eviction_ns = kT0 - 30 * kSecond;
+  h = assess(s, {});
+  EXPECT_EQ(h.level, HealthLevel::kRed);
+  EXPECT_NE(h.reasons[0].find("25 since start, the latest 30 s ago"), std::string::npos) << h.reasons[0];
+}
+
+// A cursor left by a sink taken out of the configuration holds records back:
+// amber, with the command that forgets it.
+TEST(Health, ACursorOfASinkNoLongerConfiguredIsAmberWithTheWayOut) {
+  auto s = healthy();
+  buffer::SinkStats retired;
+  retired.name = "old-cloud";
+  retired.lag_records = 4000;
+  s.buffer.sinks.push_back(retired);
+  ASSERT_EQ(retired_sinks(s).size(), 1u);
+  const auto h = assess(s, {});
+  EXPECT_EQ(h.level, HealthLevel::kAmber);
+  EXPECT_NE(h.reasons.at(0).find("sink old-cloud is no longer configured but its cursor holds 4000 records"),
+            std::string::npos)
+      << h.reasons[0];
+  EXPECT_NE(h.reasons[0].find("sudo tidegate sink forget old-cloud"), std::string::npos);
+}
+
 TEST(Health, LagDeadLettersPausedAndSourcesAreAmber) {
   auto s = healthy();
   s.sinks[0].lag.oldest_undelivered_ingest_ns = kT0 - 900 * kSecond;

@@ -54,6 +54,25 @@ std::optional<double> seconds_until_cap(const Snapshot& s) {
   return std::max(0.0, *room) / s.fill_bytes_per_s;
 }
 
+std::uint64_t evicted_since_start(const buffer::BufferStats& b) {
+  return b.evicted_total - std::min(b.evicted_at_open, b.evicted_total);
+}
+
+std::uint64_t evicted_unacknowledged(const buffer::BufferStats& b) {
+  // In-flight credits can lower evicted_total below an acknowledged count.
+  return b.evicted_total - std::min(b.evicted_acknowledged, b.evicted_total);
+}
+
+std::vector<buffer::SinkStats> retired_sinks(const Snapshot& s) {
+  std::vector<buffer::SinkStats> out;
+  for (const auto& cursor : s.buffer.sinks) {
+    const bool configured = std::any_of(s.sinks.begin(), s.sinks.end(),
+                                        [&](const SinkView& k) { return k.stats.sink == cursor.name; });
+    if (!configured) out.push_back(cursor);
+  }
+  return out;
+}
+
 Health assess(const Snapshot& s, const HealthThresholds& t) {
   std::vector<std::string> red, amber;
   const auto& b = s.buffer;
@@ -70,10 +89,20 @@ Health assess(const Snapshot& s, const HealthThresholds& t) {
   } else if (fill >= t.buffer_amber_fraction) {
     amber.push_back("buffer " + fill_text);
   }
+  const auto unacknowledged = evicted_unacknowledged(b);
   if (s.last_eviction_ns && seconds_between(s.last_eviction_ns, s.now_ns) < t.loss_red_window_s) {
-    red.push_back(std::to_string(b.evicted_total) + " undelivered records evicted since start (lost)");
-  } else if (b.evicted_total) {
-    amber.push_back(std::to_string(b.evicted_total) + " undelivered records were evicted since start (lost)");
+    red.push_back("undelivered records are being evicted (lost): " + std::to_string(evicted_since_start(b)) +
+                  " since start, the latest " + duration_text(seconds_between(s.last_eviction_ns, s.now_ns)) +
+                  " ago");
+  } else if (unacknowledged) {
+    amber.push_back(std::to_string(unacknowledged) + " undelivered records lost to the cap, not yet acknowledged (" +
+                    std::to_string(evicted_since_start(b)) +
+                    " since start); once understood: sudo tidegate buffer acknowledge-losses");
+  }
+  for (const auto& cursor : retired_sinks(s)) {
+    amber.push_back("sink " + cursor.name + " is no longer configured but its cursor holds " +
+                    std::to_string(cursor.lag_records) + " records; if it is retired: sudo tidegate sink forget " +
+                    cursor.name);
   }
 
   for (const auto& src : s.sources) {

@@ -52,6 +52,9 @@ json buffer_json(const Snapshot& s) {
       {"next_seq", b.next_seq},
       {"appended_total", b.appended_total},
       {"evicted_total", b.evicted_total},
+      {"evicted_since_start", evicted_since_start(b)},
+      {"evicted_unacknowledged", evicted_unacknowledged(b)},
+      {"evicted_acknowledged_age_s", age_s(s, b.evicted_acknowledged_ns)},
       {"evicting_for_s", age_s(s, s.evicting_since_ns)},
       {"fill_rate_bytes_per_s", s.fill_bytes_per_s},
       {"seconds_until_cap", until_cap ? json(*until_cap) : json(nullptr)},
@@ -168,7 +171,16 @@ std::string to_json(const Snapshot& s) {
     j["rates"].push_back({{"time_unix_s", static_cast<double>(p.t_ns) / 1e9},
                           {"ingest_per_s", p.ingest_per_s},
                           {"forward_per_s", forward}});
+  }  // Cursors of sinks no longer configured: they hold records back.
+  j["retired_sinks"] = json::array();
+  for (const auto& c : retired_sinks(s)) {
+    j["retired_sinks"].push_back({{"name", c.name},
+                                  {"lag_records", c.lag_records},
+                                  {"lag_bytes", c.lag_bytes},
+                                  {"lag_age_s", age_s(s, c.oldest_undelivered_ingest_ns)},
+                                  {"lost_by_eviction", c.lost_by_eviction}});
   }
+
   j["warnings"] = json::array();
   for (const auto& w : s.warnings) {
     j["warnings"].push_back({{"time_unix_s", static_cast<double>(w.t_ns) / 1e9}, {"level", w.level}, {"text", w.text}});
@@ -178,6 +190,7 @@ std::string to_json(const Snapshot& s) {
 
 std::string heartbeat_json(const Snapshot& s) {
   const auto& b = s.buffer;
+  const auto until_cap = seconds_until_cap(s);
   json j = {
       {"type", "tidegate.heartbeat"},
       {"schema", kStatusSchemaVersion},
@@ -191,6 +204,8 @@ std::string heartbeat_json(const Snapshot& s) {
         {"fill_ratio", buffer_fill(b)},
         {"oldest_age_s", age_s(s, b.oldest_ingest_ns)},
         {"evicted_total", b.evicted_total},
+        {"evicted_unacknowledged", evicted_unacknowledged(b)},
+        {"seconds_until_cap", until_cap ? json(*until_cap) : json(nullptr)},
         {"dead_letters", b.dead_letters},
         {"recovered_at_start", recovery_json(s.open_report)},
         {"disk_available_bytes", b.disk_available_bytes ? json(*b.disk_available_bytes) : json(nullptr)}}},

@@ -77,6 +77,8 @@ const std::string& instance_name(const SinkView& v) {
   return v.stats.sink;
 }
 
+const std::string& instance_name(const buffer::SinkStats& v) { return v.name; }
+
 template <typename View, typename Fn>
 void per(Exposition& e, const std::vector<View>& views, const std::string& name, const char* type,
          const std::string& help, const char* label, Fn value) {
@@ -140,6 +142,18 @@ std::string to_prometheus(const Snapshot& s) {
   }
   e.counter("tidegate_buffer_appended_records_total", "Records committed to the buffer.", b.appended_total);
   e.counter("tidegate_buffer_evicted_records_total", "Undelivered records removed by the cap (lost).", b.evicted_total);
+  e.gauge("tidegate_buffer_evicted_unacknowledged_records",
+          "Records lost to the cap that no operator has acknowledged (tidegate buffer acknowledge-losses).",
+          static_cast<double>(evicted_unacknowledged(b)));
+  e.gauge("tidegate_buffer_fill_rate_bytes_per_second",
+          "Net growth of the buffer over the last minutes (ingest minus delivery and retention).",
+          s.fill_bytes_per_s);
+  if (const auto until_cap = seconds_until_cap(s)) {
+    e.gauge("tidegate_buffer_seconds_until_cap",
+            "Seconds until the byte cap or the disk reserve is reached at the current net rate.", *until_cap);
+  }
+  e.gauge("tidegate_buffer_evicting_seconds", "Seconds the buffer has been evicting without a break (0: not now).",
+          s.evicting_since_ns ? seconds(s.now_ns - s.evicting_since_ns) : 0.0);
   e.counter("tidegate_buffer_expired_records_total", "Delivered records removed by retention or the cap.",
             b.expired_total);
   e.family("tidegate_buffer_refused_records_total", "counter", "Records the buffer refused, by reason.")
@@ -209,6 +223,9 @@ std::string to_prometheus(const Snapshot& s) {
       "Sends (or buffer reads) that threw: a bug or exhausted memory, retried instead of crashing.", "sink",
       [](const Snk& k) { return static_cast<double>(k.stats.exceptions_total); });
   plugin_counters(e, s.sinks, "sink", "sink");
+  per(e, retired_sinks(s), "tidegate_retired_sink_lag_records", "gauge",
+      "Records held for a sink no longer configured (tidegate sink forget NAME releases them).", "sink",
+      [](const buffer::SinkStats& c) { return static_cast<double>(c.lag_records); });
   return e.str();
 }
 

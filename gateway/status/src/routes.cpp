@@ -78,7 +78,8 @@ HttpHandler make_status_routes(StatusCollector& collector, StatusControls contro
     // State-changing operations: POST with the token.
     const std::string sinks_prefix = "/api/sinks/";
     const bool is_sink_op = path.rfind(sinks_prefix, 0) == 0;
-    if (!is_sink_op && path != "/api/dead-letters/clear") return text_response(404, "not found: " + path);
+    const bool is_buffer_op = path == "/api/dead-letters/clear" || path == "/api/buffer/acknowledge-losses";
+    if (!is_sink_op && !is_buffer_op) return text_response(404, "not found: " + path);
     if (req.method != "POST") {
       auto r = text_response(405, "method not allowed");
       r.headers.emplace_back("Allow", "POST");
@@ -104,19 +105,29 @@ HttpHandler make_status_routes(StatusCollector& collector, StatusControls contro
         error = controls.pause_sink(sink);
       } else if (op == "resume") {
         error = controls.resume_sink(sink);
+      } else if (op == "forget" && controls.forget_sink) {
+        error = controls.forget_sink(sink);
       } else {
         return text_response(404, "not found: " + path);
       }
       what = op + " sink '" + sink + "'";
-    } else {
+    } else if (path == "/api/buffer/acknowledge-losses" && controls.acknowledge_losses) {
+      error = controls.acknowledge_losses();
+      what = "acknowledge the buffer's losses";
+    } else if (path == "/api/dead-letters/clear") {
       error = controls.clear_dead_letters();
       what = "clear dead letters";
+    } else {
+      return text_response(404, "not found: " + path);
     }
     if (log) {
       log(error.empty() ? LogLevel::kWarning : LogLevel::kError,
           "status page: operator request: " + what + (error.empty() ? ": done" : ": failed: " + error));
     }
-    if (!error.empty()) return json_result(error.find("no sink") == 0 ? 404 : 500, error);
+    if (!error.empty()) {
+      const unsigned code = error.find("no sink") == 0 ? 404 : error.find("is configured") != std::string::npos ? 409 : 500;
+      return json_result(code, error);
+    }
     return json_result(200, "");
   };
 }

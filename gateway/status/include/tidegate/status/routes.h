@@ -18,6 +18,8 @@ struct StatusControls {
   std::function<std::string(const std::string& sink)> pause_sink;
   std::function<std::string(const std::string& sink)> resume_sink;
   std::function<std::string()> clear_dead_letters;
+  std::function<std::string(const std::string& sink)> forget_sink;  // a cursor without a configured sink
+  std::function<std::string()> acknowledge_losses;                  // evictions seen by an operator
 };
 
 HttpHandler make_status_routes(StatusCollector& collector, StatusControls controls, std::string token,

@@ -89,6 +89,14 @@ double buffer_fill(const buffer::BufferStats& b);
 // at the current net rate; nullopt without either or while not growing.
 std::optional<double> seconds_until_cap(const Snapshot& s);
 
+// Undelivered records the cap evicted since this process opened the buffer,
+// and those no operator has acknowledged yet (all time, across restarts).
+std::uint64_t evicted_since_start(const buffer::BufferStats& b);
+std::uint64_t evicted_unacknowledged(const buffer::BufferStats& b);
+// Cursors in the buffer of sinks that are no longer configured: they hold
+// back what they never acknowledged until forgotten (`tidegate sink forget`).
+std::vector<buffer::SinkStats> retired_sinks(const Snapshot& s);
+
 // The verdict: red when data is being lost or will be soon, or the uplink
 // has been failing for a while; amber when something needs a look.
 Health assess(const Snapshot& s, const HealthThresholds& t);
