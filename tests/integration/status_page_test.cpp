@@ -14,6 +14,7 @@
 #include "mosquitto.h"
 #include "process.h"
 #include "test_support.h"
+#include "tidegate/buffer/buffer.h"
 
 namespace tidegate {
 namespace {
@@ -301,6 +302,69 @@ TEST_F(StatusPageTest, TheListenerShowsConnectedDevicesAndAuthenticationFailures
   for (auto& d : devices) d->disconnect()->wait();
 }
 
+// The page on a technician's phone, 390 px wide: each sink and source reads
+// as a card, so no word in a table cell wraps letter by letter. The page's
+// own HTML runs in a local copy with a <base> pointing at the gateway (the
+// page forbids framing), and a script after the page's measures, for every
+// word in every visible cell, on how many lines the browser laid it out.
+TEST_F(StatusPageTest, AtPhoneWidthNoWordInATableCellIsBrokenAcrossLines) {
+  ASSERT_TRUE(wait_for([&] { return status()["health"]["level"] == "red"; }, 20s));
+  std::string page = http("/");
+  ASSERT_NE(page.find("</head>"), std::string::npos);
+  // Headless Chromium keeps its window at least 500 px wide: the page's
+  // width is set to a phone's (the phone rules apply below 640 px).
+  page.insert(page.find("<head>") + 6, "<base href=\"" + url("/") + "\"><style>html { width: 390px; }</style>");
+  const std::string check = R"js(
+<script>
+function layoutCheck() {
+  if (!document.querySelector('tr[data-sink="cloud"]') || !document.querySelector("tr[data-source]")) {
+    setTimeout(layoutCheck, 100);
+    return;
+  }
+  const broken = [];
+  let words = 0;
+  for (const cell of document.querySelectorAll("td, th, dd")) {
+    if (!cell.getClientRects().length) continue;  // hidden, as the header row on a phone
+    const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+    for (let t = walker.nextNode(); t; t = walker.nextNode()) {
+      const re = /\S+/g;
+      for (let m = re.exec(t.data); m; m = re.exec(t.data)) {
+        const range = document.createRange();
+        range.setStart(t, m.index);
+        range.setEnd(t, m.index + m[0].length);
+        const lines = new Set(Array.from(range.getClientRects()).filter((r) => r.width > 0).map((r) => Math.round(r.top)));
+        words++;
+        if (lines.size > 1) {
+          broken.push(m[0] + " (" + lines.size + " lines, in a " + t.parentElement.tagName.toLowerCase() + "." +
+                      t.parentElement.className + " " + Math.round(t.parentElement.getBoundingClientRect().width) + " px wide)");
+        }
+      }
+    }
+  }
+  const out = document.createElement("pre");
+  out.id = "layout-check";
+  out.textContent = JSON.stringify({ width: document.body.clientWidth, words: words, broken: broken });
+  document.body.append(out);
+}
+setTimeout(layoutCheck, 500);
+</script>)js";
+  page.insert(page.rfind("</body>"), check);
+  const auto local = dir_ / "phone.html";
+  std::ofstream(local) << page;
+  const auto profile = dir_ / "chromium-phone-profile";
+  const auto dom = capture(
+      "chromium --headless --no-sandbox --disable-gpu --disable-background-networking --disable-component-update "
+      "--disable-sync --no-first-run --disable-dev-shm-usage --disable-web-security --allow-file-access-from-files "
+      "--user-data-dir=" + profile.string() + " --window-size=390,2400 --virtual-time-budget=6000 --dump-dom 'file://" +
+      local.string() + "' 2>/dev/null");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(dom, m, std::regex(R"re(<pre id="layout-check">(.*)</pre>)re"))) << dom;
+  const auto result = nlohmann::json::parse(std::regex_replace(m[1].str(), std::regex("&quot;"), "\""));
+  EXPECT_EQ(result["width"], 390) << result.dump();
+  EXPECT_GT(result["words"].get<int>(), 50) << result.dump();  // the cells were filled from the live API
+  EXPECT_TRUE(result["broken"].empty()) << result.dump();
+}
+
 // A full buffer under reject-new: the MQTT source's refusals are on the page
 // (under the source's name), in /api/status and on /metrics.
 class StatusPageFullBufferTest : public StatusPageTest {
@@ -360,6 +424,79 @@ TEST_F(StatusPageRecoveredBufferTest, ADamagedBufferFileAtStartIsShownUntilTheNe
   EXPECT_NE(http("/metrics").find("tidegate_buffer_recovered_at_start"), std::string::npos);
   const auto dom = rendered_dom();
   EXPECT_NE(dom.find("Recovered at start"), std::string::npos) << dom;
+}
+
+// Issue 22: a sink taken out of the configuration left a cursor holding
+// records, and losses from before a restart kept the page amber for good.
+// Both are on the page now, and the operator clears them on the running
+// gateway with the CLI, which goes through the status API and its token.
+class StatusPageRetiredSinkTest : public StatusPageTest {
+ protected:
+  void before_start() override {
+    buffer::BufferOptions o;
+    o.path = dir_ / "buffer.db";
+    o.max_records = 5;
+    o.disk_reserve_bytes = 0;
+    o.log = [](buffer::LogLevel, std::string_view) {};
+    auto b = buffer::Buffer::open(o);
+    ASSERT_EQ(b->ensure_sink("old-cloud", buffer::StartPosition::kEarliest), buffer::Status::kOk);
+    ASSERT_TRUE(b->append_wait(testing::make_records(5)).ok());
+    ASSERT_TRUE(b->append_wait(testing::make_records(3)).ok());  // 3 lost to old-cloud
+    ASSERT_EQ(b->stats().evicted_total, 3u);
+  }
+
+  // The CLI as an operator runs it: exit status and everything it printed.
+  std::pair<int, std::string> cli(const std::string& args) {
+    const auto text = capture(std::string(TIDEGATE_BINARY) + " " + args + " --config " +
+                              (dir_ / "tidegate.toml").string() + " 2>&1; echo \"exit=$?\"");
+    const auto at = text.rfind("exit=");
+    return {std::stoi(text.substr(at + 5)), text.substr(0, at)};
+  }
+
+  static bool has_reason(const nlohmann::json& s, const std::string& text) {
+    for (const auto& r : s["health"]["reasons"]) {
+      if (r.get<std::string>().find(text) != std::string::npos) return true;
+    }
+    return false;
+  }
+};
+
+TEST_F(StatusPageRetiredSinkTest, TheOperatorForgetsARetiredSinkAndAcknowledgesLossesOnTheRunningGateway) {
+  auto s = status();
+  ASSERT_EQ(s["retired_sinks"].size(), 1u) << s.dump();
+  EXPECT_EQ(s["retired_sinks"][0]["name"], "old-cloud");
+  EXPECT_GE(s["retired_sinks"][0]["lag_records"].get<std::uint64_t>(), 5u);
+  EXPECT_EQ(s["buffer"]["evicted_unacknowledged"], 3);
+  EXPECT_EQ(s["buffer"]["evicted_since_start"], 0);
+  EXPECT_TRUE(has_reason(s, "sink old-cloud is no longer configured")) << s["health"].dump();
+  EXPECT_TRUE(has_reason(s, "3 undelivered records lost to the cap, not yet acknowledged (0 since start)"))
+      << s["health"].dump();
+  EXPECT_NE(http("/metrics").find("tidegate_retired_sink_lag_records{sink=\"old-cloud\"}"), std::string::npos);
+  EXPECT_NE(http("/metrics").find("tidegate_buffer_evicted_unacknowledged_records 3"), std::string::npos);
+  const auto dom = rendered_dom();
+  EXPECT_NE(dom.find("data-retired-sink=\"old-cloud\""), std::string::npos) << dom;
+  EXPECT_NE(dom.find("3 not acknowledged"), std::string::npos) << dom;
+
+  auto [code, out] = cli("sink list");
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("old-cloud            NO (retired?)"), std::string::npos) << out;
+  std::tie(code, out) = cli("sink forget local --yes");
+  EXPECT_EQ(code, 1) << out;
+  EXPECT_NE(out.find("sink 'local' is configured"), std::string::npos) << out;
+
+  std::tie(code, out) = cli("sink forget old-cloud --yes");
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("forgot sink 'old-cloud', through the running gateway"), std::string::npos) << out;
+  std::tie(code, out) = cli("buffer acknowledge-losses --yes");
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("acknowledged 3 lost records, through the running gateway"), std::string::npos) << out;
+
+  ASSERT_TRUE(wait_for([&] { return status()["retired_sinks"].empty(); }, 10s)) << status().dump();
+  s = status();
+  EXPECT_EQ(s["buffer"]["evicted_unacknowledged"], 0);
+  EXPECT_FALSE(has_reason(s, "old-cloud")) << s["health"].dump();
+  EXPECT_FALSE(has_reason(s, "not yet acknowledged")) << s["health"].dump();
+  EXPECT_NE(gateway_->output().find("operator request: forget sink 'old-cloud': done"), std::string::npos);
 }
 
 }  // namespace

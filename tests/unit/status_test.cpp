@@ -247,6 +247,26 @@ TEST(Collector, SamplesTurnCountersIntoRatesAndKeepABoundedHistory) {
   EXPECT_EQ(s.now_ns - s.started_ns, 25 * kSecond);
 }
 
+// The all-time count is on disk: after a restart, earlier losses are news
+// to acknowledge (amber), not losses happening now (red).
+TEST(Collector, LossesFromBeforeARestartAreNotTakenForLossesNow) {
+  Fake f;
+  f.buffer.evicted_total = 40;
+  f.buffer.evicted_at_open = 40;
+  StatusCollector c(f.inputs());
+  c.sample();
+  auto s = c.snapshot();
+  EXPECT_EQ(s.last_eviction_ns, 0);
+  EXPECT_EQ(s.health.level, HealthLevel::kAmber);
+  // Evicted between the open and the first sample: that is now.
+  Fake g;
+  g.buffer.evicted_total = 45;
+  g.buffer.evicted_at_open = 40;
+  StatusCollector d(g.inputs());
+  d.sample();
+  EXPECT_EQ(d.snapshot().health.level, HealthLevel::kRed);
+}
+
 TEST(Collector, NoticesRefusedCommitsEvictionsAndADisconnectedSource) {
   Fake f;
   f.sources[0].name = "broker";

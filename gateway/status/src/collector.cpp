@@ -72,7 +72,9 @@ void StatusCollector::sample() {
                         std::to_string(static_cast<long long>(secs)) + " s (" +
                         (b.disk_full_total > 0 ? "disk full" : "I/O error") + ")";
     }
-  } else if (c.evicted > 0) {
+  } else if (c.evicted > b.evicted_at_open) {
+    // Evicted since the buffer opened; losses from before a restart are on
+    // disk, not happening now.
     last_eviction_ns_ = c.t_ns;
   }
   // The fill rate looks back a few minutes: long enough to smooth batches
