@@ -215,6 +215,27 @@ TEST_F(ConfigTest, SecretsComeFromTheEnvironment) {
   EXPECT_FALSE(mqtt_sources(*r.config)[0].username.has_value());
 }
 
+// An instance role or a web identity needs no keys; their settings come from
+// the variables the AWS SDKs read when the file leaves them out.
+TEST_F(ConfigTest, TemporaryCredentialSourcesNeedNoKeysAndReadTheSdkVariables) {
+  env_["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = "http://127.0.0.1:1338";
+  env_["AWS_ROLE_ARN"] = "arn:aws:iam::1:role/r";
+  env_["AWS_WEB_IDENTITY_TOKEN_FILE"] = "/var/run/secrets/token";
+  auto r = parse(buffer_section() +
+                 "[[sinks.kinesis]]\nname = \"a\"\nstream = \"s\"\ncredentials = \"instance\"\n"
+                 "[[sinks.kinesis]]\nname = \"b\"\nstream = \"s\"\nregion = \"eu-west-1\"\n"
+                 "credentials = \"web-identity\"\n");
+  ASSERT_TRUE(r.config) << (r.errors.empty() ? "" : r.errors[0].text());
+  const auto a = kinesis_sinks(*r.config)[0].sink.credential_source;
+  EXPECT_EQ(a.source, sinks::aws::CredentialSource::kInstance);
+  EXPECT_EQ(a.metadata_endpoint, "http://127.0.0.1:1338");
+  const auto b = kinesis_sinks(*r.config)[1].sink.credential_source;
+  EXPECT_EQ(b.source, sinks::aws::CredentialSource::kWebIdentity);
+  EXPECT_EQ(b.role_arn, "arn:aws:iam::1:role/r");
+  EXPECT_EQ(b.token_file, "/var/run/secrets/token");
+  EXPECT_EQ(b.sts_endpoint, "https://sts.eu-west-1.amazonaws.com");
+}
+
 TEST_F(ConfigTest, EveryMistakeNamesFileKeyAndReason) {
   struct Case {
     std::string toml;
@@ -261,6 +282,11 @@ TEST_F(ConfigTest, EveryMistakeNamesFileKeyAndReason) {
       {"[[sinks.mqtt]]\nurl = \"mqtt://x\"\npayload = \"xml\"\n", "test.toml: sinks.mqtt[0].payload: unknown value"},
       {"[[sinks.file]]\ndirectory = \"/proc/1/nope\"\nformat = \"csv\"\n", "test.toml: sinks.file[0].format: unknown value"},
       {"[[sinks.kinesis]]\nstream = \"s\"\n", "test.toml: sinks.kinesis[0].access_key_id: no AWS credentials"},
+      {"[[sinks.kinesis]]\nstream = \"s\"\ncredentials = \"web-identity\"\nweb_identity_token_file = \"/t\"\n",
+       "test.toml: sinks.kinesis[0].role_arn: credentials = \"web-identity\" needs role_arn"},
+      {"[[sinks.kinesis]]\nstream = \"s\"\ncredentials = \"instance\"\nmetadata_endpoint = \"169.254.169.254\"\n",
+       "test.toml: sinks.kinesis[0].metadata_endpoint: must start with http:// or https://"},
+      {"[[sinks.kinesis]]\nstream = \"s\"\ncredentials = \"sso\"\n", "test.toml: sinks.kinesis[0].credentials: unknown value"},
       {"[[sinks.http]]\nurl = \"ftp://x\"\n", "test.toml: sinks.http[0].url: expected http(s)://"},
       {"[[sinks.mqtt]]\nurl = \"mqtts://x\"\n[sinks.mqtt.tls]\ncert_file = \"/proc/self/status\"\n",
        "test.toml: sinks.mqtt[0].tls.key_file: cert_file is set but key_file is not"},

@@ -140,7 +140,15 @@ void HttpClient::connect() {
 
 HttpResponse HttpClient::post(const std::vector<std::pair<std::string, std::string>>& headers,
                               const std::string& body) {
-  Request request{http::verb::post, url_.target, 11};
+  return this->request("POST", url_.target, headers, body);
+}
+
+HttpResponse HttpClient::request(const std::string& method, const std::string& target,
+                                 const std::vector<std::pair<std::string, std::string>>& headers,
+                                 const std::string& body) {
+  const auto verb = http::string_to_verb(method);
+  if (verb == http::verb::unknown) throw std::invalid_argument("unknown HTTP method " + method);
+  Request request{verb, target, 11};
   request.set(http::field::host, url_.host_header());
   request.set(http::field::user_agent, "tidegate");
   for (const auto& [name, value] : headers)

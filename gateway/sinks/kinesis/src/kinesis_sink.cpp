@@ -19,11 +19,14 @@ struct KinesisSink::Impl {
   KinesisSinkOptions opts;
   // One keep-alive connection per lane: the calls of a batch in flight at once.
   std::vector<std::unique_ptr<net::HttpClient>> clients;
+  std::unique_ptr<aws::CredentialsProvider> credentials;
 
   std::string url() const { return clients.front()->url().text(); }
 
-  // One signed PutRecords call; throws net::HttpError on a network failure.
+  // One signed PutRecords call; throws net::HttpError on a network failure,
+  // aws::CredentialsError when no credentials can be had.
   net::HttpResponse post(net::HttpClient& client, const std::string& body) {
+    const auto creds = credentials->get();
     const std::string amz_date = sigv4::amz_date_now();
     sigv4::Request req;
     req.method = "POST";
@@ -32,16 +35,21 @@ struct KinesisSink::Impl {
                    {"content-type", "application/x-amz-json-1.1"},
                    {"x-amz-date", amz_date},
                    {"x-amz-target", "Kinesis_20131202.PutRecords"}};
-    if (!opts.credentials.session_token.empty()) {
-      req.headers.emplace_back("x-amz-security-token", opts.credentials.session_token);
-    }
-    const auto signature = sigv4::sign(req, opts.credentials, opts.region, "kinesis", amz_date);
+    if (!creds.session_token.empty()) req.headers.emplace_back("x-amz-security-token", creds.session_token);
+    const auto signature = sigv4::sign(req, creds, opts.region, "kinesis", amz_date);
     std::vector<std::pair<std::string, std::string>> headers;
     for (const auto& h : req.headers) {
       if (h.first != "host") headers.push_back(h);  // the client sets Host itself, to the same value
     }
     headers.emplace_back("authorization", signature.authorization);
-    return client.post(headers, body);
+    auto response = client.post(headers, body);
+    // Temporary credentials the upstream holds for expired (its clock and
+    // ours disagree): the next call fetches new ones.
+    if (response.status == 400 && (response.body.find("ExpiredToken") != std::string::npos ||
+                                   response.body.find("ExpiredTokenException") != std::string::npos)) {
+      credentials->invalidate();
+    }
+    return response;
   }
 };
 
@@ -53,6 +61,9 @@ KinesisSink::KinesisSink(KinesisSinkOptions options) : impl_(std::make_unique<Im
   const std::string endpoint =
       impl_->opts.endpoint.empty() ? "https://kinesis." + impl_->opts.region + ".amazonaws.com" : impl_->opts.endpoint;
   const auto url = net::Url::parse(endpoint);
+  auto source = impl_->opts.credential_source;
+  source.keys = impl_->opts.credentials;
+  impl_->credentials = std::make_unique<aws::CredentialsProvider>(std::move(source));
   for (std::size_t i = 0; i < impl_->opts.connections; ++i) {
     impl_->clients.push_back(std::make_unique<net::HttpClient>(url, impl_->opts.timeout, impl_->opts.ca_file));
   }
@@ -93,7 +104,9 @@ std::vector<std::pair<std::size_t, std::size_t>> KinesisSink::calls(const std::v
 }
 
 std::string KinesisSink::describe() const {
-  return "Kinesis stream " + impl_->opts.stream + " at " + impl_->url();
+  const auto source = impl_->opts.credential_source.source;
+  return "Kinesis stream " + impl_->opts.stream + " at " + impl_->url() +
+         (source == aws::CredentialSource::kKeys ? std::string() : ", " + impl_->credentials->describe());
 }
 
 std::vector<KinesisSink::Entry> KinesisSink::entries(const std::vector<buffer::Record>& batch) const {

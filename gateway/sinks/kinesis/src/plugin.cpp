@@ -37,15 +37,58 @@ void read_options(Section& s, KinesisSinkOptions& o) {
                              "AWS secret access key. Empty: AWS_SECRET_ACCESS_KEY from the "
                              "environment (preferred: never logged).");
   const auto token = s.text("session_token", "", "Session token of temporary credentials. Empty: AWS_SESSION_TOKEN.");
+  const auto source = s.choice(
+      "credentials", "keys", {"keys", "instance", "web-identity"},
+      "Where the credentials come from. keys: access_key_id and secret_access_key (or AWS_ACCESS_KEY_ID and "
+      "AWS_SECRET_ACCESS_KEY). instance: the EC2 instance's IAM role, from the instance metadata service (IMDSv2). "
+      "web-identity: a role assumed with an identity token file (AssumeRoleWithWebIdentity, as on EKS). Temporary "
+      "credentials are renewed before they expire.");
+  auto& from = o.credential_source;
+  const auto metadata = s.text("metadata_endpoint", "",
+                               "credentials = \"instance\": the instance metadata service. Empty: "
+                               "AWS_EC2_METADATA_SERVICE_ENDPOINT, else http://169.254.169.254.");
+  const auto role = s.text("role_arn", "", "credentials = \"web-identity\": the role to assume. Empty: AWS_ROLE_ARN.");
+  const auto token_file = s.text("web_identity_token_file", "",
+                                 "credentials = \"web-identity\": the file holding the identity token (re-read at "
+                                 "each renewal). Empty: AWS_WEB_IDENTITY_TOKEN_FILE.");
+  const auto sts = s.text("sts_endpoint", "",
+                          "credentials = \"web-identity\": the STS endpoint. Empty: https://sts.<region>.amazonaws.com.");
   if (!ctx.docs) {
     o.credentials.access_key_id = !key_id.empty() ? key_id : ctx.env("AWS_ACCESS_KEY_ID").value_or("");
     o.credentials.secret_access_key = !secret.empty() ? secret : ctx.env("AWS_SECRET_ACCESS_KEY").value_or("");
     o.credentials.session_token = !token.empty() ? token : ctx.env("AWS_SESSION_TOKEN").value_or("");
     if (o.stream.empty()) ctx.error(s.key_path("stream"), "a stream name is required");
-    if (o.credentials.access_key_id.empty() || o.credentials.secret_access_key.empty()) {
+    from.source = source == "instance"       ? aws::CredentialSource::kInstance
+                  : source == "web-identity" ? aws::CredentialSource::kWebIdentity
+                                             : aws::CredentialSource::kKeys;
+    from.metadata_endpoint = !metadata.empty() ? metadata
+                                               : ctx.env("AWS_EC2_METADATA_SERVICE_ENDPOINT").value_or(
+                                                     "http://169.254.169.254");
+    from.role_arn = !role.empty() ? role : ctx.env("AWS_ROLE_ARN").value_or("");
+    from.token_file = !token_file.empty() ? token_file : ctx.env("AWS_WEB_IDENTITY_TOKEN_FILE").value_or("");
+    from.sts_endpoint = !sts.empty() ? sts : "https://sts." + o.region + ".amazonaws.com";
+    from.ca_file = o.ca_file;
+    if (from.source == aws::CredentialSource::kKeys &&
+        (o.credentials.access_key_id.empty() || o.credentials.secret_access_key.empty())) {
       ctx.error(s.key_path("access_key_id"),
                 "no AWS credentials: set access_key_id and secret_access_key, or "
-                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment");
+                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment, or credentials = \"instance\" "
+                "or \"web-identity\"");
+    }
+    if (from.source == aws::CredentialSource::kWebIdentity) {
+      if (from.role_arn.empty()) {
+        ctx.error(s.key_path("role_arn"), "credentials = \"web-identity\" needs role_arn (or AWS_ROLE_ARN)");
+      }
+      if (from.token_file.empty()) {
+        ctx.error(s.key_path("web_identity_token_file"),
+                  "credentials = \"web-identity\" needs web_identity_token_file (or AWS_WEB_IDENTITY_TOKEN_FILE)");
+      }
+    }
+    for (const auto& [key, url] : {std::pair<const char*, std::string>{"metadata_endpoint", from.metadata_endpoint},
+                                   {"sts_endpoint", from.sts_endpoint}}) {
+      if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0) {
+        ctx.error(s.key_path(key), "must start with http:// or https://");
+      }
     }
     if (!o.endpoint.empty() && o.endpoint.rfind("http://", 0) != 0 && o.endpoint.rfind("https://", 0) != 0) {
       ctx.error(s.key_path("endpoint"), "must start with http:// or https://");

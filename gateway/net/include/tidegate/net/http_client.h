@@ -46,6 +46,10 @@ class HttpClient {
   ~HttpClient();
   const Url& url() const { return url_; }
   HttpResponse post(const std::vector<std::pair<std::string, std::string>>& headers, const std::string& body);
+  // Any method ("GET", "PUT", ...) to a target (path and query) on the same
+  // host as url().
+  HttpResponse request(const std::string& method, const std::string& target,
+                       const std::vector<std::pair<std::string, std::string>>& headers, const std::string& body);
   // Connections opened so far (1 for any number of requests while the
   // upstream keeps the connection).
   std::uint64_t connections_opened() const { return connections_opened_; }

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "tidegate/forward/sink.h"
+#include "tidegate/sinks/aws_credentials.h"
 #include "tidegate/sinks/sigv4.h"
 
 namespace tidegate::sinks {
@@ -31,6 +32,9 @@ struct KinesisSinkOptions {
   // Empty: https://kinesis.<region>.amazonaws.com. Else http(s)://host[:port].
   std::string endpoint;
   sigv4::Credentials credentials;  // from the config or AWS_* environment variables
+  // Where credentials come from: those keys (kKeys), or temporary ones of an
+  // instance role or a web identity (its fields other than `keys`).
+  aws::CredentialOptions credential_source;
   KinesisData data = KinesisData::kEnvelope;
   // Pack the readings of one device in a batch into KPL aggregated records
   // (fewer, fuller Kinesis records: cheaper, and more throughput per shard).
