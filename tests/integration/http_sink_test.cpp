@@ -15,7 +15,10 @@
 #include <sstream>
 #include <thread>
 
+#include "doc_examples.h"
 #include "http_server.h"
+#include "mosquitto.h"  // free_loopback_port, port_accepts
+#include "process.h"
 #include "record.pb.h"
 #include "forward_support.h"
 #include "test_support.h"
@@ -210,6 +213,57 @@ TEST_F(HttpSinkTest, AnUnreachableEndpointIsRetriedNotDropped) {
   EXPECT_EQ(buffer_->acked_seq("http"), 0u);
   EXPECT_NE(f.stats().last_error.find("connect"), std::string::npos) << f.stats().last_error;
   EXPECT_TRUE(buffer_->dead_letters(10).empty());
+}
+
+// docs/cloud.md's HTTP example, run as an integrator would try it: the
+// gateway with that configuration (addresses moved to loopback, the token
+// in the environment file) and examples/http_receiver.py as the receiver.
+TEST(HttpDocExample, TheExampleReceiverGetsEveryReadingOfTheDocsConfiguration) {
+  testing::TempDir dir;
+  const std::filesystem::path source(TIDEGATE_SOURCE_DIR);
+  auto toml = testing::doc_example(source / "docs" / "cloud.md", "http");
+  ASSERT_FALSE(toml.empty());
+  const auto receiver_port = testing::free_loopback_port();
+  const auto listener_port = testing::free_loopback_port();
+  testing::replace_all(toml, "/var/lib/tidegate/", (dir / "").string());
+  testing::replace_all(toml, "listen = \"0.0.0.0:1883\"", "listen = \"127.0.0.1:" + std::to_string(listener_port) + "\"");
+  testing::replace_all(toml, "https://ingest.example.com/tidegate",
+                       "http://127.0.0.1:" + std::to_string(receiver_port) + "/tidegate");
+  testing::replace_all(toml, "ca_file = \"/etc/tidegate/certs/ingest-ca.pem\"", "");
+  toml += "[status]\nenabled = false\n[heartbeat]\ninterval = \"0s\"\n";
+  std::ofstream(dir / "tidegate.toml") << toml;
+  std::ofstream(dir / "default-tidegate") << "TIDEGATE_SINK_WAREHOUSE_TOKEN=s3cret\n";
+  const auto out = dir / "received.jsonl";
+  testing::Process receiver({"/usr/bin/python3", (source / "examples" / "http_receiver.py").string(), "--host",
+                             "127.0.0.1", "--port", std::to_string(receiver_port), "--token", "s3cret", "--out",
+                             out.string()},
+                            dir / "receiver.log");
+  ASSERT_TRUE(wait_for([&] { return testing::port_accepts(receiver_port); })) << receiver.output();
+  testing::Process gw({TIDEGATE_BINARY, "run", "--config", (dir / "tidegate.toml").string(), "--env-file",
+                       (dir / "default-tidegate").string()},
+                      dir / "gateway.log");
+  ASSERT_TRUE(wait_for([&] { return testing::port_accepts(listener_port); })) << gw.output();
+  for (int i = 0; i < 20; ++i) {
+    const auto cmd = "mosquitto_pub -h 127.0.0.1 -p " + std::to_string(listener_port) +
+                     " -q 1 -i ahu-7 -t sensors/ahu-7/supply_temp -m '{\"t\":" + std::to_string(i) + "}'";
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  }
+  std::vector<nlohmann::json> got;
+  ASSERT_TRUE(wait_for([&] {
+    got.clear();
+    std::ifstream in(out);
+    for (std::string line; std::getline(in, line);) got.push_back(nlohmann::json::parse(line));
+    return got.size() >= 20;
+  }, std::chrono::seconds(20))) << got.size() << "\n" << gw.output() << receiver.output();
+  EXPECT_EQ(WEXITSTATUS(gw.signal_and_wait(SIGTERM)), 0);
+  ASSERT_EQ(got.size(), 20u);
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(got[i]["gateway"], "plant-room-3");
+    EXPECT_EQ(got[i]["seq"], i + 1);
+    EXPECT_EQ(got[i]["topic"], "sensors/ahu-7/supply_temp");
+    EXPECT_EQ(got[i]["partition_key"], "ahu-7");
+    EXPECT_EQ(got[i]["payload"], "{\"t\":" + std::to_string(i) + "}");
+  }
 }
 
 }  // namespace

@@ -299,22 +299,27 @@ TEST_F(StatusPageTest, TheListenerShowsConnectedDevicesAndAuthenticationFailures
   EXPECT_NE(dom.find("clients connected: 3"), std::string::npos) << dom;
   EXPECT_NE(dom.find("auth failures: 1"), std::string::npos) << dom;
   EXPECT_NE(dom.find(" KiB/s"), std::string::npos) << "bytes per second in the rate column: " << dom;
-  for (auto& d : devices) d->disconnect()->wait();
+  for (auto& d : devices)
+    d->disconnect()->wait();
 }
 
-// The page on a technician's phone, 390 px wide: each sink and source reads
-// as a card, so no word in a table cell wraps letter by letter. The page's
+// The page on a technician's phone, 390 px wide, and on a laptop: each sink
+// and source reads as a card on the phone, and no table squeezes a column
+// below its longest word on either, so nothing wraps letter by letter. The page's
 // own HTML runs in a local copy with a <base> pointing at the gateway (the
 // page forbids framing), and a script after the page's measures, for every
 // word in every visible cell, on how many lines the browser laid it out.
-TEST_F(StatusPageTest, AtPhoneWidthNoWordInATableCellIsBrokenAcrossLines) {
+TEST_F(StatusPageTest, AtPhoneAndLaptopWidthNoWordInATableCellIsBrokenAcrossLines) {
   ASSERT_TRUE(wait_for([&] { return status()["health"]["level"] == "red"; }, 20s));
-  std::string page = http("/");
-  ASSERT_NE(page.find("</head>"), std::string::npos);
-  // Headless Chromium keeps its window at least 500 px wide: the page's
-  // width is set to a phone's (the phone rules apply below 640 px).
-  page.insert(page.find("<head>") + 6, "<base href=\"" + url("/") + "\"><style>html { width: 390px; }</style>");
-  const std::string check = R"js(
+  for (const int width : {390, 1200}) {
+    SCOPED_TRACE("page width " + std::to_string(width));
+    std::string page = http("/");
+    ASSERT_NE(page.find("</head>"), std::string::npos);
+    // Headless Chromium keeps its window at least 500 px wide: the page's
+    // width is set to a phone's (the phone rules apply below 640 px).
+    page.insert(page.find("<head>") + 6,
+                "<base href=\"" + url("/") + "\"><style>html { width: " + std::to_string(width) + "px; }</style>");
+    const std::string check = R"js(
 <script>
 function layoutCheck() {
   if (!document.querySelector('tr[data-sink="cloud"]') || !document.querySelector("tr[data-source]")) {
@@ -348,21 +353,23 @@ function layoutCheck() {
 }
 setTimeout(layoutCheck, 500);
 </script>)js";
-  page.insert(page.rfind("</body>"), check);
-  const auto local = dir_ / "phone.html";
-  std::ofstream(local) << page;
-  const auto profile = dir_ / "chromium-phone-profile";
-  const auto dom = capture(
-      "chromium --headless --no-sandbox --disable-gpu --disable-background-networking --disable-component-update "
-      "--disable-sync --no-first-run --disable-dev-shm-usage --disable-web-security --allow-file-access-from-files "
-      "--user-data-dir=" + profile.string() + " --window-size=390,2400 --virtual-time-budget=6000 --dump-dom 'file://" +
-      local.string() + "' 2>/dev/null");
-  std::smatch m;
-  ASSERT_TRUE(std::regex_search(dom, m, std::regex(R"re(<pre id="layout-check">(.*)</pre>)re"))) << dom;
-  const auto result = nlohmann::json::parse(std::regex_replace(m[1].str(), std::regex("&quot;"), "\""));
-  EXPECT_EQ(result["width"], 390) << result.dump();
-  EXPECT_GT(result["words"].get<int>(), 50) << result.dump();  // the cells were filled from the live API
-  EXPECT_TRUE(result["broken"].empty()) << result.dump();
+    page.insert(page.rfind("</body>"), check);
+    const auto local = dir_ / "phone.html";
+    std::ofstream(local) << page;
+    const auto profile = dir_ / "chromium-phone-profile";
+    const auto dom = capture(
+        "chromium --headless --no-sandbox --disable-gpu --disable-background-networking --disable-component-update "
+        "--disable-sync --no-first-run --disable-dev-shm-usage --disable-web-security --allow-file-access-from-files "
+        "--user-data-dir=" +
+        profile.string() + " --window-size=" + std::to_string(std::max(width, 500)) +
+        ",2400 --virtual-time-budget=6000 --dump-dom 'file://" + local.string() + "' 2>/dev/null");
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(dom, m, std::regex(R"re(<pre id="layout-check">(.*)</pre>)re"))) << dom;
+    const auto result = nlohmann::json::parse(std::regex_replace(m[1].str(), std::regex("&quot;"), "\""));
+    EXPECT_EQ(result["width"], width) << result.dump();
+    EXPECT_GT(result["words"].get<int>(), 50) << result.dump();  // the cells were filled from the live API
+    EXPECT_TRUE(result["broken"].empty()) << result.dump();
+  }
 }
 
 // A full buffer under reject-new: the MQTT source's refusals are on the page
