@@ -3,6 +3,7 @@
 #include <charconv>
 #include <iostream>
 #include <map>
+#include <set>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -50,12 +51,21 @@ Usage:
   tidegate sink forget NAME [--config FILE | --db FILE] [--yes]
                                           drop the cursor of a sink no longer
                                           configured, so it holds nothing back
+  tidegate sink rewind NAME (--to-seq N | --to-time TIME | --to-earliest)
+                         [--config FILE | --db FILE] [--yes]
+                                          send the retained records from there
+                                          again (replay), then live data; TIME
+                                          is UTC: 2026-11-30T08:00:00Z,
+                                          "2026-11-30 08:00", or Unix seconds
+  tidegate sink pause NAME | resume NAME [--config FILE]
+                                          hold or release a sink of the running
+                                          gateway
 
   tidegate --version | --help
 
 FILE defaults to /etc/tidegate/tidegate.toml. stats, dump, verify and sink
 list open the database read-only, so they are safe beside a running gateway.
-acknowledge-losses and sink forget ask first (unless --yes), then change the
+acknowledge-losses, sink forget and rewind ask first (unless --yes), then change the
 file directly when no gateway runs, or go through the running gateway's
 status API, which needs [status] token in the configuration.
 
@@ -79,7 +89,8 @@ struct Args {
 bool parse(int argc, const char* const* argv, Args& args, std::string& error) {
   static const std::map<std::string, bool> kKnown = {{"--db", true},    {"--config", true},  {"--from", true}, {"--env-file", true},
                                                      {"--limit", true}, {"--quick", false},  {"--help", false},
-                                                     {"-h", false},     {"--version", false}, {"--yes", false}};
+                                                     {"-h", false},     {"--version", false}, {"--yes", false},
+                                                     {"--to-seq", true}, {"--to-time", true}, {"--to-earliest", false}};
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a.rfind("-", 0) != 0) {
@@ -181,18 +192,53 @@ std::optional<OperatorContext> operator_context(const Args& args, std::istream& 
 
 int sink_command(const Args& args, std::istream& in, std::ostream& out, std::ostream& err) {
   const std::string sub = args.positional.size() > 1 ? args.positional[1] : "";
-  if (sub != "list" && sub != "forget") {
-    err << "tidegate sink: unknown command '" << sub << "' (list, forget NAME)\n";
+  static const std::set<std::string> kCommands = {"list", "forget", "rewind", "pause", "resume"};
+  if (!kCommands.count(sub)) {
+    err << "tidegate sink: unknown command '" << sub << "' (list, forget, rewind, pause, resume)\n";
     return 2;
   }
-  if (sub == "forget" && args.positional.size() != 3) {
-    err << "tidegate sink forget: name the sink: tidegate sink forget NAME\n";
+  if (sub != "list" && args.positional.size() != 3) {
+    err << "tidegate sink " << sub << ": name the sink: tidegate sink " << sub << " NAME\n";
     return 2;
+  }
+  forward::RewindTarget target;
+  std::string target_text;
+  if (sub == "rewind") {
+    const auto seq = args.options.find("--to-seq");
+    const auto time = args.options.find("--to-time");
+    const bool earliest = args.options.count("--to-earliest") > 0;
+    if ((seq != args.options.end()) + (time != args.options.end()) + earliest != 1) {
+      err << "tidegate sink rewind: give one of --to-seq N, --to-time TIME, --to-earliest\n";
+      return 2;
+    }
+    if (seq != args.options.end()) {
+      target.kind = forward::RewindTarget::Kind::kSeq;
+      if (!parse_u64(seq->second, target.seq) || target.seq == 0) {
+        err << "tidegate sink rewind: --to-seq expects a sequence number from 1, got '" << seq->second << "'\n";
+        return 2;
+      }
+      target_text = "sequence " + seq->second;
+    } else if (time != args.options.end()) {
+      target.kind = forward::RewindTarget::Kind::kTime;
+      const auto ns = parse_operator_time(time->second);
+      if (!ns) {
+        err << "tidegate sink rewind: --to-time expects UTC as 2026-11-30T08:00:00Z, \"2026-11-30 08:00\", "
+               "2026-11-30 or Unix seconds, got '" << time->second << "'\n";
+        return 2;
+      }
+      target.ingest_ns = *ns;
+      target_text = "the first record ingested at or after " + time->second;
+    } else {
+      target_text = "the oldest record";
+    }
   }
   const auto ctx = operator_context(args, in, out, err);
   if (!ctx) return 2;
   try {
-    return sub == "list" ? list_sinks(*ctx) : forget_sink(*ctx, args.positional[2]);
+    if (sub == "list") return list_sinks(*ctx);
+    if (sub == "forget") return forget_sink(*ctx, args.positional[2]);
+    if (sub == "rewind") return rewind_sink(*ctx, args.positional[2], target, target_text);
+    return hold_sink(*ctx, args.positional[2], sub == "pause");
   } catch (const buffer::BufferError& e) {
     err << "tidegate sink " << sub << ": " << e.what() << "\n";
     return 2;

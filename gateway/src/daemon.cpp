@@ -212,6 +212,15 @@ class Gateway {
       if (st == buffer::Status::kNotFound) return "no sink named '" + sink + "' in the buffer";
       return st == buffer::Status::kOk ? "" : std::string("the buffer refused: ") + buffer::to_string(st);
     };
+    controls.rewind_sink = [this](const std::string& sink, const forward::RewindTarget& target) -> std::string {
+      auto* f = forwarder(sink);
+      if (!f) return "no sink named '" + sink + "'";
+      const auto r = f->rewind(target);
+      if (r.status != buffer::Status::kOk) {
+        return "the buffer refused: " + (r.error.empty() ? std::string(buffer::to_string(r.status)) : r.error);
+      }
+      return "";
+    };
     controls.acknowledge_losses = [this]() -> std::string {
       const auto st = buffer_->acknowledge_evictions();
       return st == buffer::Status::kOk ? "" : std::string("the buffer refused: ") + buffer::to_string(st);

@@ -1,5 +1,6 @@
 #include "tidegate/gateway/operations.h"
 
+#include <charconv>
 #include <chrono>
 #include <ctime>
 #include <functional>
@@ -108,7 +109,7 @@ std::string apply_through_gateway(const OperatorContext& ctx, const std::string&
     }
     return "the gateway answered " + std::to_string(r.status) + ": " + reason;
   } catch (const std::exception& e) {
-    return "a gateway holds the file but its status API at " + url + " did not answer: " + e.what();
+    return "no gateway answered at its status API " + url + ": " + e.what();
   }
 }
 
@@ -141,7 +142,34 @@ bool buffer_exists(const OperatorContext& ctx) {
   return false;
 }
 
+// POST to the running gateway only (for what a stopped gateway has no use for).
+int through_gateway_only(const OperatorContext& ctx, const std::string& api_path, const std::string& done) {
+  const auto error = apply_through_gateway(ctx, api_path);
+  if (!error.empty()) {
+    *ctx.err << "tidegate: " << error << "\n";
+    return error.find("answered 404") != std::string::npos ? 1 : 2;
+  }
+  *ctx.out << done << "\n";
+  return 0;
+}
+
 }  // namespace
+
+std::optional<std::int64_t> parse_operator_time(const std::string& text) {
+  std::int64_t seconds = 0;
+  const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), seconds);
+  if (ec == std::errc() && ptr == text.data() + text.size()) return seconds * 1'000'000'000;
+  std::string t = text;
+  if (!t.empty() && (t.back() == 'Z' || t.back() == 'z')) t.pop_back();
+  for (const char* format : {"%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d"}) {
+    std::tm tm{};
+    std::istringstream in(t);
+    in >> std::get_time(&tm, format);
+    if (in.fail() || in.peek() != std::char_traits<char>::eof()) continue;
+    return static_cast<std::int64_t>(::timegm(&tm)) * 1'000'000'000;
+  }
+  return std::nullopt;
+}
 
 int list_sinks(const OperatorContext& ctx) {
   if (!buffer_exists(ctx)) return 2;
@@ -212,6 +240,60 @@ int acknowledge_losses(const OperatorContext& ctx) {
   return apply(
       ctx, [](buffer::Buffer& b) { return b.acknowledge_evictions(); }, "/api/buffer/acknowledge-losses",
       "acknowledged " + std::to_string(news) + " lost records");
+}
+
+int rewind_sink(const OperatorContext& ctx, const std::string& sink, const forward::RewindTarget& target,
+                const std::string& target_text) {
+  if (!buffer_exists(ctx)) return 2;
+  const auto s = read_stats(ctx);
+  const auto* cursor = find_cursor(s, sink);
+  if (!cursor) {
+    *ctx.err << "tidegate: the buffer " << ctx.buffer.path.string() << " has no cursor for sink '" << sink << "'\n";
+    return 1;
+  }
+  using Kind = forward::RewindTarget::Kind;
+  const bool older_than_kept =
+      s.records > 0 && ((target.kind == Kind::kSeq && target.seq < s.oldest_seq) ||
+                        (target.kind == Kind::kTime && s.oldest_ingest_ns && target.ingest_ns < *s.oldest_ingest_ns));
+  *ctx.out << "sink '" << sink << "' has acknowledged up to sequence " << cursor->acked_seq << "; it goes back to "
+           << target_text << " and sends every record from there again, then carries on with live data.\n";
+  if (s.records == 0) {
+    *ctx.out << "The buffer holds no records: there is nothing to send again.\n";
+  } else if (older_than_kept || target.kind == Kind::kEarliest) {
+    *ctx.out << "The oldest record still kept is sequence " << s.oldest_seq
+             << (s.oldest_ingest_ns ? " from " + utc_text(*s.oldest_ingest_ns) : std::string())
+             << (older_than_kept ? ": older ones are gone, the sink starts there." : ".") << "\n";
+  }
+  if (!confirmed(ctx, "Rewind sink '" + sink + "'?")) return 1;
+  std::string query;
+  switch (target.kind) {
+    case Kind::kSeq:
+      query = "to-seq=" + std::to_string(target.seq);
+      break;
+    case Kind::kTime:
+      query = "to-time=" + std::to_string(target.ingest_ns);
+      break;
+    case Kind::kEarliest:
+      query = "to-earliest";
+      break;
+  }
+  buffer::RewindResult result;
+  const int code = apply(
+      ctx,
+      [&](buffer::Buffer& b) {
+        result = target.kind == Kind::kTime ? b.rewind_to_time(sink, target.ingest_ns)
+                                            : b.rewind_to_seq(sink, target.kind == Kind::kSeq ? target.seq : 0);
+        return result.status;
+      },
+      "/api/sinks/" + sink + "/rewind?" + query, "rewound sink '" + sink + "' to " + target_text);
+  return code;
+}
+
+int hold_sink(const OperatorContext& ctx, const std::string& sink, bool pause) {
+  const std::string op = pause ? "pause" : "resume";
+  return through_gateway_only(ctx, "/api/sinks/" + sink + "/" + op,
+                              pause ? "paused sink '" + sink + "': records wait in the buffer"
+                                    : "resumed sink '" + sink + "'");
 }
 
 }  // namespace tidegate::gateway

@@ -8,6 +8,7 @@
 
 #include "test_support.h"
 #include "tidegate/buffer/buffer.h"
+#include "tidegate/gateway/operations.h"
 
 namespace tidegate::gateway {
 namespace {
@@ -191,6 +192,36 @@ TEST_F(CliTest, AcknowledgeLossesRecordsWhatWasSeen) {
   r = run({"buffer", "acknowledge-losses", "--db", db_});
   EXPECT_EQ(r.code, 0);
   EXPECT_NE(r.out.find("nothing to acknowledge"), std::string::npos) << r.out;
+}
+
+TEST_F(CliTest, RewindOnAStoppedGatewayMovesTheCursorBackAfterAYes) {
+  auto r = run({"sink", "rewind", "cloud", "--db", db_, "--to-earliest"}, "y\n");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("sink 'cloud' has acknowledged up to sequence 1; it goes back to the oldest record"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("rewound sink 'cloud' to the oldest record, on the buffer file"), std::string::npos) << r.out;
+  EXPECT_NE(run({"buffer", "stats", "--db", db_}).out.find("\"name\":\"cloud\",\"acked_seq\":0"),
+            std::string::npos);
+  r = run({"sink", "rewind", "cloud", "--db", db_, "--to-seq", "3", "--yes"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(run({"buffer", "stats", "--db", db_}).out.find("\"name\":\"cloud\",\"acked_seq\":2"),
+            std::string::npos);
+  EXPECT_EQ(run({"sink", "rewind", "cloud", "--db", db_}).code, 2);  // no target
+  EXPECT_EQ(run({"sink", "rewind", "cloud", "--db", db_, "--to-seq", "3", "--to-earliest"}).code, 2);
+  r = run({"sink", "rewind", "cloud", "--db", db_, "--to-time", "yesterday"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--to-time expects UTC"), std::string::npos) << r.err;
+}
+
+TEST(OperatorTime, AcceptsUtcDatesTimesAndUnixSeconds) {
+  constexpr std::int64_t kS = 1'000'000'000;
+  EXPECT_EQ(parse_operator_time("2026-11-30T08:00:00Z"), 1796025600 * kS);
+  EXPECT_EQ(parse_operator_time("2026-11-30 08:00"), 1796025600 * kS);
+  EXPECT_EQ(parse_operator_time("2026-11-30"), (1796025600 - 8 * 3600) * kS);
+  EXPECT_EQ(parse_operator_time("1796025600"), 1796025600 * kS);
+  EXPECT_FALSE(parse_operator_time("2026-11-30 08:00 tomorrow").has_value());
+  EXPECT_FALSE(parse_operator_time("").has_value());
 }
 
 // While a gateway holds the file, a change goes through its status API; with

@@ -123,6 +123,55 @@ TEST_F(ForwarderTest, ASinkThatThrowsIsRetriedAndDeliversOnceItStops) {
   ASSERT_TRUE(wait_for([&] { return buffer_->acked_seq("up") == 25u; }));
 }
 
+// An operator's rewind while a batch is failing in its backoff: the batch is
+// given up, the cursor goes back, and once the upstream answers the records
+// go again from the target, in order. An ack in flight cannot undo it.
+TEST_F(ForwarderTest, ARewindDuringABackoffGivesUpTheBatchAndReplaysFromTheTarget) {
+  std::atomic<bool> failing{false};
+  auto sink = std::make_unique<ScriptedSink>("up", [&](auto&, int) -> SendResult {
+    if (!failing) return ok();
+    SendResult r;
+    r.batch = Outcome::kRetry;
+    r.error = "upstream down";
+    return r;
+  });
+  auto* s = sink.get();
+  auto options = fast();
+  options.retry_min = std::chrono::seconds(30);  // the rewind must not wait for this
+  options.retry_max = std::chrono::seconds(30);
+  Forwarder f(*buffer_, std::move(sink), options, log_.fn());
+  ASSERT_TRUE(buffer_->append_wait(make_records(20)).ok());
+  f.start();
+  ASSERT_TRUE(wait_for([&] { return buffer_->acked_seq("up") == 20u; }));
+  failing = true;
+  ASSERT_TRUE(buffer_->append_wait(make_records(5)).ok());
+  ASSERT_TRUE(wait_for([&] { return f.stats().state == "backing-off"; }));
+  const auto started = std::chrono::steady_clock::now();
+  RewindTarget target;
+  target.kind = RewindTarget::Kind::kSeq;
+  target.seq = 8;
+  const auto r = f.rewind(target);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(5));
+  ASSERT_EQ(r.status, buffer::Status::kOk);
+  EXPECT_EQ(r.acked_seq, 7u);
+  EXPECT_FALSE(r.clamped);
+  EXPECT_EQ(f.stats().replay_through_seq, 25u);
+  failing = false;
+  ASSERT_TRUE(wait_for([&] { return buffer_->acked_seq("up") == 25u; }));
+  auto expected = range(1, 20);
+  const auto replay = range(8, 25);
+  expected.insert(expected.end(), replay.begin(), replay.end());
+  EXPECT_EQ(s->accepted(), expected);
+  EXPECT_EQ(f.stats().replay_through_seq, 0u);  // done
+  EXPECT_TRUE(log_.contains("rewound by an operator to sequence 8: 18 records to send again"));
+  EXPECT_TRUE(log_.contains("replay done: back to live data"));
+  // Not running: the cursor moves at once; before the oldest, it clamps.
+  f.stop();
+  target.seq = 0;
+  target.kind = RewindTarget::Kind::kEarliest;
+  EXPECT_EQ(f.rewind(target).acked_seq, 0u);
+}
+
 // The forwarder compares ingest times with the buffer's clock, not the
 // system's: with a buffer whose clock is years behind, fresh records are not
 // taken for a backlog (live-first would otherwise reorder them).

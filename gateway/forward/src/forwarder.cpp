@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdint>
+#include <deque>
 #include <future>
 #include <mutex>
 #include <optional>
@@ -87,6 +89,21 @@ class Forwarder::Impl {
     log(LogLevel::kWarning, paused ? "paused by an operator: records wait in the buffer" : "resumed by an operator");
   }
 
+  buffer::RewindResult rewind(const RewindTarget& target) {
+    std::future<buffer::RewindResult> done;
+    {
+      std::lock_guard lock(mu_);
+      if (!thread_.joinable()) {
+        // Not forwarding: nothing is in flight, the cursor moves at once.
+        return apply_rewind(target);
+      }
+      rewind_requests_.emplace_back(target, std::promise<buffer::RewindResult>());
+      done = rewind_requests_.back().second.get_future();
+    }
+    cv_.notify_all();
+    return done.get();
+  }
+
   ForwarderStats stats() const {
     auto counters = sink_->counters();
     std::lock_guard lock(mu_);
@@ -107,11 +124,60 @@ class Forwarder::Impl {
     stats_.state = state;
   }
 
-  // Sleeps, waking early on stop(). Returns false if stopping.
+  // Sleeps, waking early on stop() or an operator's rewind. Returns false
+  // if stopping or a rewind waits (the caller gives up its batch).
   bool pause_for(std::chrono::milliseconds d) {
     std::unique_lock lock(mu_);
-    cv_.wait_for(lock, d, [&] { return stopping_; });
-    return !stopping_;
+    cv_.wait_for(lock, d, [&] { return stopping_ || !rewind_requests_.empty(); });
+    return !stopping_ && rewind_requests_.empty();
+  }
+
+  bool rewind_waiting() {
+    std::lock_guard lock(mu_);
+    return !rewind_requests_.empty();
+  }
+
+  // On the forwarder's thread, between batches: the rewinds operators asked
+  // for, in order. True if there were any (the round starts afresh).
+  bool serve_rewinds(std::future<buffer::ReadResult>& ahead) {
+    std::deque<std::pair<RewindTarget, std::promise<buffer::RewindResult>>> requests;
+    {
+      std::lock_guard lock(mu_);
+      requests.swap(rewind_requests_);
+    }
+    if (requests.empty()) return false;
+    discard(ahead);
+    live_from_.reset();
+    {
+      std::lock_guard lock(mu_);
+      stats_.live_first = false;
+    }
+    for (auto& [target, promise] : requests) promise.set_value(apply_rewind(target));
+    return true;
+  }
+
+  // The cursor moves back; the replay runs through what is stored now.
+  buffer::RewindResult apply_rewind(const RewindTarget& target) {
+    const auto newest = buffer_.stats().next_seq - 1;
+    auto r = target.kind == RewindTarget::Kind::kTime
+                 ? buffer_.rewind_to_time(name_, target.ingest_ns)
+                 : buffer_.rewind_to_seq(name_, target.kind == RewindTarget::Kind::kSeq ? target.seq : 0);
+    if (r.status != buffer::Status::kOk) {
+      log(LogLevel::kError, "rewind refused: " + (r.error.empty() ? std::string(buffer::to_string(r.status)) : r.error));
+      return r;
+    }
+    const auto first = buffer_.read_after(r.acked_seq, 1, SIZE_MAX);
+    const std::int64_t from_ns = first.records.empty() ? 0 : first.records.front().ingest_ns;
+    const std::uint64_t to_go = newest > r.acked_seq ? newest - r.acked_seq : 0;
+    {
+      std::lock_guard lock(mu_);
+      stats_.replay_through_seq = to_go > 0 ? newest : 0;
+      stats_.replay_from_ingest_ns = to_go > 0 ? from_ns : 0;
+    }
+    log(LogLevel::kWarning, "rewound by an operator to sequence " + std::to_string(r.acked_seq + 1) +
+                                (r.clamped ? " (the oldest retained record: the target was older)" : "") + ": " +
+                                std::to_string(to_go) + " records to send again");
+    return r;
   }
 
   // While an operator holds the sink, nothing is read or sent; the batch in
@@ -120,8 +186,9 @@ class Forwarder::Impl {
     std::unique_lock lock(mu_);
     if (!paused_) return false;
     stats_.state = "paused";
-    cv_.wait(lock, [&] { return stopping_ || !paused_; });
-    if (!stopping_) stats_.state = "idle";
+    // A rewind is served while paused too (the replay starts on resume).
+    cv_.wait(lock, [&] { return stopping_ || !paused_ || !rewind_requests_.empty(); });
+    if (!stopping_ && !paused_) stats_.state = "idle";
     return true;
   }
 
@@ -161,6 +228,7 @@ class Forwarder::Impl {
       }
     }
     try {
+      serve_rewinds(ahead);  // asked for while stopping: nobody waits forever
       discard(ahead);
     } catch (...) {
     }
@@ -183,6 +251,7 @@ class Forwarder::Impl {
 
   // One round: pause, read (or take the read-ahead), send, move the cursor.
   void forward_once(std::future<buffer::ReadResult>& ahead) {
+    if (serve_rewinds(ahead)) return;
     if (wait_while_paused()) {
       discard(ahead);
       return;
@@ -344,7 +413,7 @@ class Forwarder::Impl {
       }
     }
     while (remaining > 0) {
-      if (stopping()) return false;
+      if (stopping() || rewind_waiting()) return false;
       // The whole batch goes as it is; only a retry or a batch with dead
       // letters sends a copy of what is left.
       std::vector<buffer::Record> rest;
@@ -452,7 +521,19 @@ class Forwarder::Impl {
 
   bool commit_cursor(std::uint64_t seq, std::span<const buffer::Record> sent = {}) {
     const auto st = buffer_.ack(name_, seq, sent);
-    if (st == buffer::Status::kOk) return true;
+    if (st == buffer::Status::kOk) {
+      bool replayed = false;
+      {
+        std::lock_guard lock(mu_);
+        if (stats_.replay_through_seq != 0 && seq >= stats_.replay_through_seq) {
+          stats_.replay_through_seq = 0;
+          stats_.replay_from_ingest_ns = 0;
+          replayed = true;
+        }
+      }
+      if (replayed) log(LogLevel::kInfo, "replay done: back to live data");
+      return true;
+    }
     note_failure(std::string("moving the cursor failed: ") + buffer::to_string(st));
     log(LogLevel::kError,
         std::string("moving the cursor failed (") + buffer::to_string(st) + "); the batch will be sent again");
@@ -502,6 +583,7 @@ class Forwarder::Impl {
   std::condition_variable cv_;
   bool stopping_ = false;
   bool paused_ = false;
+  std::deque<std::pair<RewindTarget, std::promise<buffer::RewindResult>>> rewind_requests_;
   ForwarderStats stats_;
   // live-first while a backlog drains: the first live sequence, and the
   // last live record delivered ahead of the cursor.
@@ -524,6 +606,9 @@ void Forwarder::pause() {
 }
 void Forwarder::resume() {
   impl_->set_paused(false);
+}
+buffer::RewindResult Forwarder::rewind(const RewindTarget& target) {
+  return impl_->rewind(target);
 }
 ForwarderStats Forwarder::stats() const {
   return impl_->stats();

@@ -107,6 +107,15 @@ json source_json(const Snapshot& s, const SourceView& v) {
   };
 }
 
+// A replay an operator started (tidegate sink rewind): from when, and how
+// many records it still has to send again; null when not replaying.
+json replay_json(const SinkView& k) {
+  const auto& f = k.stats;
+  if (f.replay_through_seq == 0 || k.lag.acked_seq >= f.replay_through_seq) return nullptr;
+  return {{"from_time_unix_s", static_cast<double>(f.replay_from_ingest_ns) / 1e9},
+          {"records_to_go", f.replay_through_seq - k.lag.acked_seq}};
+}
+
 json sink_json(const Snapshot& s, const SinkView& k) {
   const auto& f = k.stats;
   return {
@@ -127,6 +136,7 @@ json sink_json(const Snapshot& s, const SinkView& k) {
       {"drain_eta_s", k.drain_eta_s ? json(*k.drain_eta_s) : json(nullptr)},
       {"live_first", f.live_first},
       {"delivered_ahead_total", f.delivered_ahead_total},
+      {"replay", replay_json(k)},
       {"sent_records_total", f.sent_records_total},
       {"sent_bytes_total", f.sent_bytes_total},
       {"batches_total", f.batches_total},

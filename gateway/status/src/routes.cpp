@@ -1,6 +1,8 @@
 #include "tidegate/status/routes.h"
 
+#include <charconv>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "tidegate/status/render.h"
 
@@ -32,6 +34,42 @@ bool token_matches(const std::string& configured, const std::string& authorizati
 
 std::string path_of(const std::string& target) {
   return target.substr(0, target.find('?'));
+}
+
+// The value of `name` in the target's query ("?to-seq=12"); nullopt if
+// absent, "" for a bare flag ("?to-earliest").
+std::optional<std::string> query_value(const std::string& target, const std::string& name) {
+  const auto q = target.find('?');
+  if (q == std::string::npos) return std::nullopt;
+  std::size_t at = q + 1;
+  while (at <= target.size()) {
+    const auto end = std::min(target.find('&', at), target.size());
+    const auto item = target.substr(at, end - at);
+    const auto eq = item.find('=');
+    if (item.substr(0, eq) == name) return eq == std::string::npos ? std::string() : item.substr(eq + 1);
+    at = end + 1;
+  }
+  return std::nullopt;
+}
+
+// ?to-seq=N (the first record to send again), ?to-time=NS (ingest time in
+// Unix nanoseconds) or ?to-earliest. nullopt for anything else.
+std::optional<forward::RewindTarget> rewind_target(const std::string& target) {
+  forward::RewindTarget t;
+  auto number = [](const std::string& text, auto& out) {
+    const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+    return ec == std::errc() && ptr == text.data() + text.size();
+  };
+  if (auto v = query_value(target, "to-seq")) {
+    t.kind = forward::RewindTarget::Kind::kSeq;
+    return number(*v, t.seq) ? std::optional(t) : std::nullopt;
+  }
+  if (auto v = query_value(target, "to-time")) {
+    t.kind = forward::RewindTarget::Kind::kTime;
+    return number(*v, t.ingest_ns) ? std::optional(t) : std::nullopt;
+  }
+  if (query_value(target, "to-earliest")) return t;
+  return std::nullopt;
 }
 
 }  // namespace
@@ -107,6 +145,10 @@ HttpHandler make_status_routes(StatusCollector& collector, StatusControls contro
         error = controls.resume_sink(sink);
       } else if (op == "forget" && controls.forget_sink) {
         error = controls.forget_sink(sink);
+      } else if (op == "rewind" && controls.rewind_sink) {
+        const auto target = rewind_target(req.target);
+        if (!target) return json_result(400, "give ?to-seq=N, ?to-time=UNIX_NS or ?to-earliest");
+        error = controls.rewind_sink(sink, *target);
       } else {
         return text_response(404, "not found: " + path);
       }

@@ -6,11 +6,14 @@
 // the change anyway.
 #pragma once
 
+#include <cstdint>
 #include <iosfwd>
+#include <optional>
 #include <set>
 #include <string>
 
 #include "tidegate/buffer/options.h"
+#include "tidegate/forward/forwarder.h"
 #include "tidegate/gateway/config.h"
 
 namespace tidegate::gateway {
@@ -31,5 +34,15 @@ struct OperatorContext {
 int list_sinks(const OperatorContext& ctx);
 int forget_sink(const OperatorContext& ctx, const std::string& sink);
 int acknowledge_losses(const OperatorContext& ctx);
+// Sends the sink back (replay) to `target`; `target_text` names it for the
+// operator ("seq 1200", "2026-11-30 08:00:00 UTC", "the oldest record").
+int rewind_sink(const OperatorContext& ctx, const std::string& sink, const forward::RewindTarget& target,
+                const std::string& target_text);
+// Holds or releases a sink of the running gateway (a stopped one sends
+// nothing: there is nothing to hold).
+int hold_sink(const OperatorContext& ctx, const std::string& sink, bool pause);
+// "2026-11-30T08:00:00Z", "2026-11-30 08:00", "2026-11-30" (UTC) or Unix
+// seconds, as nanoseconds since the epoch; nullopt otherwise.
+std::optional<std::int64_t> parse_operator_time(const std::string& text);
 
 }  // namespace tidegate::gateway

@@ -71,6 +71,18 @@ struct ForwarderStats {
   std::vector<common::Counter> counters;  // the sink's own (Sink::counters())
   bool live_first = false;                  // live records are going ahead of a backlog now
   std::uint64_t delivered_ahead_total = 0;  // live records sent ahead of a backlog
+  // After an operator's rewind: the sink replays until its cursor passes
+  // replay_through_seq (the newest record at the rewind); 0: no replay.
+  std::uint64_t replay_through_seq = 0;
+  std::int64_t replay_from_ingest_ns = 0;  // ingest time of the first record replayed
+};
+
+// Where an operator sends a sink back to.
+struct RewindTarget {
+  enum class Kind { kSeq, kTime, kEarliest };
+  Kind kind = Kind::kEarliest;
+  std::uint64_t seq = 0;       // kSeq: the first record to send again
+  std::int64_t ingest_ns = 0;  // kTime: the first record ingested at or after this
 };
 
 // Seconds until a backlog of `lag_records` is delivered at the recent rate;
@@ -92,6 +104,11 @@ class Forwarder {
   // resume(). Records keep arriving in the buffer; the state reads "paused".
   void pause();
   void resume();
+  // Moves the sink's cursor back (replay): taken between two batches, so a
+  // send in flight cannot move it forward again; a batch failing in its
+  // backoff is given up and sent again from the new position. A target
+  // older than the retained records clamps to the oldest (result.clamped).
+  buffer::RewindResult rewind(const RewindTarget& target);
   ForwarderStats stats() const;
   const std::string& sink_name() const;
 

@@ -20,6 +20,7 @@ struct StatusControls {
   std::function<std::string()> clear_dead_letters;
   std::function<std::string(const std::string& sink)> forget_sink;  // a cursor without a configured sink
   std::function<std::string()> acknowledge_losses;                  // evictions seen by an operator
+  std::function<std::string(const std::string& sink, const forward::RewindTarget& target)> rewind_sink;
 };
 
 HttpHandler make_status_routes(StatusCollector& collector, StatusControls controls, std::string token,
