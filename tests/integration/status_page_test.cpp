@@ -498,8 +498,14 @@ TEST_F(StatusPageRetiredSinkTest, TheOperatorForgetsARetiredSinkAndAcknowledgesL
   EXPECT_EQ(code, 0) << out;
   EXPECT_NE(out.find("acknowledged 3 lost records, through the running gateway"), std::string::npos) << out;
 
-  ASSERT_TRUE(wait_for([&] { return status()["retired_sinks"].empty(); }, 10s)) << status().dump();
-  s = status();
+  // The status is sampled every few seconds: wait for a sample after both.
+  ASSERT_TRUE(wait_for(
+      [&] {
+        s = status();
+        return s["retired_sinks"].empty() && s["buffer"]["evicted_unacknowledged"] == 0;
+      },
+      15s))
+      << s.dump();
   EXPECT_EQ(s["buffer"]["evicted_unacknowledged"], 0);
   EXPECT_FALSE(has_reason(s, "old-cloud")) << s["health"].dump();
   EXPECT_FALSE(has_reason(s, "not yet acknowledged")) << s["health"].dump();
