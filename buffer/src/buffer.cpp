@@ -33,6 +33,7 @@ constexpr std::uint64_t kNoLimit = static_cast<std::uint64_t>(std::numeric_limit
 struct Pending {
   std::vector<NewRecord> records;
   std::vector<StateChange> state;
+  std::vector<std::int64_t> dead_letter_ids;  // a replay: removed in the same transaction
   CommitCallback on_commit;
   std::uint64_t bytes = 0;
   SteadyClock::time_point enqueued;
@@ -179,7 +180,8 @@ class Buffer::Impl {
   void open();
   void stop();
 
-  void append(std::vector<NewRecord> records, std::vector<StateChange> state, CommitCallback on_commit);
+  void append(std::vector<NewRecord> records, std::vector<StateChange> state, CommitCallback on_commit,
+              std::vector<std::int64_t> dead_letter_ids = {});
   std::vector<std::pair<std::string, std::string>> source_state(std::string_view prefix) const;
   Status ensure_sink(std::string_view sink, StartPosition start);
   Status remove_sink(std::string_view sink);
@@ -194,7 +196,11 @@ class Buffer::Impl {
   Status add_dead_letter(std::string_view sink, std::optional<std::uint64_t> seq, const NewRecord& record,
                          std::string_view reason);
   std::vector<DeadLetter> dead_letters(std::size_t limit, std::int64_t after_id) const;
+  std::optional<DeadLetter> dead_letter(std::int64_t id) const;
   Status clear_dead_letters();
+  DeadLetterChange clear_dead_letters(const DeadLetterSelection& which);
+  DeadLetterChange replay_dead_letters(const DeadLetterSelection& which, std::string_view to_sink);
+  void apply_limits(const BufferOptions& limits);
   BufferStats stats() const;
   IntegrityReport verify(IntegrityCheck depth) const;
   std::uint64_t run_maintenance();
@@ -221,6 +227,9 @@ class Buffer::Impl {
   std::uint64_t reusable_bytes();
   bool evict_prefix(Committed& w, std::uint64_t need_records, std::uint64_t need_bytes, std::uint64_t limit_seq);
   void note_append_result(Status status, const std::string& detail, std::uint64_t records);
+  // Records meant for one sink: what read_after marks (only_sink).
+  void mark_targets(std::vector<Record>& records) const;
+  void forget_targets_before(std::uint64_t oldest_seq);
   template <typename Fn>
   Status write_transaction(const char* what, Fn&& fn);
 
@@ -254,6 +263,13 @@ class Buffer::Impl {
   bool reserve_reached_ = false;
   Status failing_with_ = Status::kOk;  // last refusal logged, to log changes only
   std::uint64_t refused_since_logged_ = 0;
+
+  // Records meant for one sink only (replayed dead letters), mirrored from
+  // the table record_targets; few, usually none.
+  mutable std::mutex targets_mu_;
+  std::map<std::uint64_t, std::string> targets_;
+  std::atomic<bool> have_targets_{false};
+  std::mutex replay_mu_;  // one replay at a time: a dead letter goes back once
 
   // Readers waiting for new records (wait_for_records_after).
   mutable std::mutex new_records_mu_;
@@ -423,6 +439,12 @@ void Buffer::Impl::load_state() {
     s.cursors[row.sink] = Cursor{row.acked_seq, row.lost_by_eviction, row.created_ns, {}};
   }
   dead_letter_rows_ = static_cast<std::uint64_t>(db_->query_int("SELECT count(*) FROM dead_letters").value_or(0));
+  {
+    std::lock_guard lock(targets_mu_);
+    targets_.clear();
+    for (auto& [seq, sink] : load_targets(*db_)) targets_.emplace(seq, std::move(sink));
+    have_targets_ = !targets_.empty();
+  }
   state_ = std::move(s);
 }
 
@@ -448,8 +470,10 @@ void Buffer::Impl::stop() {
 
 // ---------------------------------------------------------------- appends
 
-void Buffer::Impl::append(std::vector<NewRecord> records, std::vector<StateChange> state, CommitCallback on_commit) {
+void Buffer::Impl::append(std::vector<NewRecord> records, std::vector<StateChange> state, CommitCallback on_commit,
+                          std::vector<std::int64_t> dead_letter_ids) {
   Pending pending;
+  pending.dead_letter_ids = std::move(dead_letter_ids);
   pending.enqueued = SteadyClock::now();
   for (const auto& r : records) pending.bytes += accounted_size(r);
   pending.records = std::move(records);
@@ -572,6 +596,8 @@ void Buffer::Impl::commit_group(std::vector<Pending>& group) {
     Status failed = Status::kOk;
     std::string failure;
     const std::int64_t now_ns = clock_->wall_ns();
+    std::vector<std::pair<std::uint64_t, std::string>> new_targets;
+    std::uint64_t letters_removed = 0;
     try {
       store_->begin();
       for (std::size_t i = 0; i < group.size(); ++i) {
@@ -596,6 +622,10 @@ void Buffer::Impl::commit_group(std::vector<Pending>& group) {
         for (const auto& r : p.records) {
           const std::int64_t ingest = r.ingest_ns != 0 ? r.ingest_ns : now_ns;
           store_->insert(w.next_seq, w.next_ord, w.next_off, ingest, r);
+          if (!r.only_sink.empty()) {
+            store_->insert_target(w.next_seq, r.only_sink);
+            new_targets.emplace_back(w.next_seq, r.only_sink);
+          }
           RowPos pos{w.next_seq, w.next_ord, w.next_off, ingest};
           if (!w.oldest) w.oldest = pos;
           w.newest = pos;
@@ -604,6 +634,7 @@ void Buffer::Impl::commit_group(std::vector<Pending>& group) {
           w.next_off += static_cast<std::int64_t>(accounted_size(r));
         }
         for (const auto& change : p.state) store_->put_state(change);
+        for (const auto id : p.dead_letter_ids) letters_removed += store_->delete_dead_letter(id) ? 1 : 0;
       }
       if (w.next_seq != state_.next_seq) {
         store_->set_meta("next_seq", static_cast<std::int64_t>(w.next_seq));
@@ -613,6 +644,13 @@ void Buffer::Impl::commit_group(std::vector<Pending>& group) {
       store_->commit();
       state_ = std::move(w);
       wal_dirty_ = true;
+      dead_letter_rows_ -= std::min(dead_letter_rows_, letters_removed);
+      if (!new_targets.empty()) {
+        std::lock_guard targets(targets_mu_);
+        for (auto& [seq, sink] : new_targets) targets_.emplace(seq, std::move(sink));
+        have_targets_ = true;
+      }
+      if (state_.oldest) forget_targets_before(state_.oldest->seq);
       if (state_.next_seq - 1 > last_committed_seq_.load()) {
         {
           std::lock_guard waiters(new_records_mu_);
@@ -815,6 +853,7 @@ std::uint64_t Buffer::Impl::run_maintenance() {
     w.oldest = q.first_after(upto);
     if (!w.oldest) w.newest.reset();
     state_ = std::move(w);
+    forget_targets_before(upto + 1);
     return static_cast<std::uint64_t>(removed);
   } catch (const sql::SqliteError& e) {
     db_->rollback_quietly();
@@ -904,6 +943,7 @@ ReadResult Buffer::Impl::read_after(std::uint64_t after, std::size_t max_records
   try {
     auto reader = readers_.acquire();
     out.records = reader->queries.read_after(after, max_records, max_bytes);
+    mark_targets(out.records);
   } catch (const sql::SqliteError& e) {
     out.status = status_of(e);
     out.error = e.what();
@@ -1040,6 +1080,96 @@ std::vector<DeadLetter> Buffer::Impl::dead_letters(std::size_t limit, std::int64
   }
 }
 
+void Buffer::Impl::mark_targets(std::vector<Record>& records) const {
+  if (!have_targets_ || records.empty()) return;
+  std::lock_guard lock(targets_mu_);
+  for (auto it = targets_.lower_bound(records.front().seq); it != targets_.end() && it->first <= records.back().seq;
+       ++it) {
+    const auto pos = std::lower_bound(records.begin(), records.end(), it->first,
+                                      [](const Record& r, std::uint64_t seq) { return r.seq < seq; });
+    if (pos != records.end() && pos->seq == it->first) pos->only_sink = it->second;
+  }
+}
+
+void Buffer::Impl::forget_targets_before(std::uint64_t oldest_seq) {
+  if (!have_targets_) return;
+  std::lock_guard lock(targets_mu_);
+  targets_.erase(targets_.begin(), targets_.lower_bound(oldest_seq));
+  have_targets_ = !targets_.empty();
+}
+
+std::optional<DeadLetter> Buffer::Impl::dead_letter(std::int64_t id) const {
+  try {
+    auto reader = readers_.acquire();
+    return load_dead_letter(reader->db, id);
+  } catch (const sql::SqliteError& e) {
+    log_(LogLevel::kError, std::string("reading a dead letter failed: ") + e.what());
+    return std::nullopt;
+  }
+}
+
+DeadLetterChange Buffer::Impl::clear_dead_letters(const DeadLetterSelection& which) {
+  std::lock_guard lock(state_mu_);
+  DeadLetterChange out;
+  if (!store_) return DeadLetterChange{Status::kClosed, 0, 0, "buffer is closed"};
+  std::uint64_t removed = 0;
+  out.status = write_transaction("clear dead letters", [&] {
+    for (const auto id : select_dead_letters(*db_, which)) removed += store_->delete_dead_letter(id) ? 1 : 0;
+  });
+  if (out.status == Status::kOk) {
+    out.count = removed;
+    dead_letter_rows_ -= std::min(dead_letter_rows_, removed);
+  } else {
+    out.error = std::string("clearing dead letters failed: ") + to_string(out.status);
+  }
+  return out;
+}
+
+DeadLetterChange Buffer::Impl::replay_dead_letters(const DeadLetterSelection& which, std::string_view to_sink) {
+  std::lock_guard replaying(replay_mu_);
+  DeadLetterChange out;
+  std::vector<std::int64_t> ids;
+  try {
+    auto reader = readers_.acquire();
+    ids = select_dead_letters(reader->db, which);
+  } catch (const sql::SqliteError& e) {
+    return DeadLetterChange{status_of(e), 0, 0, std::string("reading dead letters failed: ") + e.what()};
+  }
+  // In chunks: each is one transaction (records in, dead letters out), and
+  // a large replay does not hold every payload in memory at once.
+  constexpr std::size_t kChunk = 500;
+  for (std::size_t at = 0; at < ids.size(); at += kChunk) {
+    std::vector<NewRecord> records;
+    std::vector<std::int64_t> chunk;
+    {
+      auto reader = readers_.acquire();
+      for (std::size_t i = at; i < std::min(ids.size(), at + kChunk); ++i) {
+        auto letter = load_dead_letter(reader->db, ids[i]);
+        if (!letter) continue;  // cleared meanwhile
+        NewRecord r = std::move(letter->record);
+        r.only_sink = to_sink.empty() ? letter->sink : std::string(to_sink);
+        records.push_back(std::move(r));
+        chunk.push_back(ids[i]);
+      }
+    }
+    if (records.empty()) continue;
+    std::promise<AppendOutcome> committed;
+    auto done = committed.get_future();
+    const auto n = records.size();
+    append(std::move(records), {}, [&committed](const AppendOutcome& o) { committed.set_value(o); }, std::move(chunk));
+    const auto outcome = done.get();
+    if (outcome.status != Status::kOk) {
+      out.status = outcome.status;
+      out.error = "replaying dead letters stopped after " + std::to_string(out.count) + ": " +
+                  (outcome.error.empty() ? std::string(to_string(outcome.status)) : outcome.error);
+      return out;
+    }
+    if (out.first_seq == 0) out.first_seq = outcome.first_seq;
+    out.count += n;
+  }
+  return out;
+}
+
 Status Buffer::Impl::clear_dead_letters() {
   std::lock_guard lock(state_mu_);
   if (!store_) return Status::kClosed;
@@ -1049,6 +1179,11 @@ Status Buffer::Impl::clear_dead_letters() {
 }
 
 // ---------------------------------------------------------------- figures
+
+void Buffer::Impl::apply_limits(const BufferOptions& limits) {
+  std::lock_guard lock(state_mu_);
+  copy_limits(limits, opts_);
+}
 
 BufferStats Buffer::Impl::stats() const {
   BufferStats s;
@@ -1067,6 +1202,11 @@ BufferStats Buffer::Impl::stats() const {
     s.commit_latency_sum_us = latency_sum_us_;
     s.disk_available_bytes = disk_available_;
     s.disk_reserve_reached = reserve_reached_;
+    // The limits change at a reload, under this lock.
+    s.max_bytes = opts_.max_bytes;
+    s.max_records = opts_.max_records;
+    s.full_policy = opts_.full_policy;
+    s.disk_reserve_bytes = opts_.disk_reserve_bytes;
     if (!s.disk_available_bytes) {  // no commit yet (e.g. a read-only inspection)
       s.disk_available_bytes = disk_->available_bytes(dir_);
     }
@@ -1078,10 +1218,6 @@ BufferStats Buffer::Impl::stats() const {
   s.wal_syncs_total = wal_syncs_total_.load();
   s.records = snapshot.records();
   s.bytes = snapshot.bytes();
-  s.max_bytes = opts_.max_bytes;
-  s.max_records = opts_.max_records;
-  s.full_policy = opts_.full_policy;
-  s.disk_reserve_bytes = opts_.disk_reserve_bytes;
   s.next_seq = snapshot.next_seq;
   if (snapshot.oldest) {
     s.oldest_seq = snapshot.oldest->seq;
@@ -1228,6 +1364,14 @@ std::vector<DeadLetter> Buffer::dead_letters(std::size_t limit, std::int64_t aft
 }
 
 Status Buffer::clear_dead_letters() { return impl_->clear_dead_letters(); }
+std::optional<DeadLetter> Buffer::dead_letter(std::int64_t id) const { return impl_->dead_letter(id); }
+void Buffer::apply_limits(const BufferOptions& limits) { impl_->apply_limits(limits); }
+DeadLetterChange Buffer::clear_dead_letters(const DeadLetterSelection& which) {
+  return impl_->clear_dead_letters(which);
+}
+DeadLetterChange Buffer::replay_dead_letters(const DeadLetterSelection& which, std::string_view to_sink) {
+  return impl_->replay_dead_letters(which, to_sink);
+}
 BufferStats Buffer::stats() const { return impl_->stats(); }
 IntegrityReport Buffer::verify(IntegrityCheck depth) const { return impl_->verify(depth); }
 std::uint64_t Buffer::run_maintenance() { return impl_->run_maintenance(); }

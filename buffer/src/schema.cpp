@@ -9,6 +9,11 @@ namespace {
 // sessions: written in the transactions of the records it goes with.
 constexpr const char* kSourceStateTable =
     "CREATE TABLE IF NOT EXISTS source_state (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID";
+// Records meant for one sink only (replayed dead letters): few rows, read
+// into memory at open. Older gateways ignore the table (and would send such
+// a record to every sink: a duplicate, never a loss).
+constexpr const char* kRecordTargetsTable =
+    "CREATE TABLE IF NOT EXISTS record_targets (seq INTEGER PRIMARY KEY, sink TEXT NOT NULL)";
 }  // namespace
 
 void configure_connection(sql::Db& db) {
@@ -65,6 +70,7 @@ bool create_or_validate(sql::Db& db, std::int64_t now_ns, bool read_only) {
           content_type TEXT NOT NULL);
       )sql");
       db.exec(kSourceStateTable);
+      db.exec(kRecordTargetsTable);
       db.exec("INSERT INTO meta(key, value) VALUES ('next_seq', 1), ('next_ord', 0), "
               "('next_off', 0), ('evicted_total', 0), ('expired_total', 0), "
               "('dead_lettered_total', 0), ('created_ns', " + std::to_string(now_ns) + ")");
@@ -95,7 +101,10 @@ bool create_or_validate(sql::Db& db, std::int64_t now_ns, bool read_only) {
   }
   // Added within schema version 1: older gateways never read it, so a file
   // stays usable by them; this one adds it to a file made before.
-  if (!read_only) db.exec(kSourceStateTable);
+  if (!read_only) {
+    db.exec(kSourceStateTable);
+    db.exec(kRecordTargetsTable);
+  }
   return false;
 }
 

@@ -111,6 +111,9 @@ Store::Store(sql::Db& db)
                          "acked_seq = excluded.acked_seq, lost_by_eviction = excluded.lost_by_eviction"),
       insert_dead_letter_(db, "INSERT INTO dead_letters(sink, seq, reason, failed_ns, " TIDEGATE_RECORD_COLUMNS
                               ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
+      delete_dead_letter_(db, "DELETE FROM dead_letters WHERE id = ?1"),
+      insert_target_(db, "INSERT OR REPLACE INTO record_targets(seq, sink) VALUES (?1, ?2)"),
+      delete_targets_through_(db, "DELETE FROM record_targets WHERE seq <= ?1"),
       put_state_(db, "INSERT INTO source_state(key, value) VALUES (?1, ?2) "
                      "ON CONFLICT(key) DO UPDATE SET value = excluded.value"),
       delete_state_(db, "DELETE FROM source_state WHERE key = ?1") {}
@@ -153,6 +156,19 @@ void Store::insert(std::uint64_t seq, std::int64_t ord, std::int64_t off, std::i
 void Store::delete_through(std::uint64_t seq) {
   delete_through_.bind(1, seq);
   delete_through_.run();
+  delete_targets_through_.bind(1, seq);
+  delete_targets_through_.run();
+}
+
+bool Store::delete_dead_letter(std::int64_t id) {
+  delete_dead_letter_.bind(1, id);
+  delete_dead_letter_.run();
+  return sqlite3_changes(db_.get()) > 0;
+}
+
+void Store::insert_target(std::uint64_t seq, std::string_view sink) {
+  insert_target_.bind(1, seq).bind_text(2, sink);
+  insert_target_.run();
 }
 
 void Store::set_meta(std::string_view key, std::int64_t value) {
@@ -212,6 +228,43 @@ std::vector<DeadLetter> load_dead_letters(sql::Db& db, std::size_t limit, std::i
     read_record_columns(stmt, 5, d.record);
     out.push_back(std::move(d));
   }
+  return out;
+}
+
+std::optional<DeadLetter> load_dead_letter(sql::Db& db, std::int64_t id) {
+  auto found = load_dead_letters(db, 1, id - 1);
+  if (found.empty() || found.front().id != id) return std::nullopt;
+  return std::move(found.front());
+}
+
+std::vector<std::int64_t> select_dead_letters(sql::Db& db, const DeadLetterSelection& which) {
+  std::vector<std::int64_t> out;
+  if (which.all) {
+    sql::Stmt stmt(db, "SELECT id FROM dead_letters ORDER BY id", false);
+    while (stmt.step()) out.push_back(stmt.column_int(0));
+    return out;
+  }
+  if (which.failed_before_ns) {
+    sql::Stmt stmt(db, "SELECT id FROM dead_letters WHERE failed_ns < ?1 ORDER BY id", false);
+    stmt.bind(1, *which.failed_before_ns);
+    while (stmt.step()) out.push_back(stmt.column_int(0));
+  }
+  sql::Stmt exists(db, "SELECT 1 FROM dead_letters WHERE id = ?1", false);
+  for (const auto id : which.ids) {
+    exists.bind(1, id);
+    if (exists.step()) out.push_back(id);
+    exists.reset();
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+std::vector<std::pair<std::uint64_t, std::string>> load_targets(sql::Db& db) {
+  std::vector<std::pair<std::uint64_t, std::string>> out;
+  if (db.query_int("SELECT count(*) FROM sqlite_schema WHERE name = 'record_targets'").value_or(0) == 0) return out;
+  sql::Stmt stmt(db, "SELECT seq, sink FROM record_targets ORDER BY seq", false);
+  while (stmt.step()) out.emplace_back(static_cast<std::uint64_t>(stmt.column_int(0)), stmt.column_text(1));
   return out;
 }
 

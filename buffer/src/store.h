@@ -92,6 +92,11 @@ class Store {
                           std::string_view reason, std::int64_t failed_ns,
                           std::int64_t ingest_ns, const NewRecord& record);
 
+  // Dead letters an operator replayed or cleared. True if the row was there.
+  bool delete_dead_letter(std::int64_t id);
+  // The one sink a record is for (a replayed dead letter; table record_targets).
+  void insert_target(std::uint64_t seq, std::string_view sink);
+
   // Sources' state (table source_state): set or delete one key.
   void put_state(const StateChange& change);
 
@@ -105,6 +110,9 @@ class Store {
   sql::Stmt set_meta_;
   sql::Stmt upsert_cursor_;
   sql::Stmt insert_dead_letter_;
+  sql::Stmt delete_dead_letter_;
+  sql::Stmt insert_target_;
+  sql::Stmt delete_targets_through_;
   sql::Stmt put_state_;
   sql::Stmt delete_state_;
 };
@@ -115,6 +123,13 @@ std::vector<std::pair<std::string, std::string>> load_source_state(sql::Db& db, 
 
 // Reads dead letters (any connection).
 std::vector<DeadLetter> load_dead_letters(sql::Db& db, std::size_t limit, std::int64_t after_id);
+std::optional<DeadLetter> load_dead_letter(sql::Db& db, std::int64_t id);
+// The ids of the dead letters a selection names, ascending.
+std::vector<std::int64_t> select_dead_letters(sql::Db& db, const DeadLetterSelection& which);
+
+// Records meant for one sink only, by sequence (empty if the file predates
+// the table).
+std::vector<std::pair<std::uint64_t, std::string>> load_targets(sql::Db& db);
 
 // Row layout shared by records and dead_letters reads: the record columns
 // starting at `first`, in the order ingest_ns, clock_synced, source,

@@ -1,6 +1,9 @@
 #include "tidegate/gateway/cli.h"
 
 #include <charconv>
+#include <chrono>
+#include <cstdint>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <set>
@@ -10,9 +13,12 @@
 
 #include "tidegate/buffer/buffer.h"
 #include "tidegate/config/env_file.h"
+#include "tidegate/config/schema.h"
 #include "tidegate/gateway/buffer_report.h"
 #include "tidegate/gateway/config.h"
 #include "tidegate/gateway/daemon.h"
+#include "tidegate/gateway/dead_letters.h"
+#include "tidegate/gateway/export.h"
 #include "tidegate/gateway/operations.h"
 #include "tidegate/gateway/version.h"
 #include "tidegate/proto/envelope.h"
@@ -61,11 +67,30 @@ Usage:
                                           hold or release a sink of the running
                                           gateway
 
+  tidegate dead-letters list [--limit N] [--config FILE | --db FILE]
+                                          what was refused for good: by which
+                                          sink or source, why, a preview
+  tidegate dead-letters show ID           one dead letter, the whole payload
+  tidegate dead-letters export [--output FILE]
+                                          all of them as JSON lines
+  tidegate dead-letters replay (ID... | --all | --older-than AGE)
+                         [--to-sink NAME] [--yes]
+                                          back into the buffer as new records
+                                          (ingest time kept), for the sink that
+                                          refused each, or NAME
+  tidegate dead-letters clear (ID... | --all | --older-than AGE) [--yes]
+                                          remove them for good (AGE: 7d, 12h)
+
+  tidegate export [--from TIME] [--to TIME] [--format jsonl|protobuf]
+                  [--source NAME] [--device ID] [--output FILE]
+                                          retained records (delivered or not)
+                                          in the envelope the sinks send
+
   tidegate --version | --help
 
 FILE defaults to /etc/tidegate/tidegate.toml. stats, dump, verify and sink
 list open the database read-only, so they are safe beside a running gateway.
-acknowledge-losses, sink forget and rewind ask first (unless --yes), then change the
+acknowledge-losses, sink forget and rewind, dead-letters replay and clear ask first (unless --yes), then change the
 file directly when no gateway runs, or go through the running gateway's
 status API, which needs [status] token in the configuration.
 
@@ -90,7 +115,10 @@ bool parse(int argc, const char* const* argv, Args& args, std::string& error) {
   static const std::map<std::string, bool> kKnown = {{"--db", true},    {"--config", true},  {"--from", true}, {"--env-file", true},
                                                      {"--limit", true}, {"--quick", false},  {"--help", false},
                                                      {"-h", false},     {"--version", false}, {"--yes", false},
-                                                     {"--to-seq", true}, {"--to-time", true}, {"--to-earliest", false}};
+                                                     {"--to-seq", true}, {"--to-time", true}, {"--to-earliest", false},
+                                                     {"--all", false}, {"--to-sink", true}, {"--older-than", true},
+                                                     {"--output", true}, {"--to", true}, {"--format", true},
+                                                     {"--source", true}, {"--device", true}};
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a.rfind("-", 0) != 0) {
@@ -187,6 +215,7 @@ std::optional<OperatorContext> operator_context(const Args& args, std::istream& 
   ctx.status = loaded.config->status;
   for (const auto& plan : loaded.config->sinks)
     ctx.configured_sinks.insert(plan.name);
+  ctx.gateway_id = loaded.config->gateway_id;
   return ctx;
 }
 
@@ -241,6 +270,117 @@ int sink_command(const Args& args, std::istream& in, std::ostream& out, std::ost
     return hold_sink(*ctx, args.positional[2], sub == "pause");
   } catch (const buffer::BufferError& e) {
     err << "tidegate sink " << sub << ": " << e.what() << "\n";
+    return 2;
+  }
+}
+
+int dead_letters_command(const Args& args, std::istream& in, std::ostream& out, std::ostream& err) {
+  const std::string sub = args.positional.size() > 1 ? args.positional[1] : "";
+  static const std::set<std::string> kCommands = {"list", "show", "export", "replay", "clear"};
+  if (!kCommands.count(sub)) {
+    err << "tidegate dead-letters: unknown command '" << sub << "' (list, show, export, replay, clear)\n";
+    return 2;
+  }
+  // IDs after the command; replay and clear also take --all or --older-than.
+  buffer::DeadLetterSelection which;
+  for (std::size_t i = 2; i < args.positional.size(); ++i) {
+    std::uint64_t id = 0;
+    if (!parse_u64(args.positional[i], id) || id == 0 || id > INT64_MAX) {
+      err << "tidegate dead-letters " << sub << ": '" << args.positional[i] << "' is not a dead letter id\n";
+      return 2;
+    }
+    which.ids.push_back(static_cast<std::int64_t>(id));
+  }
+  which.all = args.options.count("--all") > 0;
+  if (auto it = args.options.find("--older-than"); it != args.options.end()) {
+    const auto ms = config::parse_duration_ms(it->second);
+    if (!ms || *ms <= 0) {
+      err << "tidegate dead-letters " << sub << ": --older-than expects an age such as 7d, 12h or 30m, got '"
+          << it->second << "'\n";
+      return 2;
+    }
+    const auto now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                            std::chrono::system_clock::now().time_since_epoch()).count();
+    which.failed_before_ns = now_ns - *ms * 1'000'000;
+  }
+  const bool selects = which.all || !which.ids.empty() || which.failed_before_ns;
+  if ((sub == "replay" || sub == "clear") && !selects) {
+    err << "tidegate dead-letters " << sub << ": say which: IDs, --all or --older-than AGE\n";
+    return 2;
+  }
+  if (sub == "show" && which.ids.size() != 1) {
+    err << "tidegate dead-letters show: name one id: tidegate dead-letters show ID\n";
+    return 2;
+  }
+  std::uint64_t limit = 50;
+  if (auto it = args.options.find("--limit"); it != args.options.end() && !parse_u64(it->second, limit)) {
+    err << "tidegate dead-letters list: --limit expects a count, got '" << it->second << "'\n";
+    return 2;
+  }
+  const auto ctx = operator_context(args, in, out, err);
+  if (!ctx) return 2;
+  try {
+    if (sub == "list") return list_dead_letters(*ctx, limit);
+    if (sub == "show") return show_dead_letter(*ctx, which.ids.front());
+    if (sub == "export") {
+      auto it = args.options.find("--output");
+      if (it == args.options.end()) return export_dead_letters(*ctx, out);
+      std::ofstream file(it->second, std::ios::binary | std::ios::trunc);
+      if (!file) {
+        err << "tidegate dead-letters export: cannot write " << it->second << "\n";
+        return 2;
+      }
+      return export_dead_letters(*ctx, file);
+    }
+    const auto to = args.options.find("--to-sink");
+    if (sub == "replay") return replay_dead_letters(*ctx, which, to == args.options.end() ? "" : to->second);
+    return clear_dead_letters(*ctx, which);
+  } catch (const buffer::BufferError& e) {
+    err << "tidegate dead-letters " << sub << ": " << e.what() << "\n";
+    return 2;
+  }
+}
+
+int export_command(const Args& args, std::istream& in, std::ostream& out, std::ostream& err) {
+  ExportRequest request;
+  for (const auto& [option, field] : {std::pair{"--from", &request.from_ns}, std::pair{"--to", &request.to_ns}}) {
+    auto it = args.options.find(option);
+    if (it == args.options.end()) continue;
+    *field = parse_operator_time(it->second);
+    if (!*field) {
+      err << "tidegate export: " << option << " expects UTC as 2026-11-30T08:00:00Z, \"2026-11-30 08:00\", "
+          << "2026-11-30 or Unix seconds, got '" << it->second << "'\n";
+      return 2;
+    }
+  }
+  // --from is a sequence number for `buffer dump`, a time here.
+  if (auto it = args.options.find("--format"); it != args.options.end()) {
+    if (it->second == "protobuf") {
+      request.format = ExportFormat::kProtobuf;
+    } else if (it->second != "jsonl") {
+      err << "tidegate export: --format is jsonl or protobuf, got '" << it->second << "'\n";
+      return 2;
+    }
+  }
+  if (auto it = args.options.find("--source"); it != args.options.end()) request.source = it->second;
+  if (auto it = args.options.find("--device"); it != args.options.end()) request.device = it->second;
+  if (args.positional.size() != 1) {
+    err << "tidegate export: unexpected argument '" << args.positional[1] << "'\n";
+    return 2;
+  }
+  const auto ctx = operator_context(args, in, out, err);
+  if (!ctx) return 2;
+  try {
+    auto it = args.options.find("--output");
+    if (it == args.options.end()) return export_records(*ctx, request, out);
+    std::ofstream file(it->second, std::ios::binary | std::ios::trunc);
+    if (!file) {
+      err << "tidegate export: cannot write " << it->second << "\n";
+      return 2;
+    }
+    return export_records(*ctx, request, file);
+  } catch (const buffer::BufferError& e) {
+    err << "tidegate export: " << e.what() << "\n";
     return 2;
   }
 }
@@ -348,6 +488,8 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   const std::string& command = args.positional[0];
   if (command == "buffer") return buffer_command(args, in, out, err);
   if (command == "sink") return sink_command(args, in, out, err);
+  if (command == "dead-letters") return dead_letters_command(args, in, out, err);
+  if (command == "export") return export_command(args, in, out, err);
   if (command == "run") {
     auto env = environment(args, err);
     return env ? run_daemon(config_file(args), err, std::move(*env)) : 2;

@@ -143,6 +143,7 @@ void read_document(Section& root, GatewayConfig& c) {
                  sources.tables(kind.kind, "sources." + kind.kind, kind.help, [&](Section& s, std::size_t index) {
                    auto plan = kind.read(s, index);
                    plan.kind = kind.kind;
+                   plan.written = s.written();
                    c.sources.push_back(std::move(plan));
                  });
                }
@@ -160,6 +161,7 @@ void read_document(Section& root, GatewayConfig& c) {
                    auto plan = kind.read(s);
                    plan.kind = kind.kind;
                    plugins::read_forwarder_keys(s, plan.forwarder);
+                   plan.written = s.written();
                    c.sinks.push_back(std::move(plan));
                  });
                }
@@ -219,11 +221,11 @@ LoadResult parse_config(const std::string& toml_text, const std::string& file_na
                                  std::string(e.description())});
     return result;
   }
-  for (const char* section : {"buffer", "sources", "sinks"}) {
+  for (const char* section : {"buffer", "sources", "sinks", "status", "heartbeat"}) {
     if (const auto* table = doc.get_as<toml::table>(section)) {
       std::ostringstream text;
       text << *table;
-      result.restart_sections[section] = text.str();
+      result.section_text[section] = text.str();
     }
   }
   GatewayConfig config;

@@ -7,7 +7,9 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <vector>
 
@@ -51,7 +53,7 @@ class Gateway {
         env_(std::move(env)),
         config_(std::move(*loaded.config)),
         logger_(logger),
-        restart_sections_(std::move(loaded.restart_sections)) {}
+        section_text_(std::move(loaded.section_text)) {}
 
   int run() {
     // Signals are taken synchronously by this thread; every thread started
@@ -107,7 +109,10 @@ class Gateway {
     buffer_->flush();
     for (auto& f : forwarders_)
       f->stop();  // each finishes the send in progress
-    forwarders_.clear();
+    {
+      std::lock_guard lock(parts_mu_);
+      forwarders_.clear();
+    }
     const auto stats = buffer_->stats();
     buffer_.reset();
     log(LogLevel::kInfo, "stopped cleanly; buffer holds " + std::to_string(stats.records) + " records, next sequence " +
@@ -121,17 +126,23 @@ class Gateway {
   // One forwarder per configured sink; false (logged) if a sink cannot be
   // set up (bad endpoint, unwritable directory).
   bool add_forwarders() {
-    const plugins::SinkEnvironment env{config_.gateway_id};
     for (const auto& plan : config_.sinks) {
-      try {
-        forwarders_.push_back(
-            std::make_unique<forward::Forwarder>(*buffer_, plan.create(env), plan.forwarder, logger_.fn(), plan.kind));
-      } catch (const std::exception& e) {
-        log(LogLevel::kError, plan.kind + " sink '" + plan.name + "': cannot be set up: " + e.what());
-        return false;
-      }
+      auto f = make_forwarder(plan);
+      if (!f) return false;
+      std::lock_guard lock(parts_mu_);
+      forwarders_.push_back(std::move(f));
     }
     return true;
+  }
+
+  std::shared_ptr<forward::Forwarder> make_forwarder(const plugins::SinkPlan& plan) {
+    const plugins::SinkEnvironment env{config_.gateway_id};
+    try {
+      return std::make_shared<forward::Forwarder>(*buffer_, plan.create(env), plan.forwarder, logger_.fn(), plan.kind);
+    } catch (const std::exception& e) {
+      log(LogLevel::kError, plan.kind + " sink '" + plan.name + "': cannot be set up: " + e.what());
+      return nullptr;
+    }
   }
 
   // Makes and starts every source; false (logged, with the source's name)
@@ -141,7 +152,8 @@ class Gateway {
       try {
         auto source = plan.create(*buffer_, logger_.fn());
         source->start();
-        sources_.push_back({plan.kind, std::move(source)});
+        std::lock_guard lock(parts_mu_);
+        sources_.push_back({plan.kind, plan.name, std::move(source)});
       } catch (const std::exception& e) {
         log(LogLevel::kError, plan.kind + " source '" + plan.name + "': cannot be started: " + e.what());
         return false;
@@ -150,9 +162,12 @@ class Gateway {
     return true;
   }
 
-  forward::Forwarder* forwarder(const std::string& sink) {
+  // Any thread (the status API's): a reload may remove the sink meanwhile,
+  // the shared pointer keeps this one alive until the caller is done.
+  std::shared_ptr<forward::Forwarder> forwarder(const std::string& sink) {
+    std::lock_guard lock(parts_mu_);
     for (auto& f : forwarders_) {
-      if (f->sink_name() == sink) return f.get();
+      if (f->sink_name() == sink) return f;
     }
     return nullptr;
   }
@@ -167,6 +182,7 @@ class Gateway {
     in.open_report = buffer_->open_report();
     in.sources = [this] {
       std::vector<drivers::SourceStats> out;
+      std::lock_guard lock(parts_mu_);
       for (const auto& s : sources_) {
         auto st = s.source->stats();
         st.kind = s.kind;
@@ -176,6 +192,7 @@ class Gateway {
     };
     in.sinks = [this] {
       std::vector<forward::ForwarderStats> out;
+      std::lock_guard lock(parts_mu_);
       for (const auto& f : forwarders_)
         out.push_back(f->stats());
       return out;
@@ -191,16 +208,22 @@ class Gateway {
 
     status::StatusControls controls;
     auto hold = [this](const std::string& sink, bool pause) -> std::string {
-      auto* f = forwarder(sink);
+      auto f = forwarder(sink);
       if (!f) return "no sink named '" + sink + "'";
       pause ? f->pause() : f->resume();
       return "";
     };
     controls.pause_sink = [hold](const std::string& sink) { return hold(sink, true); };
     controls.resume_sink = [hold](const std::string& sink) { return hold(sink, false); };
-    controls.clear_dead_letters = [this]() -> std::string {
-      const auto st = buffer_->clear_dead_letters();
-      return st == buffer::Status::kOk ? "" : std::string("the buffer refused: ") + buffer::to_string(st);
+    controls.clear_dead_letters = [this](const buffer::DeadLetterSelection& which) -> std::string {
+      const auto r = buffer_->clear_dead_letters(which);
+      return r.status == buffer::Status::kOk ? "" : r.error;
+    };
+    controls.replay_dead_letters = [this](const buffer::DeadLetterSelection& which,
+                                          const std::string& to_sink) -> std::string {
+      if (!to_sink.empty() && !forwarder(to_sink)) return "no sink named '" + to_sink + "'";
+      const auto r = buffer_->replay_dead_letters(which, to_sink);
+      return r.status == buffer::Status::kOk ? "" : r.error;
     };
     // Only a sink the configuration no longer names: a configured sink's
     // cursor would come back at the next start, at the newest record.
@@ -213,7 +236,7 @@ class Gateway {
       return st == buffer::Status::kOk ? "" : std::string("the buffer refused: ") + buffer::to_string(st);
     };
     controls.rewind_sink = [this](const std::string& sink, const forward::RewindTarget& target) -> std::string {
-      auto* f = forwarder(sink);
+      auto f = forwarder(sink);
       if (!f) return "no sink named '" + sink + "'";
       const auto r = f->rewind(target);
       if (r.status != buffer::Status::kOk) {
@@ -317,53 +340,210 @@ class Gateway {
     log(LogLevel::kInfo, line);
   }
 
+  // SIGHUP: the new file is read and checked as a whole first (an invalid
+  // one changes nothing). Then sinks and sources that were added start,
+  // removed ones stop (a removed sink's cursor stays, so adding it back
+  // resumes it), changed ones restart; the status page and heartbeat restart
+  // when their sections changed. [buffer] and [gateway] id need a restart.
   void reload() {
     log(LogLevel::kInfo, "SIGHUP: re-reading " + file_.string());
     auto loaded = load_config(file_, env_);
     if (!loaded.config) {
       for (const auto& e : loaded.errors)
         log(LogLevel::kError, "reload: " + e.text());
-      log(LogLevel::kError, "reload refused; the running configuration stays in force");
+      log(LogLevel::kError, "reload refused: the file has errors; everything runs as before");
       return;
     }
-    if (loaded.config->log_level != config_.log_level) {
-      logger_.set_level(loaded.config->log_level);
-      log(LogLevel::kInfo, std::string("log level is now ") + buffer::to_string(loaded.config->log_level));
+    auto& next = *loaded.config;
+    std::vector<std::string> done;
+    if (next.log_level != config_.log_level) {
+      logger_.set_level(next.log_level);
+      config_.log_level = next.log_level;
+      done.push_back(std::string("log level is now ") + buffer::to_string(next.log_level));
     }
-    std::vector<std::string> restart;
-    for (const char* section : {"buffer", "sources", "sinks"}) {
-      const auto before = restart_sections_.find(section);
-      const auto after = loaded.restart_sections.find(section);
-      const bool in_before = before != restart_sections_.end(), in_after = after != loaded.restart_sections.end();
-      if (in_before != in_after || (in_before && before->second != after->second)) {
-        restart.push_back("[" + std::string(section) + "]");
-      }
+    if (!apply_sinks(next.sinks, done)) return;
+    apply_sources(next.sources, done);
+    if (section(loaded, "status") != section_text_["status"] || section(loaded, "heartbeat") != section_text_["heartbeat"]) {
+      config_.status = next.status;
+      config_.heartbeat = next.heartbeat;
+      section_text_["status"] = section(loaded, "status");
+      section_text_["heartbeat"] = section(loaded, "heartbeat");
+      status_->stop();
+      status_.reset();
+      start_status();
+      done.push_back("status page and heartbeat restarted");
     }
-    if (loaded.config->gateway_id != config_.gateway_id) restart.push_back("gateway.id");
-    if (restart.empty()) {
-      log(LogLevel::kInfo, "reload done");
-    } else {
-      std::string list;
+    warn_about_unconfigured_cursors();
+
+    std::vector<std::string> restart = apply_buffer_limits(next.buffer, done);
+    if (next.gateway_id != config_.gateway_id) restart.push_back("[gateway] id");
+    std::string list;
+    for (const auto& d : done)
+      list += (list.empty() ? "" : "; ") + d;
+    log(LogLevel::kInfo, "reload done: " + (list.empty() ? std::string("nothing changed") : list));
+    if (!restart.empty()) {
+      std::string names;
       for (const auto& r : restart)
-        list += (list.empty() ? "" : ", ") + r;
-      log(LogLevel::kWarning, "changed settings that need a restart to apply: " + list +
+        names += (names.empty() ? "" : ", ") + r;
+      log(LogLevel::kWarning, "changed settings that need a restart to apply: " + names +
                                   " (systemctl restart tidegate); they are not in force yet");
     }
-    config_.log_level = loaded.config->log_level;
+  }
+
+  // The caps, policy, retention and reserve apply at once; the settings of
+  // the file and its writer (returned, by key) only at the next start.
+  std::vector<std::string> apply_buffer_limits(const buffer::BufferOptions& next, std::vector<std::string>& done) {
+    auto& now = config_.buffer;
+    if (!buffer::same_limits(now, next)) {
+      buffer_->apply_limits(next);
+      buffer::copy_limits(next, now);
+      done.push_back("buffer limits applied (max_bytes " + (next.max_bytes ? mib(next.max_bytes) : "none") +
+                     ", full_policy " + buffer::to_string(next.full_policy) + ", retention " +
+                     std::to_string(next.retention_time.count()) + " s)");
+    }
+    std::vector<std::string> restart;
+    auto differs = [&](bool changed, const char* key) {
+      if (changed) restart.push_back(std::string("[buffer] ") + key);
+    };
+    differs(now.path != next.path, "path");
+    differs(now.durability != next.durability, "durability");
+    differs(now.commit_window != next.commit_window, "commit_window");
+    differs(now.commit_max_records != next.commit_max_records, "commit_max_records");
+    differs(now.sync_interval != next.sync_interval, "sync_interval");
+    differs(now.max_queued_records != next.max_queued_records, "max_queued_records");
+    differs(now.integrity_check != next.integrity_check, "integrity_check");
+    return restart;
+  }
+
+  static std::string section(const LoadResult& loaded, const char* name) {
+    auto it = loaded.section_text.find(name);
+    return it == loaded.section_text.end() ? std::string() : it->second;
+  }
+
+  template <typename Plan>
+  static const Plan* find_plan(const std::vector<Plan>& plans, const std::string& name) {
+    for (const auto& p : plans) {
+      if (p.name == name) return &p;
+    }
+    return nullptr;
+  }
+
+  // Sinks first made, then swapped: one that cannot be set up refuses the
+  // reload before anything stopped.
+  bool apply_sinks(const std::vector<plugins::SinkPlan>& next, std::vector<std::string>& done) {
+    std::vector<std::pair<const plugins::SinkPlan*, std::shared_ptr<forward::Forwarder>>> fresh;
+    for (const auto& plan : next) {
+      const auto* old = find_plan(config_.sinks, plan.name);
+      if (old && old->kind == plan.kind && old->written == plan.written) continue;
+      auto f = make_forwarder(plan);
+      if (!f) {
+        log(LogLevel::kError, "reload refused: sink '" + plan.name + "' cannot be set up; everything runs as before");
+        return false;
+      }
+      fresh.emplace_back(&plan, std::move(f));
+    }
+    for (const auto& plan : config_.sinks) {
+      const auto* now = find_plan(next, plan.name);
+      if (now && now->kind == plan.kind && now->written == plan.written) continue;
+      retire_forwarder(plan.name);
+      if (!now) {
+        done.push_back("sink '" + plan.name + "' removed (its cursor stays: adding it back resumes it)");
+      }
+    }
+    for (auto& [plan, f] : fresh) {
+      f->start();
+      {
+        std::lock_guard lock(parts_mu_);
+        forwarders_.push_back(f);
+      }
+      const bool had = find_plan(config_.sinks, plan->name) != nullptr;
+      done.push_back("sink '" + plan->name + "' " + (had ? "restarted with its new settings" : "added"));
+    }
+    config_.sinks = next;
+    return true;
+  }
+
+  void retire_forwarder(const std::string& name) {
+    std::shared_ptr<forward::Forwarder> gone;
+    {
+      std::lock_guard lock(parts_mu_);
+      auto it = std::find_if(forwarders_.begin(), forwarders_.end(),
+                             [&](const auto& f) { return f->sink_name() == name; });
+      if (it == forwarders_.end()) return;
+      gone = std::move(*it);
+      forwarders_.erase(it);
+    }
+    gone->stop();  // the send in flight finishes; its cursor stays in the buffer
+  }
+
+  // A source that fails to start with its new settings is logged and started
+  // again with its old ones.
+  void apply_sources(const std::vector<plugins::SourcePlan>& next, std::vector<std::string>& done) {
+    std::vector<plugins::SourcePlan> running;
+    for (const auto& plan : config_.sources) {
+      const auto* now = find_plan(next, plan.name);
+      if (now && now->kind == plan.kind && now->written == plan.written) {
+        running.push_back(*now);
+        continue;
+      }
+      stop_source(plan.name);
+      if (!now) done.push_back("source '" + plan.name + "' removed");
+    }
+    for (const auto& plan : next) {
+      const auto* old = find_plan(config_.sources, plan.name);
+      if (old && old->kind == plan.kind && old->written == plan.written) continue;
+      if (start_source(plan)) {
+        running.push_back(plan);
+        done.push_back("source '" + plan.name + "' " + (old ? "restarted with its new settings" : "added"));
+      } else if (old && start_source(*old)) {
+        running.push_back(*old);
+        done.push_back("source '" + plan.name + "' kept its old settings (the new ones failed, see above)");
+      }
+    }
+    config_.sources = std::move(running);
+  }
+
+  bool start_source(const plugins::SourcePlan& plan) {
+    try {
+      auto source = plan.create(*buffer_, logger_.fn());
+      source->start();
+      std::lock_guard lock(parts_mu_);
+      sources_.push_back({plan.kind, plan.name, std::move(source)});
+      return true;
+    } catch (const std::exception& e) {
+      log(LogLevel::kError, plan.kind + " source '" + plan.name + "': cannot be started: " + e.what());
+      return false;
+    }
+  }
+
+  void stop_source(const std::string& name) {
+    std::unique_ptr<drivers::Source> gone;
+    {
+      std::lock_guard lock(parts_mu_);
+      auto it = std::find_if(sources_.begin(), sources_.end(), [&](const auto& s) { return s.name == name; });
+      if (it == sources_.end()) return;
+      gone = std::move(it->source);
+      sources_.erase(it);
+    }
+    gone->stop();  // waits for its commits and acknowledgements
   }
 
   std::filesystem::path file_;
   EnvLookup env_;
   GatewayConfig config_;
   Logger& logger_;
-  std::map<std::string, std::string> restart_sections_;  // as the running configuration had them
+  std::map<std::string, std::string> section_text_;  // [buffer], [status], [heartbeat] as running
   std::unique_ptr<buffer::Buffer> buffer_;
   struct RunningSource {
     std::string kind;
+    std::string name;
     std::unique_ptr<drivers::Source> source;
   };
+  // Changed only by the main thread (start, reload, stop), under parts_mu_;
+  // the status thread reads them under it.
+  std::mutex parts_mu_;
   std::vector<RunningSource> sources_;
-  std::vector<std::unique_ptr<forward::Forwarder>> forwarders_;
+  std::vector<std::shared_ptr<forward::Forwarder>> forwarders_;
   std::unique_ptr<status::StatusCollector> collector_;
   std::unique_ptr<status::StatusService> status_;
 };

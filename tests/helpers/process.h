@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -36,6 +37,19 @@ inline std::size_t runs_started(const std::filesystem::path& log) {
   for (auto at = text.find("running with"); at != std::string::npos; at = text.find("running with", at + 1))
     ++n;
   return n;
+}
+
+// What a shell command prints on stdout (popen), for running the CLI as an
+// operator would.
+inline std::string capture(const std::string& command) {
+  std::string out;
+  FILE* p = ::popen(command.c_str(), "r");
+  if (!p) return out;
+  char buf[4096];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  ::pclose(p);
+  return out;
 }
 
 class Process {

@@ -24,17 +24,7 @@ using testing::wait_for;
 using namespace std::chrono_literals;
 
 // Runs a shell command; its standard output.
-std::string capture(const std::string& command) {
-  std::string out;
-  FILE* p = ::popen(command.c_str(), "r");
-  if (!p) return out;
-  char buf[4096];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0)
-    out.append(buf, n);
-  ::pclose(p);
-  return out;
-}
+using testing::capture;
 
 class StatusPageTest : public ::testing::Test {
  protected:

@@ -730,6 +730,91 @@ TEST_F(BufferTest, DeadLettersKeepRecordAndReasonAcrossRestarts) {
   EXPECT_EQ(s.dead_lettered_total, 2u);  // a lifetime counter
 }
 
+// A replay moves dead letters back as new records in one transaction: new
+// sequence numbers, the original ingest time, marked for the sink that
+// refused each (input refused at ingest: for every sink). The mark survives
+// a restart and goes with the record when retention removes it.
+TEST_F(BufferTest, ReplayedDeadLettersComeBackAsNewRecordsForTheSinkThatRefusedThem) {
+  const std::int64_t ingested = 1'700'000'000'000'000'000;
+  {
+    auto b = open();
+    ASSERT_EQ(b->ensure_sink("kinesis", StartPosition::kEarliest), Status::kOk);
+    auto r = make_record("{\"t\":1}");
+    r.ingest_ns = ingested;
+    ASSERT_TRUE(b->append_wait({r, make_record("b")}).ok());
+    auto rec = b->read("kinesis", 10, SIZE_MAX).records.at(0);
+    ASSERT_EQ(b->add_dead_letter("kinesis", rec.seq, rec, "HTTP 400"), Status::kOk);
+    ASSERT_EQ(b->add_dead_letter("", std::nullopt, make_record("{not json"), "payload is not JSON"), Status::kOk);
+    ASSERT_EQ(b->add_dead_letter("file", 2, make_record("c"), "too large"), Status::kOk);
+    const auto ids = b->dead_letters(10);
+    ASSERT_EQ(ids.size(), 3u);
+
+    buffer::DeadLetterSelection two;
+    two.ids = {ids[0].id, ids[1].id, 999};  // an unknown id is passed over
+    const auto replayed = b->replay_dead_letters(two);
+    ASSERT_EQ(replayed.status, Status::kOk) << replayed.error;
+    EXPECT_EQ(replayed.count, 2u);
+    EXPECT_EQ(replayed.first_seq, 3u);
+    EXPECT_EQ(b->stats().dead_letters, 1u);
+    EXPECT_EQ(b->replay_dead_letters(two).count, 0u);  // once only
+  }
+  auto b = open();
+  auto back = b->read_after(2, 10, SIZE_MAX).records;
+  ASSERT_EQ(back.size(), 2u);
+  EXPECT_EQ(back[0].seq, 3u);
+  EXPECT_EQ(back[0].payload, "{\"t\":1}");
+  EXPECT_EQ(back[0].ingest_ns, ingested);
+  EXPECT_EQ(back[0].only_sink, "kinesis");
+  EXPECT_EQ(back[1].payload, "{not json");
+  EXPECT_EQ(back[1].only_sink, "");
+  EXPECT_EQ(b->read_after(0, 10, SIZE_MAX).records.at(0).only_sink, "");
+
+  // --to-sink overrides; clear by id and by age.
+  buffer::DeadLetterSelection all;
+  all.all = true;
+  const auto to_file = b->replay_dead_letters(all, "archive");
+  ASSERT_EQ(to_file.count, 1u);
+  EXPECT_EQ(b->read_after(4, 10, SIZE_MAX).records.at(0).only_sink, "archive");
+  ASSERT_EQ(b->add_dead_letter("kinesis", 1, make_record("old"), "x"), Status::kOk);
+  ASSERT_EQ(b->add_dead_letter("kinesis", 2, make_record("new"), "x"), Status::kOk);
+  buffer::DeadLetterSelection none_older;
+  none_older.failed_before_ns = 1;
+  EXPECT_EQ(b->clear_dead_letters(none_older).count, 0u);
+  buffer::DeadLetterSelection first;
+  first.ids = {b->dead_letters(10).at(0).id};
+  EXPECT_EQ(b->clear_dead_letters(first).count, 1u);
+  EXPECT_EQ(b->dead_letters(10).at(0).record.payload, "new");
+  EXPECT_EQ(b->clear_dead_letters(all).count, 1u);
+  EXPECT_EQ(b->stats().dead_letters, 0u);
+
+  // Retention removes the marks with the records.
+  ASSERT_EQ(b->ack("kinesis", 5), Status::kOk);
+  EXPECT_EQ(b->run_maintenance(), 5u);
+  ASSERT_TRUE(b->append_wait(make_records(1)).ok());
+  EXPECT_EQ(b->read_after(5, 10, SIZE_MAX).records.at(0).only_sink, "");
+}
+
+// A reload lowers the cap on the open buffer: the next commit evicts down
+// to it, counted as at any eviction; the figures show the new limits.
+TEST_F(BufferTest, LimitsAppliedToAnOpenBufferTakeEffectAtTheNextCommit) {
+  auto o = options();
+  o.max_bytes = 0;
+  o.max_records = 0;
+  auto b = open(o);
+  ASSERT_EQ(b->ensure_sink("cloud", StartPosition::kEarliest), Status::kOk);
+  ASSERT_TRUE(b->append_wait(make_records(10)).ok());
+  auto limits = o;
+  limits.max_records = 5;
+  limits.full_policy = FullPolicy::kDropOldest;
+  b->apply_limits(limits);
+  EXPECT_EQ(b->stats().max_records, 5u);
+  ASSERT_TRUE(b->append_wait(make_records(1)).ok());
+  const auto s = b->stats();
+  EXPECT_EQ(s.records, 5u);
+  EXPECT_EQ(s.evicted_total, 6u);
+  EXPECT_EQ(read_all(*b).front().seq, 7u);
+}
+
 // ------------------------------------------------------------ disk
 
 TEST_F(BufferTest, DiskReserveStopsGrowthUnderDropOldest) {

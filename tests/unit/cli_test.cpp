@@ -3,12 +3,14 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
 #include "test_support.h"
 #include "tidegate/buffer/buffer.h"
 #include "tidegate/gateway/operations.h"
+#include "record.pb.h"
 
 namespace tidegate::gateway {
 namespace {
@@ -212,6 +214,84 @@ TEST_F(CliTest, RewindOnAStoppedGatewayMovesTheCursorBackAfterAYes) {
   r = run({"sink", "rewind", "cloud", "--db", db_, "--to-time", "yesterday"});
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("--to-time expects UTC"), std::string::npos) << r.err;
+}
+
+// Dead letters on a stopped gateway: listed with a preview, shown and
+// exported whole, replayed into the buffer for the sink that refused them,
+// cleared by id; every change asks first.
+TEST_F(CliTest, DeadLettersAreListedShownExportedReplayedAndCleared) {
+  {
+    buffer::BufferOptions o;
+    o.path = db_;
+    o.log = [](buffer::LogLevel, std::string_view) {};
+    auto b = buffer::Buffer::open(o);
+    auto big = testing::make_record(std::string(500, 'p'));
+    ASSERT_EQ(b->add_dead_letter("cloud", 2, big, "HTTP 400: bad field"), buffer::Status::kOk);
+    ASSERT_EQ(b->add_dead_letter("", std::nullopt, testing::make_record(std::string("\x00\xff", 2)),
+                                 "payload is not valid JSON"),
+              buffer::Status::kOk);
+  }
+  auto r = run({"dead-letters", "list", "--db", db_});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("HTTP 400: bad field"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("sink 'cloud'"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("(at ingest)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("... (500 bytes)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("base64:AP8="), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("2 dead letter(s)"), std::string::npos) << r.out;
+
+  r = run({"dead-letters", "show", "1", "--db", db_});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find(std::string(500, 'p')), std::string::npos);
+  EXPECT_EQ(run({"dead-letters", "show", "9", "--db", db_}).code, 1);
+  EXPECT_EQ(run({"dead-letters", "show", "--db", db_}).code, 2);
+
+  r = run({"dead-letters", "export", "--db", db_});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 2);
+  EXPECT_NE(r.out.find("\"payload_base64\":\"AP8=\""), std::string::npos) << r.out;
+
+  EXPECT_EQ(run({"dead-letters", "replay", "--db", db_}).code, 2);  // which?
+  r = run({"dead-letters", "replay", "1", "--db", db_}, "n\n");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("1 refused by sink 'cloud'"), std::string::npos) << r.out;
+  r = run({"dead-letters", "replay", "1", "--db", db_, "--yes"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("replayed 1 dead letter(s), on the buffer file"), std::string::npos) << r.out;
+  r = run({"buffer", "dump", "--db", db_, "--from", "4"});
+  EXPECT_NE(r.out.find(std::string(500, 'p')), std::string::npos) << r.out;
+
+  r = run({"dead-letters", "clear", "--all", "--db", db_}, "y\n");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("cleared 1 dead letter(s)"), std::string::npos) << r.out;
+  EXPECT_NE(run({"dead-letters", "list", "--db", db_}).out.find("no dead letters"), std::string::npos);
+  EXPECT_EQ(run({"dead-letters", "clear", "--older-than", "soon", "--db", db_}).code, 2);
+}
+
+TEST_F(CliTest, ExportWritesTheRetainedRecordsInTheSinksEnvelope) {
+  auto r = run({"export", "--db", db_});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 3);
+  EXPECT_NE(r.err.find("exported 3 records"), std::string::npos);
+  r = run({"export", "--db", db_, "--device", "dev-\"1\""});
+  EXPECT_NE(r.err.find("exported 1 records"), std::string::npos) << r.err;
+  r = run({"export", "--db", db_, "--to", "1970-01-02"});
+  EXPECT_NE(r.err.find("exported 0 records"), std::string::npos) << r.err;
+  r = run({"export", "--db", db_, "--format", "protobuf"});
+  ASSERT_EQ(r.code, 0);
+  ASSERT_FALSE(r.out.empty());
+  std::size_t length = 0, at = 0;  // a varint, then that many bytes: one batch
+  for (int shift = 0; at < r.out.size(); shift += 7) {
+    const auto byte = static_cast<unsigned char>(r.out[at++]);
+    length |= static_cast<std::size_t>(byte & 0x7F) << shift;
+    if (!(byte & 0x80)) break;
+  }
+  EXPECT_EQ(at + length, r.out.size());
+  tidegate::v1::Batch batch;
+  ASSERT_TRUE(batch.ParseFromString(r.out.substr(at)));
+  EXPECT_EQ(batch.records_size(), 3);
+  EXPECT_EQ(run({"export", "--db", db_, "--format", "xml"}).code, 2);
+  EXPECT_EQ(run({"export", "--db", db_, "--from", "noon"}).code, 2);
 }
 
 TEST(OperatorTime, AcceptsUtcDatesTimesAndUnixSeconds) {

@@ -172,6 +172,22 @@ TEST_F(ForwarderTest, ARewindDuringABackoffGivesUpTheBatchAndReplaysFromTheTarge
   EXPECT_EQ(f.rewind(target).acked_seq, 0u);
 }
 
+// A replayed dead letter marked for another sink is passed over: the cursor
+// moves past it, nothing is sent, and it is counted.
+TEST_F(ForwarderTest, ARecordReplayedForAnotherSinkIsPassedOverAndCounted) {
+  auto sink = std::make_unique<ScriptedSink>("up", [&](auto&, int) { return ok(); });
+  auto* s = sink.get();
+  Forwarder f(*buffer_, std::move(sink), fast(), log_.fn());
+  auto records = make_records(4);
+  records[1].only_sink = "archive";
+  records[2].only_sink = "up";
+  ASSERT_TRUE(buffer_->append_wait(records).ok());
+  f.start();
+  ASSERT_TRUE(wait_for([&] { return buffer_->acked_seq("up") == 4u; }));
+  EXPECT_EQ(s->accepted(), (std::vector<std::uint64_t>{1, 3, 4}));
+  EXPECT_EQ(f.stats().for_other_sinks_total, 1u);
+}
+
 // The forwarder compares ingest times with the buffer's clock, not the
 // system's: with a buffer whose clock is years behind, fresh records are not
 // taken for a backlog (live-first would otherwise reorder them).

@@ -463,8 +463,12 @@ struct RoutesFixture : ::testing::Test {
       calls.push_back("resume " + sink);
       return "";
     };
-    c.clear_dead_letters = [this]() -> std::string {
-      calls.push_back("clear");
+    c.clear_dead_letters = [this](const buffer::DeadLetterSelection& which) -> std::string {
+      calls.push_back("clear " + selection_query(which));
+      return "";
+    };
+    c.replay_dead_letters = [this](const buffer::DeadLetterSelection& which, const std::string& to_sink) -> std::string {
+      calls.push_back("replay " + selection_query(which) + " to '" + to_sink + "'");
       return "";
     };
     return c;
@@ -522,9 +526,15 @@ TEST_F(RoutesFixture, OperationsNeedTheRightToken) {
   EXPECT_EQ(call(h, "POST", "/api/sinks/cloud/pause", "Bearer s3cret").status, 200u);
   EXPECT_EQ(call(h, "POST", "/api/sinks/cloud/resume", "Bearer s3cret").status, 200u);
   EXPECT_EQ(call(h, "POST", "/api/dead-letters/clear", "Bearer s3cret").status, 200u);
+  EXPECT_EQ(call(h, "POST", "/api/dead-letters/clear?failed-before=1700000000000000000", "Bearer s3cret").status, 200u);
+  EXPECT_EQ(call(h, "POST", "/api/dead-letters/replay?ids=3,9&to-sink=cloud", "Bearer s3cret").status, 200u);
+  EXPECT_EQ(call(h, "POST", "/api/dead-letters/replay?ids=3,x", "Bearer s3cret").status, 400u);
+  EXPECT_EQ(call(h, "POST", "/api/dead-letters/replay?ids=", "Bearer s3cret").status, 400u);
   EXPECT_EQ(call(h, "POST", "/api/sinks/other/pause", "Bearer s3cret").status, 404u);
   EXPECT_EQ(call(h, "POST", "/api/sinks/cloud/explode", "Bearer s3cret").status, 404u);
-  EXPECT_EQ(calls, (std::vector<std::string>{"pause cloud", "resume cloud", "clear", "pause other"}));
+  EXPECT_EQ(calls, (std::vector<std::string>{"pause cloud", "resume cloud", "clear all",
+                                             "clear failed-before=1700000000000000000", "replay ids=3,9 to 'cloud'",
+                                             "pause other"}));
 }
 
 }  // namespace

@@ -9,15 +9,23 @@ MessageMapper::MessageMapper(const MessageMapping& mapping)
 
 std::string MessageMapper::map(buffer::NewRecord& r, const std::string& fallback_key) const {
   if (r.content_type.empty()) r.content_type = mapping_.content_type;
+  // A refused payload still names its device where the topic or the
+  // connection does, so that a replayed dead letter keeps its device's order.
+  auto key_without_payload = [&] {
+    if (!key_pattern_.empty()) {
+      if (auto k = key_pattern_.capture(r.topic)) return std::move(*k);
+    }
+    return fallback_key.empty() ? r.topic : fallback_key;
+  };
   // Bad input is acknowledged and kept apart: redelivering it would only
   // fail again, forever.
   if (r.payload.size() > mapping_.max_payload_bytes) {
-    r.partition_key = r.topic;
+    r.partition_key = key_without_payload();
     return "payload of " + std::to_string(r.payload.size()) + " bytes exceeds max_payload_bytes (" +
            std::to_string(mapping_.max_payload_bytes) + ")";
   }
   if (mapping_.require_json && !is_json(r.payload)) {
-    r.partition_key = r.topic;
+    r.partition_key = key_without_payload();
     return "payload is not valid JSON (require_json is set)";
   }
   // The key: the JSON field, else the topic pattern's capture, else the

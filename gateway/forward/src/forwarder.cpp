@@ -93,13 +93,14 @@ class Forwarder::Impl {
     std::future<buffer::RewindResult> done;
     {
       std::lock_guard lock(mu_);
-      if (!thread_.joinable()) {
-        // Not forwarding: nothing is in flight, the cursor moves at once.
-        return apply_rewind(target);
+      if (thread_.joinable()) {
+        rewind_requests_.emplace_back(target, std::promise<buffer::RewindResult>());
+        done = rewind_requests_.back().second.get_future();
       }
-      rewind_requests_.emplace_back(target, std::promise<buffer::RewindResult>());
-      done = rewind_requests_.back().second.get_future();
     }
+    // Not forwarding: nothing is in flight, the cursor moves at once
+    // (apply_rewind takes mu_ itself).
+    if (!done.valid()) return apply_rewind(target);
     cv_.notify_all();
     return done.get();
   }
@@ -402,7 +403,15 @@ class Forwarder::Impl {
     std::vector<bool> done(batch.size(), false);
     std::vector<bool> sent_before(batch.size(), false);  // what a retry counts as sent again
     std::size_t remaining = batch.size();
+    std::uint64_t for_others = 0;
     for (std::size_t i = 0; i < batch.size(); ++i) {
+      if (!batch[i].only_sink.empty() && batch[i].only_sink != name_) {
+        // A dead letter replayed for another sink: this one had it already.
+        done[i] = true;
+        remaining -= 1;
+        for_others += 1;
+        continue;
+      }
       if (buffer::accounted_size(batch[i]) > max_record_bytes_) {
         if (!dead_letter(batch[i], "record of " + std::to_string(batch[i].payload.size()) +
                                        " bytes exceeds the sink's limit of " + std::to_string(max_record_bytes_))) {
@@ -411,6 +420,10 @@ class Forwarder::Impl {
         done[i] = true;
         remaining -= 1;
       }
+    }
+    if (for_others > 0) {
+      std::lock_guard lock(mu_);
+      stats_.for_other_sinks_total += for_others;
     }
     while (remaining > 0) {
       if (stopping() || rewind_waiting()) return false;

@@ -116,7 +116,7 @@ HttpHandler make_status_routes(StatusCollector& collector, StatusControls contro
     // State-changing operations: POST with the token.
     const std::string sinks_prefix = "/api/sinks/";
     const bool is_sink_op = path.rfind(sinks_prefix, 0) == 0;
-    const bool is_buffer_op = path == "/api/dead-letters/clear" || path == "/api/buffer/acknowledge-losses";
+    const bool is_buffer_op = path == "/api/dead-letters/clear" || path == "/api/dead-letters/replay" || path == "/api/buffer/acknowledge-losses";
     if (!is_sink_op && !is_buffer_op) return text_response(404, "not found: " + path);
     if (req.method != "POST") {
       auto r = text_response(405, "method not allowed");
@@ -156,9 +156,15 @@ HttpHandler make_status_routes(StatusCollector& collector, StatusControls contro
     } else if (path == "/api/buffer/acknowledge-losses" && controls.acknowledge_losses) {
       error = controls.acknowledge_losses();
       what = "acknowledge the buffer's losses";
-    } else if (path == "/api/dead-letters/clear") {
-      error = controls.clear_dead_letters();
-      what = "clear dead letters";
+    } else if (path == "/api/dead-letters/clear" || path == "/api/dead-letters/replay") {
+      auto which = parse_selection_query(req.target);
+      if (!which) return json_result(400, "give ?ids=N,N,..., ?failed-before=UNIX_NS or ?all");
+      const bool replay = path == "/api/dead-letters/replay";
+      if (replay && !controls.replay_dead_letters) return text_response(404, "not found: " + path);
+      const auto to_sink = query_value(req.target, "to-sink").value_or("");
+      error = replay ? controls.replay_dead_letters(*which, to_sink) : controls.clear_dead_letters(*which);
+      what = std::string(replay ? "replay" : "clear") + " dead letters (" + selection_query(*which) + ")" +
+             (to_sink.empty() ? "" : " to sink '" + to_sink + "'");
     } else {
       return text_response(404, "not found: " + path);
     }
@@ -172,6 +178,48 @@ HttpHandler make_status_routes(StatusCollector& collector, StatusControls contro
     }
     return json_result(200, "");
   };
+}
+
+std::string selection_query(const buffer::DeadLetterSelection& which) {
+  if (which.all) return "all";
+  std::string q;
+  if (!which.ids.empty()) {
+    q = "ids=";
+    for (std::size_t i = 0; i < which.ids.size(); ++i) q += (i ? "," : "") + std::to_string(which.ids[i]);
+  }
+  if (which.failed_before_ns) q += (q.empty() ? "" : "&") + std::string("failed-before=") + std::to_string(*which.failed_before_ns);
+  return q;
+}
+
+std::optional<buffer::DeadLetterSelection> parse_selection_query(const std::string& target) {
+  buffer::DeadLetterSelection which;
+  auto number = [](std::string_view text, std::int64_t& out) {
+    const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+    return ec == std::errc() && ptr == text.data() + text.size();
+  };
+  const auto ids = query_value(target, "ids");
+  const auto before = query_value(target, "failed-before");
+  if (query_value(target, "all") || (!ids && !before)) {
+    which.all = true;
+    return which;
+  }
+  if (ids) {
+    std::string_view rest = *ids;
+    while (!rest.empty()) {
+      const auto comma = std::min(rest.find(','), rest.size());
+      std::int64_t id = 0;
+      if (!number(rest.substr(0, comma), id)) return std::nullopt;
+      which.ids.push_back(id);
+      rest.remove_prefix(std::min(comma + 1, rest.size()));
+    }
+    if (which.ids.empty()) return std::nullopt;
+  }
+  if (before) {
+    std::int64_t ns = 0;
+    if (!number(*before, ns)) return std::nullopt;
+    which.failed_before_ns = ns;
+  }
+  return which;
 }
 
 }  // namespace tidegate::status

@@ -65,6 +65,21 @@ struct DeadLetter {
   NewRecord record;
 };
 
+// Which dead letters an operator means: these ids, and/or those that failed
+// before a time; `all` for every one.
+struct DeadLetterSelection {
+  std::vector<std::int64_t> ids;
+  std::optional<std::int64_t> failed_before_ns;
+  bool all = false;
+};
+
+struct DeadLetterChange {
+  Status status = Status::kOk;
+  std::uint64_t count = 0;      // dead letters replayed or removed
+  std::uint64_t first_seq = 0;  // replay: the first new sequence number (0: none)
+  std::string error;
+};
+
 class Buffer {
  public:
   // Opens or creates the buffer. A corrupt or unreadable database is moved
@@ -134,11 +149,25 @@ class Buffer {
   Status add_dead_letter(std::string_view sink, std::optional<std::uint64_t> seq,
                          const NewRecord& record, std::string_view reason);
   std::vector<DeadLetter> dead_letters(std::size_t limit, std::int64_t after_id = 0) const;
+  std::optional<DeadLetter> dead_letter(std::int64_t id) const;
   Status clear_dead_letters();
+  DeadLetterChange clear_dead_letters(const DeadLetterSelection& which);
+  // Puts the selected dead letters back as new records (new sequence
+  // numbers, their original ingest time) and removes them from the dead
+  // letters, in one transaction, through the writer like any append (the
+  // cap and the disk reserve apply). Each goes to `to_sink` if given, else
+  // to the sink that refused it (every sink for input refused at ingest).
+  // Waits for the commit.
+  DeadLetterChange replay_dead_letters(const DeadLetterSelection& which, std::string_view to_sink = {});
 
   // An operator has seen the losses so far: evicted_acknowledged becomes
   // evicted_total (durably), and only later evictions count as news.
   Status acknowledge_evictions();
+
+  // A reload: takes the caps, full policy, retention and disk reserve of
+  // `limits` (the rest of it is ignored) from the next commit on. A lower
+  // cap evicts (drop-oldest) or refuses (reject-new) as at the next append.
+  void apply_limits(const BufferOptions& limits);
 
   BufferStats stats() const;
   IntegrityReport verify(IntegrityCheck depth = IntegrityCheck::kFull) const;

@@ -92,4 +92,20 @@ struct BufferOptions {
   LogFn log;                              // null = stderr
 };
 
+// The limits a running buffer takes at a reload (Buffer::apply_limits):
+// caps, full policy, retention, disk reserve.
+inline bool same_limits(const BufferOptions& a, const BufferOptions& b) {
+  return a.max_bytes == b.max_bytes && a.max_records == b.max_records && a.full_policy == b.full_policy &&
+         a.retention_time == b.retention_time && a.retention_bytes == b.retention_bytes &&
+         a.disk_reserve_bytes == b.disk_reserve_bytes;
+}
+inline void copy_limits(const BufferOptions& from, BufferOptions& to) {
+  to.max_bytes = from.max_bytes;
+  to.max_records = from.max_records;
+  to.full_policy = from.full_policy;
+  to.retention_time = from.retention_time;
+  to.retention_bytes = from.retention_bytes;
+  to.disk_reserve_bytes = from.disk_reserve_bytes;
+}
+
 }  // namespace tidegate::buffer

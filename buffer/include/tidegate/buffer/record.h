@@ -22,6 +22,10 @@ struct NewRecord {
   std::string payload;        // bytes exactly as received (may hold NULs)
   std::optional<std::int64_t> device_ts_ns;  // timestamp the device reported
   std::string content_type;   // e.g. "application/json"; empty = unknown
+  // A replayed dead letter goes to the one sink that refused it (or the one
+  // the operator named); empty: every sink, as usual. Kept beside the record
+  // (table record_targets), never sent upstream.
+  std::string only_sink;
 };
 
 // A change to the small durable state a source keeps beside its records (the

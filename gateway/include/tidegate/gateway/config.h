@@ -55,11 +55,11 @@ EnvLookup process_env_then(std::map<std::string, std::string> file_vars);
 struct LoadResult {
   std::optional<GatewayConfig> config;  // set only when errors is empty
   std::vector<ConfigError> errors;
-  // The sections a running gateway cannot change in place ("buffer",
-  // "sources", "sinks"), each as toml++ writes it back (keys sorted): a
-  // reload compares them, from the same parse, to name what needs a restart.
-  // A section the file does not have has no entry.
-  std::map<std::string, std::string> restart_sections;
+  // The sections "buffer", "sources", "sinks", "status" and "heartbeat",
+  // each as toml++ writes it back (keys sorted): a reload compares them to
+  // the running ones to tell what changed. A section the file does not have
+  // has no entry.
+  std::map<std::string, std::string> section_text;
 };
 
 LoadResult load_config(const std::filesystem::path& file, const EnvLookup& env = process_env());

@@ -22,6 +22,7 @@ struct OperatorContext {
   buffer::BufferOptions buffer;          // which file (the limits are not applied by these commands)
   bool have_config = false;              // false with --db: configured sinks and the API are unknown
   std::set<std::string> configured_sinks;
+  std::string gateway_id;                // [gateway] id: the envelope's "gateway" (empty with --db)
   GatewayConfig::StatusConfig status;    // how to reach the running gateway
   bool assume_yes = false;               // --yes: no question asked
   std::istream* in = nullptr;            // the answer to the question

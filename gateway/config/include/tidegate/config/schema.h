@@ -68,6 +68,15 @@ class Section {
 
   std::string key_path(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
 
+  // The table as written (normalised TOML), to tell a changed one from an
+  // unchanged one at a reload; empty when the table is absent.
+  std::string written() const {
+    if (!table_) return "";
+    std::ostringstream out;
+    out << *table_;
+    return out.str();
+  }
+
   std::string text(const std::string& key, const std::string& def, const std::string& help) {
     declare(key, "string", def.empty() ? "(empty)" : in_quotes(def), help);
     const toml::node* n = node(key);

@@ -71,6 +71,8 @@ struct ForwarderStats {
   std::vector<common::Counter> counters;  // the sink's own (Sink::counters())
   bool live_first = false;                  // live records are going ahead of a backlog now
   std::uint64_t delivered_ahead_total = 0;  // live records sent ahead of a backlog
+  // Replayed dead letters meant for another sink, passed over (not sent).
+  std::uint64_t for_other_sinks_total = 0;
   // After an operator's rewind: the sink replays until its cursor passes
   // replay_through_seq (the newest record at the rewind); 0: no replay.
   std::uint64_t replay_through_seq = 0;

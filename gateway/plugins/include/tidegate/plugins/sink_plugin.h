@@ -27,6 +27,7 @@ struct SinkPlan {
   std::string name_key;
   std::any options;  // the kind's own options type
   forward::ForwarderOptions forwarder;
+  std::string written;  // its table as written: a reload restarts the sink when this changes
   // Makes the sink. May throw (an endpoint that cannot be set up): the
   // daemon reports it with the sink's name and does not start.
   std::function<std::unique_ptr<forward::Sink>(const SinkEnvironment&)> create;

@@ -33,6 +33,7 @@ struct SourcePlan {
   std::string name_key;  // where the name came from, for errors about it
   std::any options;      // the kind's own options type; options_as<T>() to look inside
   std::vector<Claim> claims;
+  std::string written;  // its table as written: a reload restarts the source when this changes
   // Makes the source (not started). May throw: the daemon reports it with
   // the source's name and does not start.
   std::function<std::unique_ptr<drivers::Source>(buffer::Buffer&, buffer::LogFn)> create;
