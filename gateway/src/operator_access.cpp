@@ -1,6 +1,10 @@
 #include "operator_access.h"
 
+#include <pwd.h>
+#include <unistd.h>
+
 #include <chrono>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <iomanip>
@@ -11,9 +15,25 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tidegate/gateway/version.h"
 #include "tidegate/net/http_client.h"
 
 namespace tidegate::gateway::ops {
+namespace {
+
+// "tidegate-cli/0.1.0 (user alice)": the gateway logs it with the request.
+// Under sudo the operator is SUDO_USER, not root.
+std::string cli_identity() {
+  std::string user;
+  if (const char* sudo = std::getenv("SUDO_USER"); sudo && *sudo) {
+    user = sudo;
+  } else if (const passwd* pw = ::getpwuid(::getuid())) {
+    user = pw->pw_name;
+  }
+  return std::string("tidegate-cli/") + kVersion + (user.empty() ? "" : " (user " + user + ")");
+}
+
+}  // namespace
 
 std::string utc_text(std::int64_t ns) {
   const std::time_t t = static_cast<std::time_t>(ns / 1'000'000'000);
@@ -97,7 +117,7 @@ std::string apply_through_gateway(const OperatorContext& ctx, const std::string&
     // Over TLS the status server's own certificate is the trust anchor (it
     // is usually self-signed for the box).
     net::HttpClient client(net::Url::parse(url), std::chrono::seconds(10), tls ? http.tls_cert_file : "");
-    const auto r = client.post({{"Authorization", "Bearer " + ctx.status.token}}, "");
+    const auto r = client.post({{"Authorization", "Bearer " + ctx.status.token}, {"User-Agent", cli_identity()}}, "");
     if (r.status == 200) return "";
     std::string reason = r.body;
     try {

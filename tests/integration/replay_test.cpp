@@ -193,7 +193,10 @@ TEST_F(ReplayTest, DeadLettersAreListedExportedAndReplayedToWhereTheyWereMissing
 
   std::tie(code, out) = cli("dead-letters list");
   EXPECT_NE(out.find("no dead letters"), std::string::npos) << out;
-  EXPECT_NE(gateway_->output().find("operator request: replay dead letters (all): done"), std::string::npos);
+  // Logged with who asked: the address and the CLI with its user.
+  EXPECT_NE(gateway_->output().find("operator request: replay dead letters (all): done (from 127.0.0.1, tidegate-cli/"),
+            std::string::npos)
+      << gateway_->output();
   EXPECT_EQ(WEXITSTATUS(gateway_->signal_and_wait(SIGTERM)), 0);
 
   // Export of history, from the stopped gateway's buffer: every stored record

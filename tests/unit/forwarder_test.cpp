@@ -146,6 +146,9 @@ TEST_F(ForwarderTest, ARewindDuringABackoffGivesUpTheBatchAndReplaysFromTheTarge
   failing = true;
   ASSERT_TRUE(buffer_->append_wait(make_records(5)).ok());
   ASSERT_TRUE(wait_for([&] { return f.stats().state == "backing-off"; }));
+  // The upstream is back, but the forwarder sleeps in a 30 s backoff: only
+  // the rewind wakes it.
+  failing = false;
   const auto started = std::chrono::steady_clock::now();
   RewindTarget target;
   target.kind = RewindTarget::Kind::kSeq;
@@ -155,8 +158,6 @@ TEST_F(ForwarderTest, ARewindDuringABackoffGivesUpTheBatchAndReplaysFromTheTarge
   ASSERT_EQ(r.status, buffer::Status::kOk);
   EXPECT_EQ(r.acked_seq, 7u);
   EXPECT_FALSE(r.clamped);
-  EXPECT_EQ(f.stats().replay_through_seq, 25u);
-  failing = false;
   ASSERT_TRUE(wait_for([&] { return buffer_->acked_seq("up") == 25u; }));
   auto expected = range(1, 20);
   const auto replay = range(8, 25);

@@ -149,6 +149,10 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     in.target = std::string(req.target());
     in.authorization = std::string(req[http::field::authorization]);
     in.body = req.body();
+    in.user_agent = std::string(req[http::field::user_agent]);
+    beast::error_code peer_error;
+    const auto peer = lowest().socket().remote_endpoint(peer_error);
+    if (!peer_error) in.peer = peer.address().to_string();
     HttpResponse out;
     try {
       out = server_->handler(in);

@@ -36,6 +36,15 @@ std::string path_of(const std::string& target) {
   return target.substr(0, target.find('?'));
 }
 
+// Who asked, for the log: the client's address and what it calls itself
+// (printable characters only, cut short: the header is the client's to say).
+std::string requester(const HttpRequest& req) {
+  std::string agent;
+  for (const char c : req.user_agent.substr(0, 80)) agent += (c >= 0x20 && c < 0x7F) ? c : '?';
+  return (req.peer.empty() ? std::string("an unknown address") : req.peer) +
+         (agent.empty() ? std::string() : ", " + agent);
+}
+
 // The value of `name` in the target's query ("?to-seq=12"); nullopt if
 // absent, "" for a bare flag ("?to-earliest").
 std::optional<std::string> query_value(const std::string& target, const std::string& name) {
@@ -153,6 +162,7 @@ HttpHandler make_status_routes(StatusCollector& collector, StatusControls contro
         return text_response(404, "not found: " + path);
       }
       what = op + " sink '" + sink + "'";
+      if (op == "rewind") what += " (" + req.target.substr(req.target.find('?') + 1) + ")";
     } else if (path == "/api/buffer/acknowledge-losses" && controls.acknowledge_losses) {
       error = controls.acknowledge_losses();
       what = "acknowledge the buffer's losses";
@@ -170,7 +180,8 @@ HttpHandler make_status_routes(StatusCollector& collector, StatusControls contro
     }
     if (log) {
       log(error.empty() ? LogLevel::kWarning : LogLevel::kError,
-          "status page: operator request: " + what + (error.empty() ? ": done" : ": failed: " + error));
+          "status page: operator request: " + what + (error.empty() ? ": done" : ": failed: " + error) + " (from " +
+              requester(req) + ")");
     }
     if (!error.empty()) {
       const unsigned code = error.find("no sink") == 0 ? 404 : error.find("is configured") != std::string::npos ? 409 : 500;

@@ -39,6 +39,8 @@ struct HttpRequest {
   std::string target;  // path and query, as sent
   std::string authorization;
   std::string body;
+  std::string peer;        // the client's address, for the log of operator requests
+  std::string user_agent;  // what asked (the tidegate CLI names itself and its user)
 };
 
 struct HttpResponse {
