@@ -26,6 +26,8 @@
 namespace tidegate::buffer {
 namespace {
 
+std::string held_key(std::string_view sink) { return "sinks/" + std::string(sink) + "/held"; }
+
 using SteadyClock = std::chrono::steady_clock;
 
 constexpr std::uint64_t kNoLimit = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
@@ -186,6 +188,7 @@ class Buffer::Impl {
   Status ensure_sink(std::string_view sink, StartPosition start);
   Status remove_sink(std::string_view sink);
   Status acknowledge_evictions();
+  Status set_sink_held(std::string_view sink, bool held);
   std::vector<std::string> sinks() const;
   std::optional<std::uint64_t> acked_seq(std::string_view sink) const;
   bool wait_for_records_after(std::uint64_t after_seq, std::chrono::milliseconds timeout) const;
@@ -898,9 +901,19 @@ Status Buffer::Impl::remove_sink(std::string_view sink) {
   if (!store_) return Status::kClosed;
   auto it = state_.cursors.find(sink);
   if (it == state_.cursors.end()) return Status::kNotFound;
-  const Status st = write_transaction("remove sink cursor", [&] { store_->delete_cursor(sink); });
+  const Status st = write_transaction("remove sink cursor", [&] {
+    store_->delete_cursor(sink);
+    store_->put_state(StateChange{held_key(sink), std::nullopt});
+  });
   if (st == Status::kOk) state_.cursors.erase(it);
   return st;
+}
+
+Status Buffer::Impl::set_sink_held(std::string_view sink, bool held) {
+  std::lock_guard lock(state_mu_);
+  if (!store_) return Status::kClosed;
+  const StateChange change{held_key(sink), held ? std::optional<std::string>("1") : std::nullopt};
+  return write_transaction("hold sink", [&] { store_->put_state(change); });
 }
 
 Status Buffer::Impl::acknowledge_evictions() {
@@ -1365,6 +1378,12 @@ std::vector<DeadLetter> Buffer::dead_letters(std::size_t limit, std::int64_t aft
 
 Status Buffer::clear_dead_letters() { return impl_->clear_dead_letters(); }
 std::optional<DeadLetter> Buffer::dead_letter(std::int64_t id) const { return impl_->dead_letter(id); }
+Status Buffer::set_sink_held(std::string_view sink, bool held) { return impl_->set_sink_held(sink, held); }
+bool Buffer::sink_held(std::string_view sink) const {
+  const auto key = held_key(sink);
+  const auto found = impl_->source_state(key);
+  return !found.empty() && found.front().first == key;
+}
 void Buffer::apply_limits(const BufferOptions& limits) { impl_->apply_limits(limits); }
 DeadLetterChange Buffer::clear_dead_letters(const DeadLetterSelection& which) {
   return impl_->clear_dead_letters(which);

@@ -63,9 +63,9 @@ Usage:
                                           again (replay), then live data; TIME
                                           is UTC: 2026-11-30T08:00:00Z,
                                           "2026-11-30 08:00", or Unix seconds
-  tidegate sink pause NAME | resume NAME [--config FILE]
-                                          hold or release a sink of the running
-                                          gateway
+  tidegate sink pause NAME | resume NAME [--config FILE | --db FILE]
+                                          hold or release a sink (kept across
+                                          restarts); records wait in the buffer
 
   tidegate dead-letters list [--limit N] [--config FILE | --db FILE]
                                           what was refused for good: by which

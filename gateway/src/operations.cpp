@@ -22,7 +22,6 @@ using ops::confirmed;
 using ops::find_cursor;
 using ops::mib;
 using ops::read_stats;
-using ops::through_gateway_only;
 using ops::utc_text;
 
 std::optional<std::int64_t> parse_operator_time(const std::string& text) {
@@ -160,10 +159,18 @@ int rewind_sink(const OperatorContext& ctx, const std::string& sink, const forwa
 }
 
 int hold_sink(const OperatorContext& ctx, const std::string& sink, bool pause) {
+  if (!buffer_exists(ctx)) return 2;
+  const auto s = read_stats(ctx);
+  if (!find_cursor(s, sink) && !ctx.configured_sinks.count(sink)) {
+    *ctx.err << "tidegate: no sink named '" << sink << "' (tidegate sink list shows them)\n";
+    return 1;
+  }
+  // The hold is kept in the buffer file: a restart does not release it.
   const std::string op = pause ? "pause" : "resume";
-  return through_gateway_only(ctx, "/api/sinks/" + sink + "/" + op,
-                              pause ? "paused sink '" + sink + "': records wait in the buffer"
-                                    : "resumed sink '" + sink + "'");
+  return apply(
+      ctx, [&](buffer::Buffer& b) { return b.set_sink_held(sink, pause); }, "/api/sinks/" + sink + "/" + op,
+      pause ? "paused sink '" + sink + "' until 'tidegate sink resume " + sink + "' (records wait in the buffer)"
+            : "resumed sink '" + sink + "'");
 }
 
 }  // namespace tidegate::gateway

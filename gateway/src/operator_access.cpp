@@ -159,15 +159,4 @@ bool buffer_exists(const OperatorContext& ctx) {
   return false;
 }
 
-// POST to the running gateway only (for what a stopped gateway has no use for).
-int through_gateway_only(const OperatorContext& ctx, const std::string& api_path, const std::string& done) {
-  const auto error = apply_through_gateway(ctx, api_path);
-  if (!error.empty()) {
-    *ctx.err << "tidegate: " << error << "\n";
-    return error.find("answered 404") != std::string::npos ? 1 : 2;
-  }
-  *ctx.out << done << "\n";
-  return 0;
-}
-
 }  // namespace tidegate::gateway::ops

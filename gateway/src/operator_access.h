@@ -35,7 +35,5 @@ std::string apply_through_gateway(const OperatorContext& ctx, const std::string&
 // outcome ("<done>, on the buffer file ..." or the error). Exit status.
 int apply(const OperatorContext& ctx, const std::function<buffer::Status(buffer::Buffer&)>& change,
           const std::string& api_path, const std::string& done);
-// POST to the running gateway only (for what a stopped gateway has no use for).
-int through_gateway_only(const OperatorContext& ctx, const std::string& api_path, const std::string& done);
 
 }  // namespace tidegate::gateway::ops

@@ -294,6 +294,23 @@ TEST_F(CliTest, ExportWritesTheRetainedRecordsInTheSinksEnvelope) {
   EXPECT_EQ(run({"export", "--db", db_, "--from", "noon"}).code, 2);
 }
 
+TEST_F(CliTest, APauseOnAStoppedGatewayIsKeptInTheFile) {
+  auto r = run({"sink", "pause", "cloud", "--db", db_});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("paused sink 'cloud' until 'tidegate sink resume cloud'"), std::string::npos) << r.out;
+  auto held = [&] {
+    buffer::BufferOptions o;
+    o.path = db_;
+    o.read_only = true;
+    o.log = [](buffer::LogLevel, std::string_view) {};
+    return buffer::Buffer::open(o)->sink_held("cloud");
+  };
+  EXPECT_TRUE(held());
+  ASSERT_EQ(run({"sink", "resume", "cloud", "--db", db_}).code, 0);
+  EXPECT_FALSE(held());
+  EXPECT_EQ(run({"sink", "pause", "nobody", "--db", db_}).code, 1);
+}
+
 TEST(OperatorTime, AcceptsUtcDatesTimesAndUnixSeconds) {
   constexpr std::int64_t kS = 1'000'000'000;
   EXPECT_EQ(parse_operator_time("2026-11-30T08:00:00Z"), 1796025600 * kS);

@@ -578,5 +578,28 @@ TEST_F(ForwarderTest, APausedSinkSendsNothingUntilResumed) {
   EXPECT_EQ(s->accepted(), range(1, 30));
 }
 
+// A hold outlasts a restart: it is kept in the buffer file, and a forwarder
+// starting on a held sink waits until an operator resumes it.
+TEST_F(ForwarderTest, AHeldSinkStaysHeldAfterARestart) {
+  {
+    Forwarder before(*buffer_, std::make_unique<ScriptedSink>("held", [](auto&, int) { return ok(); }), fast(),
+                     log_.fn());
+    before.pause();
+  }
+  EXPECT_TRUE(buffer_->sink_held("held"));
+  auto sink = std::make_unique<ScriptedSink>("held", [](auto&, int) { return ok(); });
+  auto* s = sink.get();
+  Forwarder f(*buffer_, std::move(sink), fast(), log_.fn());
+  ASSERT_TRUE(buffer_->append_wait(make_records(5)).ok());
+  f.start();
+  ASSERT_TRUE(wait_for([&] { return f.stats().state == "paused"; }));
+  EXPECT_TRUE(log_.contains("held by an operator since before this start"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_TRUE(s->accepted().empty());
+  f.resume();
+  ASSERT_TRUE(wait_for([&] { return buffer_->acked_seq("held") == 5u; }));
+  EXPECT_FALSE(buffer_->sink_held("held"));
+}
+
 }  // namespace
 }  // namespace tidegate::forward

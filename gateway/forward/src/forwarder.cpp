@@ -80,6 +80,11 @@ class Forwarder::Impl {
   }
 
   void set_paused(bool paused) {
+    // Kept in the file: a restart does not release a held sink.
+    if (const auto st = buffer_.set_sink_held(name_, paused); st != buffer::Status::kOk) {
+      log(LogLevel::kError, std::string("the hold could not be stored (") + buffer::to_string(st) +
+                                "); it lasts until the next restart only");
+    }
     {
       std::lock_guard lock(mu_);
       if (paused_ == paused) return;
@@ -214,6 +219,14 @@ class Forwarder::Impl {
       if (!pause_for(backoff_.next())) return;
     }
     backoff_.reset();
+    if (buffer_.sink_held(name_)) {
+      {
+        std::lock_guard lock(mu_);
+        paused_ = true;
+      }
+      log(LogLevel::kWarning, "held by an operator since before this start: records wait in the buffer "
+                              "(tidegate sink resume " + name_ + " releases it)");
+    }
     log(LogLevel::kInfo, "forwarding to " + stats_.destination + " from sequence " +
                              std::to_string(buffer_.acked_seq(name_).value_or(0) + 1));
     // While a backlog drains, the batch after the one in flight is read

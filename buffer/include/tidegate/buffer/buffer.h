@@ -160,6 +160,11 @@ class Buffer {
   // Waits for the commit.
   DeadLetterChange replay_dead_letters(const DeadLetterSelection& which, std::string_view to_sink = {});
 
+  // An operator's hold on a sink ("sink pause"), kept in the file so that a
+  // restart does not release it (key "sinks/NAME/held" of the state table).
+  Status set_sink_held(std::string_view sink, bool held);
+  bool sink_held(std::string_view sink) const;
+
   // An operator has seen the losses so far: evicted_acknowledged becomes
   // evicted_total (durably), and only later evictions count as news.
   Status acknowledge_evictions();

@@ -39,8 +39,8 @@ int acknowledge_losses(const OperatorContext& ctx);
 // operator ("seq 1200", "2026-11-30 08:00:00 UTC", "the oldest record").
 int rewind_sink(const OperatorContext& ctx, const std::string& sink, const forward::RewindTarget& target,
                 const std::string& target_text);
-// Holds or releases a sink of the running gateway (a stopped one sends
-// nothing: there is nothing to hold).
+// Holds or releases a sink; the hold is kept in the buffer file, so it
+// outlasts a restart (the gateway's or the box's).
 int hold_sink(const OperatorContext& ctx, const std::string& sink, bool pause);
 // "2026-11-30T08:00:00Z", "2026-11-30 08:00", "2026-11-30" (UTC) or Unix
 // seconds, as nanoseconds since the epoch; nullopt otherwise.
