@@ -46,10 +46,7 @@ std::string preview(const std::string& payload, std::size_t limit) {
 
 template <typename Visit>
 void each_dead_letter(const OperatorContext& ctx, Visit&& visit) {
-  auto opts = ctx.buffer;
-  opts.read_only = true;
-  opts.integrity_check = buffer::IntegrityCheck::kNone;
-  auto buf = buffer::Buffer::open(std::move(opts));
+  auto buf = ops::open_read_only(ctx);
   std::int64_t after = 0;
   for (;;) {
     auto page = buf->dead_letters(500, after);
@@ -122,10 +119,7 @@ int list_dead_letters(const OperatorContext& ctx, std::uint64_t limit) {
 
 int show_dead_letter(const OperatorContext& ctx, std::int64_t id) {
   if (!ops::buffer_exists(ctx)) return 2;
-  auto opts = ctx.buffer;
-  opts.read_only = true;
-  opts.integrity_check = buffer::IntegrityCheck::kNone;
-  const auto d = buffer::Buffer::open(std::move(opts))->dead_letter(id);
+  const auto d = ops::open_read_only(ctx)->dead_letter(id);
   if (!d) {
     *ctx.err << "tidegate: no dead letter " << id << " (tidegate dead-letters list shows them)\n";
     return 1;

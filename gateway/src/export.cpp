@@ -38,10 +38,7 @@ bool matches(const buffer::Record& r, const ExportRequest& q) {
 
 int export_records(const OperatorContext& ctx, const ExportRequest& q, std::ostream& to) {
   if (!ops::buffer_exists(ctx)) return 2;
-  auto opts = ctx.buffer;
-  opts.read_only = true;
-  opts.integrity_check = buffer::IntegrityCheck::kNone;
-  auto buf = buffer::Buffer::open(std::move(opts));
+  auto buf = ops::open_read_only(ctx);
   const auto sent_ns =
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   std::vector<buffer::Record> batch;

@@ -50,12 +50,14 @@ std::string mib(std::uint64_t bytes) {
   return o.str();
 }
 
-buffer::BufferStats read_stats(const OperatorContext& ctx) {
+std::unique_ptr<buffer::Buffer> open_read_only(const OperatorContext& ctx) {
   auto opts = ctx.buffer;
   opts.read_only = true;
   opts.integrity_check = buffer::IntegrityCheck::kNone;
-  return buffer::Buffer::open(std::move(opts))->stats();
+  return buffer::Buffer::open(std::move(opts));
 }
+
+buffer::BufferStats read_stats(const OperatorContext& ctx) { return open_read_only(ctx)->stats(); }
 
 const buffer::SinkStats* find_cursor(const buffer::BufferStats& s, const std::string& sink) {
   for (const auto& k : s.sinks) {

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "tidegate/buffer/buffer.h"
@@ -15,6 +16,9 @@ namespace tidegate::gateway::ops {
 std::string utc_text(std::int64_t ns);
 std::string mib(std::uint64_t bytes);
 
+// The buffer opened read-only, without an integrity check: safe beside a
+// running gateway.
+std::unique_ptr<buffer::Buffer> open_read_only(const OperatorContext& ctx);
 // Read-only figures (safe beside a running gateway).
 buffer::BufferStats read_stats(const OperatorContext& ctx);
 const buffer::SinkStats* find_cursor(const buffer::BufferStats& s, const std::string& sink);
