@@ -10,10 +10,13 @@
 
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <functional>
 #include <mutex>
+#include <optional>
+#include <type_traits>
 #include <set>
 #include <string>
 #include <thread>
@@ -37,6 +40,16 @@ class LoopbackHttpServer {
       : handler_(std::move(handler)), mode_(mode), acceptor_(io_, {boost::asio::ip::make_address("127.0.0.1"), 0}) {
     thread_ = std::thread([this] { serve(); });
   }
+  // HTTPS with this certificate chain and key (PEM files).
+  LoopbackHttpServer(Handler handler, const std::string& cert_file, const std::string& key_file)
+      : handler_(std::move(handler)),
+        mode_(Connections::kKeepAlive),
+        tls_(std::in_place, boost::asio::ssl::context::tls_server),
+        acceptor_(io_, {boost::asio::ip::make_address("127.0.0.1"), 0}) {
+    tls_->use_certificate_chain_file(cert_file);
+    tls_->use_private_key_file(key_file, boost::asio::ssl::context::pem);
+    thread_ = std::thread([this] { serve(); });
+  }
   ~LoopbackHttpServer() {
     stop_ = true;
     {
@@ -56,6 +69,7 @@ class LoopbackHttpServer {
 
   std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
   int connections() const { return connections_.load(); }
+  int failed_handshakes() const { return failed_handshakes_.load(); }
 
  private:
   void serve() {
@@ -67,11 +81,29 @@ class LoopbackHttpServer {
       connections_++;
       std::lock_guard lock(mu_);
       open_fds_.insert(socket.native_handle());
-      connection_threads_.emplace_back([this, s = std::move(socket)]() mutable { converse(std::move(s)); });
+      connection_threads_.emplace_back([this, s = std::move(socket)]() mutable {
+        if (!tls_) return converse(s);
+        boost::asio::ssl::stream<boost::asio::ip::tcp::socket&> stream(s, *tls_);
+        boost::system::error_code handshake;
+        stream.handshake(boost::asio::ssl::stream_base::server, handshake);
+        if (handshake) {
+          failed_handshakes_++;
+          forget(s);
+          return;
+        }
+        converse(stream);
+        forget(s);
+      });
     }
   }
 
-  void converse(boost::asio::ip::tcp::socket socket) {
+  void forget(boost::asio::ip::tcp::socket& socket) {
+    std::lock_guard lock(mu_);
+    open_fds_.erase(socket.native_handle());
+  }
+
+  template <typename Stream>
+  void converse(Stream& socket) {
     namespace http = boost::beast::http;
     boost::system::error_code ec;
     boost::beast::flat_buffer buffer;
@@ -89,13 +121,14 @@ class LoopbackHttpServer {
       http::write(socket, res, ec);
       if (ec) break;
     }
-    std::lock_guard lock(mu_);
-    open_fds_.erase(socket.native_handle());
+    if constexpr (std::is_same_v<Stream, boost::asio::ip::tcp::socket>) forget(socket);
   }
 
   Handler handler_;
   Connections mode_;
+  std::optional<boost::asio::ssl::context> tls_;
   std::atomic<int> connections_{0};
+  std::atomic<int> failed_handshakes_{0};
   std::atomic<int> calls_{0};
   std::mutex mu_;
   std::set<int> open_fds_;

@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 namespace tidegate::testing {
@@ -23,7 +24,8 @@ class TestPki {
     const std::string d = dir_.string();
     sh("openssl req -x509" + kKey + " -keyout " + d + "/ca.key -out " + d + "/ca.pem -days 2 -subj '/CN=tidegate test CA'");
     sh("openssl req" + kKey + " -keyout " + d + "/server.key -out " + d + "/server.csr -subj '/CN=localhost'");
-    sh("printf 'subjectAltName=DNS:localhost,IP:127.0.0.1' > " + d + "/san.ext");
+    // Written here, not by the shell: sh() sends stdout to /dev/null.
+    std::ofstream(dir_ / "san.ext") << "subjectAltName=DNS:localhost,IP:127.0.0.1\n";
     sh("openssl x509 -req -in " + d + "/server.csr -CA " + d + "/ca.pem -CAkey " + d + "/ca.key -CAcreateserial -out " +
        d + "/server.pem -days 2 -extfile " + d + "/san.ext");
     sh("openssl req -x509" + kKey + " -keyout " + d + "/other.key -out " + d + "/other-ca.pem -days 2 -subj '/CN=other'");
@@ -35,6 +37,14 @@ class TestPki {
        name + "'");
     sh("openssl x509 -req -in " + d + "/" + name + ".csr -CA " + d + "/ca.pem -CAkey " + d +
        "/ca.key -CAcreateserial -out " + d + "/" + name + ".pem -days 2");
+  }
+  // expired.pem and expired.key: a server certificate from the CA, for the
+  // right names, whose validity ended yesterday.
+  void expired_server() const {
+    const std::string d = dir_.string();
+    sh("openssl req" + kKey + " -keyout " + d + "/expired.key -out " + d + "/expired.csr -subj '/CN=localhost'");
+    sh("openssl x509 -req -in " + d + "/expired.csr -CA " + d + "/ca.pem -CAkey " + d +
+       "/ca.key -CAcreateserial -out " + d + "/expired.pem -days -1 -extfile " + d + "/san.ext");
   }
   std::string file(const std::string& name) const { return (dir_ / name).string(); }
 

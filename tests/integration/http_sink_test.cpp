@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
@@ -20,6 +21,7 @@
 #include "mosquitto.h"  // free_loopback_port, port_accepts
 #include "process.h"
 #include "record.pb.h"
+#include "test_pki.h"
 #include "forward_support.h"
 #include "test_support.h"
 #include "tidegate/forward/forwarder.h"
@@ -73,12 +75,13 @@ class Upstream {
 
 class HttpSinkTest : public ::testing::Test {
  protected:
-  void SetUp() override {
+  void SetUp() override { buffer_ = open_buffer(dir_ / "buffer.db"); }
+  std::unique_ptr<buffer::Buffer> open_buffer(const std::filesystem::path& path) {
     buffer::BufferOptions o;
-    o.path = dir_ / "buffer.db";
+    o.path = path;
     o.commit_window = std::chrono::milliseconds(1);
     o.log = log_.fn();
-    buffer_ = buffer::Buffer::open(o);
+    return buffer::Buffer::open(o);
   }
   forward::ForwarderOptions fast() {
     return testing::quick_forwarder(std::chrono::milliseconds(5), std::chrono::milliseconds(30));
@@ -212,6 +215,117 @@ TEST_F(HttpSinkTest, AnUnreachableEndpointIsRetriedNotDropped) {
   ASSERT_TRUE(wait_for([&] { return f.stats().retries_total >= 2; }));
   EXPECT_EQ(buffer_->acked_seq("http"), 0u);
   EXPECT_NE(f.stats().last_error.find("connect"), std::string::npos) << f.stats().last_error;
+  EXPECT_TRUE(buffer_->dead_letters(10).empty());
+}
+
+// HTTPS: the receiver's certificate is checked against the configured CA
+// and the URL's host. A receiver the CA did not sign, or a certificate for
+// another name, gets nothing: the batch waits and is retried (never dropped
+// or dead-lettered), and the error names the TLS handshake.
+class HttpsSinkTest : public HttpSinkTest {
+ protected:
+  void SetUp() override {
+    HttpSinkTest::SetUp();
+    pki_ = std::make_unique<testing::TestPki>(dir_.path());
+  }
+  std::unique_ptr<testing::TestPki> pki_;
+};
+
+TEST_F(HttpsSinkTest, DeliversOverTlsToAReceiverTheCaSigned) {
+  std::mutex mu;
+  std::vector<std::string> bodies;
+  testing::LoopbackHttpServer server(
+      [&](const testing::LoopbackHttpServer::Request& req, int) {
+        std::lock_guard lock(mu);
+        bodies.push_back(req.body());
+        return std::pair<int, std::string>{200, ""};
+      },
+      pki_->file("server.pem"), pki_->file("server.key"));
+  for (const std::string host : {"127.0.0.1", "localhost"}) {  // the certificate names both
+    testing::TempDir db_dir;
+    auto buf = open_buffer(db_dir / "b.db");
+    HttpSinkOptions o;
+    o.url = "https://" + host + ":" + std::to_string(server.port()) + "/ingest";
+    o.format = HttpFormat::kJsonLines;
+    o.gzip = false;
+    o.ca_file = pki_->file("ca.pem");
+    forward::Forwarder f(*buf, std::make_unique<HttpSink>(o), fast(), log_.fn());
+    ASSERT_TRUE(buf->append_wait(testing::make_records(5, "tls")).ok());
+    f.start();
+    ASSERT_TRUE(wait_for([&] { return buf->acked_seq("http") == 5u; })) << host << ": " << f.stats().last_error;
+  }
+  std::lock_guard lock(mu);
+  std::string all;
+  for (const auto& b : bodies) all += b;
+  EXPECT_EQ(std::count(all.begin(), all.end(), '\n'), 10);
+  EXPECT_NE(all.find("\"payload\":\"tls4\""), std::string::npos);
+  EXPECT_EQ(server.failed_handshakes(), 0);
+}
+
+TEST_F(HttpsSinkTest, AReceiverTheCaDidNotSignOrAnotherNameGetsNothingAndTheBatchWaits) {
+  std::atomic<int> requests{0};
+  auto answer = [&](const testing::LoopbackHttpServer::Request&, int) {
+    requests++;
+    return std::pair<int, std::string>{200, ""};
+  };
+  pki_->client("printer.example");  // signed by the CA, for another name
+  pki_->expired_server();
+  testing::LoopbackHttpServer right_name(answer, pki_->file("server.pem"), pki_->file("server.key"));
+  testing::LoopbackHttpServer wrong_name(answer, pki_->file("printer.example.pem"), pki_->file("printer.example.key"));
+  testing::LoopbackHttpServer expired(answer, pki_->file("expired.pem"), pki_->file("expired.key"));
+  struct Case {
+    const testing::LoopbackHttpServer* server;
+    std::string ca;
+    std::string reason;  // OpenSSL's, in the sink's error
+  };
+  // Another CA; the right CA but a certificate for another name; the right
+  // CA and name but a certificate past its end date.
+  for (const auto& c : {Case{&right_name, "other-ca.pem", "unable to get local issuer certificate"},
+                        Case{&wrong_name, "ca.pem", "IP address mismatch"},
+                        Case{&expired, "ca.pem", "certificate has expired"}}) {
+    testing::TempDir db_dir;
+    auto buf = open_buffer(db_dir / "b.db");
+    HttpSinkOptions o;
+    o.url = "https://127.0.0.1:" + std::to_string(c.server->port()) + "/ingest";
+    o.ca_file = pki_->file(c.ca);
+    o.timeout = std::chrono::milliseconds(2000);
+    forward::Forwarder f(*buf, std::make_unique<HttpSink>(o), fast(), log_.fn());
+    ASSERT_TRUE(buf->append_wait(testing::make_records(3)).ok());
+    f.start();
+    ASSERT_TRUE(wait_for([&] { return f.stats().retries_total >= 2; })) << c.ca;
+    f.stop();
+    EXPECT_EQ(buf->acked_seq("http"), 0u) << c.ca;
+    EXPECT_TRUE(buf->dead_letters(10).empty());
+    EXPECT_NE(f.stats().last_error.find("TLS handshake (" + c.reason + ")"), std::string::npos) << f.stats().last_error;
+    EXPECT_GE(c.server->failed_handshakes(), 2);
+  }
+  EXPECT_EQ(requests.load(), 0) << "no request may reach an unverified receiver";
+}
+
+// A CA file replaced on disk (a renewed or corrected CA) is used from the
+// next connection on: the waiting batch goes out without a restart.
+TEST_F(HttpsSinkTest, ACaFileReplacedOnDiskIsUsedFromTheNextConnection) {
+  std::atomic<int> requests{0};
+  testing::LoopbackHttpServer server(
+      [&](const testing::LoopbackHttpServer::Request&, int) {
+        requests++;
+        return std::pair<int, std::string>{200, ""};
+      },
+      pki_->file("server.pem"), pki_->file("server.key"));
+  const auto ca = dir_ / "trusted.pem";
+  std::filesystem::copy_file(pki_->file("other-ca.pem"), ca);  // the wrong CA at first
+  HttpSinkOptions o;
+  o.url = "https://localhost:" + std::to_string(server.port()) + "/ingest";
+  o.ca_file = ca.string();
+  forward::Forwarder f(*buffer_, std::make_unique<HttpSink>(o), fast(), log_.fn());
+  ASSERT_TRUE(buffer_->append_wait(testing::make_records(4)).ok());
+  f.start();
+  ASSERT_TRUE(wait_for([&] { return f.stats().retries_total >= 2; }));
+  EXPECT_EQ(requests.load(), 0);
+  // Replaced the way tools do it: a new file renamed over the old one.
+  std::filesystem::copy_file(pki_->file("ca.pem"), dir_ / "trusted.pem.new");
+  std::filesystem::rename(dir_ / "trusted.pem.new", ca);
+  ASSERT_TRUE(wait_for([&] { return buffer_->acked_seq("http") == 4u; })) << f.stats().last_error;
   EXPECT_TRUE(buffer_->dead_letters(10).empty());
 }
 

@@ -5,10 +5,12 @@
 #include <gtest/gtest.h>
 #include <mqtt/async_client.h>
 
+#include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "mosquitto.h"
+#include "test_pki.h"
 #include "forward_support.h"
 #include "test_support.h"
 #include "tidegate/forward/forwarder.h"
@@ -52,6 +54,9 @@ class MqttSinkTest : public ::testing::Test {
  protected:
   void SetUp() override {
     upstream_ = std::make_unique<testing::Mosquitto>(dir_ / "upstream");
+    open_buffer();
+  }
+  void open_buffer() {
     buffer::BufferOptions o;
     o.path = dir_ / "buffer.db";
     o.commit_window = std::chrono::milliseconds(1);
@@ -149,6 +154,78 @@ TEST_F(MqttSinkTest, RawPayloadModeSendsTheSensorsBytes) {
   ASSERT_TRUE(wait_for([&] { return collector.messages().size() == 1; }));
   EXPECT_EQ(collector.messages()[0].first, "raw/sensors/d-9/temp");
   EXPECT_EQ(collector.messages()[0].second, std::string("\x01\x02{}", 4));
+}
+
+// Mutual TLS to an upstream mosquitto that requires client certificates
+// from its CA. A second, plain listener on loopback lets the collector read
+// back what arrived.
+class MqttSinkTlsTest : public MqttSinkTest {
+ protected:
+  void SetUp() override {
+    pki_ = std::make_unique<testing::TestPki>(dir_.path());
+    pki_->client("gateway");
+    const std::string d = dir_.path().string();
+    plain_port_ = testing::free_loopback_port();
+    tls_upstream_ = std::make_unique<testing::Mosquitto>(
+        dir_ / "tls-upstream", "cafile " + d + "/ca.pem\ncertfile " + d + "/server.pem\nkeyfile " + d +
+                                   "/server.key\nrequire_certificate true\nlistener " + std::to_string(plain_port_) +
+                                   " 127.0.0.1\n");
+    open_buffer();
+  }
+  MqttSinkOptions tls_options() {
+    MqttSinkOptions o;
+    o.name = "cloud";
+    o.host = "localhost";
+    o.port = tls_upstream_->port();
+    o.tls = true;
+    o.gateway_id = "gw-1";
+    o.topic_template = "up/{gateway}/{key}";
+    o.timeout = std::chrono::milliseconds(2000);
+    o.ca_file = pki_->file("ca.pem");
+    o.cert_file = pki_->file("gateway.pem");
+    o.key_file = pki_->file("gateway.key");
+    return o;
+  }
+  std::string plain_uri() const { return "tcp://127.0.0.1:" + std::to_string(plain_port_); }
+  std::unique_ptr<testing::TestPki> pki_;
+  std::uint16_t plain_port_ = 0;
+  std::unique_ptr<testing::Mosquitto> tls_upstream_;
+};
+
+TEST_F(MqttSinkTlsTest, WithItsClientCertificateEveryRecordArrives) {
+  Collector collector(plain_uri(), "up/#");
+  forward::Forwarder f(*buffer_, std::make_unique<MqttSink>(tls_options()), fast(), log_.fn());
+  f.start();
+  ASSERT_TRUE(buffer_->append_wait(testing::make_records(50, "tls-")).ok());
+  ASSERT_TRUE(wait_for([&] { return buffer_->acked_seq("cloud") == 50u; })) << f.stats().last_error;
+  ASSERT_TRUE(wait_for([&] { return collector.messages().size() == 50u; }));
+  EXPECT_EQ(nlohmann::json::parse(collector.messages().back().second)["payload"], "tls-49");
+}
+
+// Refused links keep the batch in the buffer (retried, never dead-lettered)
+// and say why: no client certificate; a broker the configured CA did not sign.
+TEST_F(MqttSinkTlsTest, RefusedLinksKeepTheBatchAndSayWhy) {
+  struct Case {
+    std::string what;
+    std::function<void(MqttSinkOptions&)> change;
+    std::string error;  // in the sink's error
+  };
+  const std::vector<Case> cases{
+      {"no client certificate", [](MqttSinkOptions& o) { o.cert_file.clear(), o.key_file.clear(); }, "connect"},
+      {"another CA", [&](MqttSinkOptions& o) { o.ca_file = pki_->file("other-ca.pem"); }, "(TLS: certificate verify failed)"},
+  };
+  ASSERT_TRUE(buffer_->append_wait(testing::make_records(5)).ok());
+  for (const auto& c : cases) {
+    auto o = tls_options();
+    c.change(o);
+    forward::Forwarder f(*buffer_, std::make_unique<MqttSink>(o), fast(), log_.fn());
+    f.start();
+    ASSERT_TRUE(wait_for([&] { return f.stats().retries_total >= 2; })) << c.what;
+    f.stop();
+    EXPECT_EQ(buffer_->acked_seq("cloud"), 0u) << c.what;
+    EXPECT_NE(f.stats().last_error.find(c.error), std::string::npos) << c.what << ": " << f.stats().last_error;
+  }
+  EXPECT_TRUE(buffer_->dead_letters(10).empty());
 }
 
 }  // namespace

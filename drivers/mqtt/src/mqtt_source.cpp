@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "stream.h"
+#include "tidegate/common/tls_peer.h"
 #include "tidegate/drivers/error_boundary.h"
 #include "tidegate/drivers/ingest_support.h"
 
@@ -201,16 +202,15 @@ class MqttSource::Impl : public std::enable_shared_from_this<MqttSource::Impl> {
     if (opts_.tls.insecure_skip_verify) {
       log(LogLevel::kWarning, "TLS certificate verification is OFF (tls.insecure_skip_verify): anyone on the path "
                               "can impersonate the broker");
-    } else {
-      tls->set_verify_callback(asio::ssl::host_name_verification(opts_.host));
     }
-    // SNI; SSL_set_tlsext_host_name is a macro with a C cast.
-    SSL_ctrl(tls->native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
-             const_cast<char*>(opts_.host.c_str()));
+    // (Without verification OpenSSL does not act on the name; SNI still goes.)
+    if (!common::expect_peer(tls->native_handle(), opts_.host)) {
+      return fail("TLS: cannot check the broker's certificate against " + opts_.host);
+    }
     const auto gen = generation_;
-    tls->async_handshake(asio::ssl::stream_base::client, [this, gen, keep = stream_](boost::system::error_code ec) {
+    tls->async_handshake(asio::ssl::stream_base::client, [this, gen, tls, keep = stream_](boost::system::error_code ec) {
       if (gen != generation_) return;
-      if (ec) return fail("TLS handshake: " + ec.message());
+      if (ec) return fail("TLS handshake: " + ec.message() + common::verify_failure(tls->native_handle()));
       send_connect();
     });
   }

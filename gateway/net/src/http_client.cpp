@@ -10,6 +10,9 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <optional>
+#include <sys/stat.h>
+
+#include "tidegate/common/tls_peer.h"
 
 namespace tidegate::net {
 
@@ -50,9 +53,38 @@ Url Url::parse(const std::string& text) {
   return u;
 }
 
+// The trust anchors of one connection attempt. The CA file is read again
+// when it changes on disk (another inode, size or time), so a renewed CA is
+// used from the next connection on without a restart or reload.
 struct HttpClient::Tls {
   asio::ssl::context context{asio::ssl::context::tls_client};
+  std::string ca_file_version;  // of the file loaded into `context`
 };
+
+namespace {
+
+std::string file_version(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return {};
+  return std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) + "." +
+         std::to_string(st.st_mtim.tv_nsec);
+}
+
+}  // namespace
+
+std::unique_ptr<HttpClient::Tls> HttpClient::load_trust() const {
+  auto tls = std::make_unique<Tls>();
+  boost::system::error_code ec;
+  if (ca_file_.empty()) {
+    tls->context.set_default_verify_paths(ec);
+  } else {
+    tls->ca_file_version = file_version(ca_file_);
+    tls->context.load_verify_file(ca_file_, ec);
+  }
+  if (ec) throw HttpError("TLS: cannot load the CA " + (ca_file_.empty() ? "store" : "file " + ca_file_) + ": " + ec.message());
+  tls->context.set_verify_mode(asio::ssl::verify_peer);
+  return tls;
+}
 
 struct HttpClient::Request : http::request<http::string_body> {
   using http::request<http::string_body>::request;
@@ -66,9 +98,9 @@ class FirstError {
  public:
   explicit FirstError(const Url& url) : url_(url) {}
   // True, and kept if it is the first, when `ec` is an error.
-  bool operator()(beast::error_code ec, const char* what) {
+  bool operator()(beast::error_code ec, const std::string& what) {
     if (!ec) return false;
-    if (!failure_) failure_.emplace(std::string(what) + " " + url_.text() + ": " + ec.message());
+    if (!failure_) failure_.emplace(what + " " + url_.text() + ": " + ec.message());
     return true;
   }
   bool any() const { return failure_.has_value(); }
@@ -95,15 +127,7 @@ struct HttpClient::Connection {
 
 HttpClient::HttpClient(Url url, std::chrono::milliseconds timeout, std::string ca_file)
     : url_(std::move(url)), timeout_(timeout), ca_file_(std::move(ca_file)), io_(std::make_unique<asio::io_context>()) {
-  if (url_.tls) {
-    tls_ = std::make_unique<Tls>();
-    if (ca_file_.empty()) {
-      tls_->context.set_default_verify_paths();
-    } else {
-      tls_->context.load_verify_file(ca_file_);
-    }
-    tls_->context.set_verify_mode(asio::ssl::verify_peer);
-  }
+  if (url_.tls) tls_ = load_trust();
 }
 
 HttpClient::~HttpClient() = default;
@@ -116,12 +140,13 @@ void HttpClient::connect() {
   const auto results = resolver.resolve(url_.host, url_.port, resolve_ec);
   if (failed(resolve_ec, "resolve")) failed.throw_if_any();
 
+  if (tls_ && !ca_file_.empty() && file_version(ca_file_) != tls_->ca_file_version) tls_ = load_trust();
   auto c = std::make_unique<Connection>();
   if (tls_) {
     c->tls.emplace(*io_, tls_->context);
-    c->tls->set_verify_callback(asio::ssl::host_name_verification(url_.host));
-    SSL_ctrl(c->tls->native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
-             const_cast<char*>(url_.host.c_str()));
+    if (!common::expect_peer(c->tls->native_handle(), url_.host)) {
+      throw std::runtime_error("TLS: cannot check the peer against " + url_.host);
+    }
   } else {
     c->plain.emplace(*io_);
   }
@@ -129,7 +154,10 @@ void HttpClient::connect() {
   c->lowest().async_connect(results, [&](beast::error_code ec, auto) {
     if (failed(ec, "connect") || !c->tls) return;
     c->tls->async_handshake(asio::ssl::stream_base::client,
-                            [&](beast::error_code ec2) { failed(ec2, "TLS handshake"); });
+                            [&](beast::error_code ec2) {
+                              if (!ec2) return;
+                              failed(ec2, "TLS handshake" + common::verify_failure(c->tls->native_handle()));
+                            });
   });
   io_->restart();
   io_->run();

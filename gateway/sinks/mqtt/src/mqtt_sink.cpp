@@ -2,6 +2,10 @@
 
 #include <mqtt/async_client.h>
 
+#include <mutex>
+#include <string_view>
+#include <vector>
+
 #include "tidegate/proto/envelope.h"
 
 namespace tidegate::sinks {
@@ -31,6 +35,30 @@ std::string expand_topic(const std::string& tmpl, const std::string& gateway, co
 struct MqttSink::Impl {
   MqttSinkOptions opts;
   std::unique_ptr<mqtt::async_client> client;
+  // OpenSSL's reason for the last failed TLS connect, reported by Paho's
+  // thread; Paho's own error says only that the connect failed.
+  std::mutex tls_error_mu;
+  std::string tls_error;
+
+  // OpenSSL 3 formats "<thread>:error:<code>:<library>:<function>:<reason>:<file>:<line>:";
+  // the reason is what an operator can act on.
+  void note_tls_error(const std::string& text) {
+    std::vector<std::string_view> fields;
+    std::string_view rest(text);
+    for (std::size_t colon; fields.size() < 6 && (colon = rest.find(':')) != std::string_view::npos;) {
+      fields.push_back(rest.substr(0, colon));
+      rest.remove_prefix(colon + 1);
+    }
+    const std::string reason = fields.size() == 6 && fields[1] == "error" ? std::string(fields[5]) : text;
+    std::lock_guard lock(tls_error_mu);
+    if (tls_error.empty()) tls_error = reason;  // the first is the cause
+  }
+  std::string take_tls_error() {
+    std::lock_guard lock(tls_error_mu);
+    auto out = tls_error.empty() ? std::string() : " (TLS: " + tls_error + ")";
+    tls_error.clear();
+    return out;
+  }
 
   std::string uri() const { return std::string(opts.tls ? "ssl://" : "tcp://") + opts.host + ":" + std::to_string(opts.port); }
 
@@ -58,12 +86,16 @@ struct MqttSink::Impl {
         if (!opts.ca_file.empty()) ssl.trust_store(opts.ca_file);
         if (!opts.cert_file.empty()) ssl.key_store(opts.cert_file);
         if (!opts.key_file.empty()) ssl.private_key(opts.key_file);
+        ssl.error_handler([this](const std::string& text) { note_tls_error(text); });
         builder.ssl(ssl.finalize());
       }
-      if (!client->connect(builder.finalize())->wait_for(opts.timeout)) return "connect to " + uri() + " timed out";
-      return client->is_connected() ? std::string() : "connect to " + uri() + " failed";
+      take_tls_error();
+      if (!client->connect(builder.finalize())->wait_for(opts.timeout)) {
+        return "connect to " + uri() + " timed out" + take_tls_error();
+      }
+      return client->is_connected() ? std::string() : "connect to " + uri() + " failed" + take_tls_error();
     } catch (const mqtt::exception& e) {
-      return "connect to " + uri() + ": " + e.what();
+      return "connect to " + uri() + ": " + e.what() + take_tls_error();
     }
   }
 };

@@ -58,6 +58,7 @@ class HttpClient {
   struct Tls;
   struct Connection;
   struct Request;
+  std::unique_ptr<Tls> load_trust() const;
   void connect();
   HttpResponse exchange(Request& request);
 
