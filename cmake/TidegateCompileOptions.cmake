@@ -22,4 +22,7 @@ function(tidegate_target_defaults target)
       -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
     target_link_options(${target} PRIVATE -fsanitize=address,undefined)
   endif()
+  if(TIDEGATE_FUZZ)  # coverage for libFuzzer in every library it reaches
+    target_compile_options(${target} PRIVATE -fsanitize=fuzzer-no-link)
+  endif()
 endfunction()

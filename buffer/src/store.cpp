@@ -48,8 +48,7 @@ RowPos row_pos(const sql::Stmt& stmt) {
 }  // namespace
 
 Queries::Queries(sql::Db& db)
-    : db_(db),
-      first_after_(db, "SELECT seq, ord, off, ingest_ns FROM records WHERE seq > ?1 ORDER BY seq LIMIT 1"),
+    : first_after_(db, "SELECT seq, ord, off, ingest_ns FROM records WHERE seq > ?1 ORDER BY seq LIMIT 1"),
       newest_(db, "SELECT seq, ord, off, ingest_ns FROM records ORDER BY seq DESC LIMIT 1"),
       read_after_(db, "SELECT seq, " TIDEGATE_RECORD_COLUMNS
                       " FROM records WHERE seq > ?1 ORDER BY seq LIMIT ?2"),

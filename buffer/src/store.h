@@ -54,7 +54,6 @@ class Queries {
   std::optional<std::uint64_t> first_seq_at_or_after_time(std::int64_t ingest_ns);
 
  private:
-  sql::Db& db_;
   sql::Stmt first_after_;
   sql::Stmt newest_;
   sql::Stmt read_after_;

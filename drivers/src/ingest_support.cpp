@@ -163,11 +163,22 @@ std::optional<std::int64_t> parse_timestamp(std::string_view text) {
     }
   }
   if (i + 1 != s.size() || (s[i] != 'Z' && s[i] != 'z')) return std::nullopt;
-  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) return std::nullopt;
+  // (sscanf's %2d reads "-1" too.)
+  if (month < 1 || month > 12 || day < 1 || day > 31 || hour < 0 || hour > 23 || minute < 0 || minute > 59 ||
+      second < 0 || second > 60) {
+    return std::nullopt;
+  }
   // Not timegm(): time_t is 32 bits on armhf (Debian 12), so it fails for
   // dates from 2038 on. Days from the civil date in 64 bits instead.
   const std::int64_t secs = days_from_civil(year, month, day) * 86'400 + hour * 3'600 + minute * 60 + second;
-  return secs * 1'000'000'000 + fraction_ns;
+  // Before 1970 or after 2262 (a device with a wrong clock, found by the
+  // payload fuzzer: "4052-11-25T..." overflowed) does not fit, as for numbers.
+  std::int64_t ns = 0;
+  if (secs < 0 || __builtin_mul_overflow(secs, std::int64_t{1'000'000'000}, &ns) ||
+      __builtin_add_overflow(ns, fraction_ns, &ns)) {
+    return std::nullopt;
+  }
+  return ns;
 }
 
 }  // namespace tidegate::drivers

@@ -25,9 +25,16 @@ using ops::read_stats;
 using ops::utc_text;
 
 std::optional<std::int64_t> parse_operator_time(const std::string& text) {
+  // Nanoseconds from 1970 to 2262 only (64 bits); found by fuzz/operator_text_fuzz:
+  // "20-11-30 08:00" (the year 20) overflowed.
+  auto nanoseconds = [](std::int64_t seconds) -> std::optional<std::int64_t> {
+    std::int64_t ns = 0;
+    if (seconds < 0 || __builtin_mul_overflow(seconds, std::int64_t{1'000'000'000}, &ns)) return std::nullopt;
+    return ns;
+  };
   std::int64_t seconds = 0;
   const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), seconds);
-  if (ec == std::errc() && ptr == text.data() + text.size()) return seconds * 1'000'000'000;
+  if (ec == std::errc() && ptr == text.data() + text.size()) return nanoseconds(seconds);
   std::string t = text;
   if (!t.empty() && (t.back() == 'Z' || t.back() == 'z')) t.pop_back();
   for (const char* format : {"%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d"}) {
@@ -35,7 +42,7 @@ std::optional<std::int64_t> parse_operator_time(const std::string& text) {
     std::istringstream in(t);
     in >> std::get_time(&tm, format);
     if (in.fail() || in.peek() != std::char_traits<char>::eof()) continue;
-    return static_cast<std::int64_t>(::timegm(&tm)) * 1'000'000'000;
+    return nanoseconds(static_cast<std::int64_t>(::timegm(&tm)));
   }
   return std::nullopt;
 }

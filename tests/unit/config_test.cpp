@@ -11,6 +11,7 @@
 
 #include "test_support.h"
 #include "tidegate/config/env_file.h"
+#include "tidegate/config/schema.h"
 #include "tidegate/drivers/mqtt/mqtt_source.h"
 #include "tidegate/drivers/sim/sim_source.h"
 #include "tidegate/sinks/file_sink.h"
@@ -196,6 +197,21 @@ retry_max = "5m"
   EXPECT_EQ(up.sink.payload, sinks::MqttPayload::kRaw);
   EXPECT_EQ(up.forwarder.start, buffer::StartPosition::kLatest);
   EXPECT_EQ(up.forwarder.retry_max, std::chrono::minutes(5));
+}
+
+// Sizes and durations: what fits, and what would overflow later (found by
+// fuzz/operator_text_fuzz) is refused instead.
+TEST(ConfigValues, SizesAndDurationsParseAndRefuseWhatDoesNotFit) {
+  EXPECT_EQ(config::parse_size("64MiB"), 64u << 20);
+  EXPECT_EQ(config::parse_size("2 GB"), 2'000'000'000u);
+  EXPECT_EQ(config::parse_size("99999999999999999999GiB"), std::nullopt);
+  EXPECT_EQ(config::parse_duration_ms("250ms"), 250);
+  EXPECT_EQ(config::parse_duration_ms("7d"), 7 * 86'400'000);
+  EXPECT_EQ(config::parse_duration_ms("100000d"), 100000LL * 86'400'000);
+  EXPECT_EQ(config::parse_duration_ms("2006742056742050006m"), std::nullopt);
+  EXPECT_EQ(config::parse_duration_ms("200000d"), std::nullopt);  // past what nanoseconds hold
+  EXPECT_EQ(config::parse_duration_ms("5 s"), std::nullopt);
+  EXPECT_EQ(config::parse_duration_ms("-1s"), std::nullopt);
 }
 
 TEST_F(ConfigTest, DefaultsApplyToAnEmptyFile) {

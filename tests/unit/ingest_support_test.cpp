@@ -54,6 +54,14 @@ TEST(Timestamps, SecondsMillisMicrosAndRfc3339) {
   EXPECT_EQ(parse_timestamp("2025-11-25T10:00:00+01:00"), std::nullopt);  // UTC only
   EXPECT_EQ(parse_timestamp("2025-13-25T10:00:00Z"), std::nullopt);
   EXPECT_EQ(parse_timestamp("yesterday"), std::nullopt);
+  // Dates that do not fit 64-bit nanoseconds since 1970 (found by fuzz/payload_fuzz:
+  // the year 4052 overflowed), and negative fields that sscanf accepts.
+  EXPECT_EQ(parse_timestamp("4052-11-25T22:17:08.8Z"), std::nullopt);
+  EXPECT_EQ(parse_timestamp("2262-04-11T23:47:17Z"), std::nullopt);
+  EXPECT_EQ(parse_timestamp("2262-04-11T23:47:16Z"), 9223372036'000000000);
+  EXPECT_EQ(parse_timestamp("1969-12-31T23:59:59Z"), std::nullopt);
+  EXPECT_EQ(parse_timestamp("-999-01-01T00:00:00Z"), std::nullopt);
+  EXPECT_EQ(parse_timestamp("2025-11-25T-1:00:00Z"), std::nullopt);
   EXPECT_EQ(parse_timestamp("-5"), std::nullopt);
 }
 

@@ -54,12 +54,18 @@ std::optional<std::int64_t> parse_duration_ms(std::string_view text) {
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (ec != std::errc() || ptr == text.data() || value < 0) return std::nullopt;
   const std::string_view unit(ptr, static_cast<std::size_t>(text.data() + text.size() - ptr));
-  if (unit == "ms") return value;
-  if (unit == "s") return value * 1000;
-  if (unit == "m") return value * 60'000;
-  if (unit == "h") return value * 3'600'000;
-  if (unit == "d") return value * 86'400'000;
-  return std::nullopt;
+  std::int64_t factor = 0;
+  if (unit == "ms") factor = 1;
+  if (unit == "s") factor = 1000;
+  if (unit == "m") factor = 60'000;
+  if (unit == "h") factor = 3'600'000;
+  if (unit == "d") factor = 86'400'000;
+  // Durations become std::chrono nanoseconds downstream: at most ~292 years
+  // (found by fuzz/operator_text_fuzz: "2006742056742050006m" overflowed).
+  constexpr std::int64_t kMaxMs = std::numeric_limits<std::int64_t>::max() / 1'000'000;
+  std::int64_t ms = 0;
+  if (factor == 0 || __builtin_mul_overflow(value, factor, &ms) || ms > kMaxMs) return std::nullopt;
+  return ms;
 }
 
 std::string format_duration(std::int64_t ms) {
