@@ -97,7 +97,7 @@ if [[ "$arch" != "$host_arch" ]]; then
     "the package mirror's $arch index is inconsistent (see above; usually a mirror sync in progress)" \
     $SUDO apt-get update -qq
   libs=(libsqlite3-dev libssl-dev zlib1g-dev libboost-dev libboost-system-dev libprotobuf-dev
-        libpaho-mqttpp-dev libpaho-mqtt-dev libtomlplusplus-dev libgtest-dev libgmock-dev)
+        libpaho-mqttpp-dev libpaho-mqtt-dev libtomlplusplus-dev libgtest-dev libgmock-dev liblua5.4-dev)
   apt_step "installing the $arch libraries" \
     "the $arch packages cannot be installed beside the host's (the mirror's $arch index does not match its amd64 one)" \
     $SUDO apt-get install -y -qq --no-install-recommends "${libs[@]/%/:$arch}" nlohmann-json3-dev

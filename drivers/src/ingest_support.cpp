@@ -10,6 +10,8 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
+#include "tidegate/common/json_path.h"
+
 namespace tidegate::drivers {
 
 bool kernel_clock_synchronized() {
@@ -85,21 +87,6 @@ std::optional<std::string> TopicPattern::capture(std::string_view topic) const {
 
 namespace {
 
-const nlohmann::json* find_path(const nlohmann::json& doc, std::string_view path) {
-  const nlohmann::json* node = &doc;
-  std::size_t start = 0;
-  while (true) {
-    if (!node->is_object()) return nullptr;
-    const std::size_t dot = path.find('.', start);
-    const std::string key(path.substr(start, dot == std::string_view::npos ? path.npos : dot - start));
-    auto it = node->find(key);
-    if (it == node->end()) return nullptr;
-    node = &*it;
-    if (dot == std::string_view::npos) return node;
-    start = dot + 1;
-  }
-}
-
 // Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
 // days_from_civil), exact for any year this parser accepts.
 std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
@@ -116,7 +103,7 @@ std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
 std::optional<std::string> json_field(std::string_view payload, std::string_view path) {
   auto doc = nlohmann::json::parse(payload, nullptr, false);
   if (doc.is_discarded()) return std::nullopt;
-  const auto* node = find_path(doc, path);
+  const auto* node = common::find_json_path(doc, path);
   if (!node) return std::nullopt;
   if (node->is_string()) return node->get<std::string>();
   if (node->is_number() || node->is_boolean()) return node->dump();

@@ -152,6 +152,19 @@ void read_document(Section& root, GatewayConfig& c) {
              [&](Section& st) { read_status(st, c.status); });
   root.table("heartbeat", "heartbeat", "The gateway's own health record, sent upstream.",
              [&](Section& h) { read_heartbeat(h, c.heartbeat); });
+  root.table("processors", "processors",
+             "Per-record processing on the way out (docs/processing.md). A processor does nothing until a sink "
+             "names it in its `processors` list; each sink runs its own chain, and the buffer keeps every record "
+             "as the source delivered it.",
+             [&](Section& procs) {
+               for (const auto& kind : processor_kinds()) {
+                 procs.tables(kind.kind, "processors." + kind.kind, kind.help, [&](Section& s, std::size_t) {
+                   auto plan = kind.read(s);
+                   plan.kind = kind.kind;
+                   c.processors.push_back(std::move(plan));
+                 });
+               }
+             });
   root.table("sinks", "sinks",
              "Where readings go. Each sink has its own cursor in the buffer and its own forwarder: a slow or broken "
              "sink never holds back another.",
@@ -161,11 +174,37 @@ void read_document(Section& root, GatewayConfig& c) {
                    auto plan = kind.read(s);
                    plan.kind = kind.kind;
                    plugins::read_forwarder_keys(s, plan.forwarder);
+                   plugins::read_routing_keys(s, plan);
                    plan.written = s.written();
                    c.sinks.push_back(std::move(plan));
                  });
                }
              });
+}
+
+const plugins::ProcessorPlan* find_processor(const GatewayConfig& c, const std::string& name) {
+  for (const auto& p : c.processors) {
+    if (p.name == name) return &p;
+  }
+  return nullptr;
+}
+
+// Each sink's processors exist; a sink's text for reloads includes theirs,
+// so a changed processor (or enrich table, or Lua file) restarts the sinks
+// that use it.
+void resolve_chains(Context& ctx, GatewayConfig& c) {
+  for (auto& sink : c.sinks) {
+    for (std::size_t i = 0; i < sink.processors.size(); ++i) {
+      const auto* p = find_processor(c, sink.processors[i]);
+      if (!p) {
+        ctx.error(sink.processors_key + "[" + std::to_string(i) + "]",
+                  "no processor named " + in_quotes(sink.processors[i]) + " (declare it as [[processors.KIND]] "
+                  "with that name)");
+        continue;
+      }
+      sink.written += "\n# processor " + p->kind + "\n" + p->written;
+    }
+  }
 }
 
 // What no single table can check: unique names, and resources (an MQTT
@@ -181,6 +220,7 @@ void check_whole(Context& ctx, const GatewayConfig& c) {
   };
   unique_names(c.sources, "source");
   unique_names(c.sinks, "sink");
+  unique_names(c.processors, "processor");
   std::set<std::string> claimed;
   for (const auto& p : c.sources) {
     for (const auto& claim : p.claims) {
@@ -232,6 +272,7 @@ LoadResult parse_config(const std::string& toml_text, const std::string& file_na
   Section root(ctx, &doc, "", "");
   read_document(root, config);
   root.finish();
+  resolve_chains(ctx, config);
   check_whole(ctx, config);
   result.errors = std::move(ctx.errors);
   if (result.errors.empty()) result.config = std::move(config);
@@ -250,6 +291,16 @@ LoadResult load_config(const std::filesystem::path& file, const EnvLookup& env) 
   return parse_config(text.str(), file.string(), env);
 }
 
+std::unique_ptr<processing::Chain> make_chain(const GatewayConfig& config, const plugins::SinkPlan& sink) {
+  std::vector<processing::NamedProcessor> chain;
+  for (const auto& name : sink.processors) {
+    const auto* p = find_processor(config, name);
+    if (!p) throw std::runtime_error("no processor named " + in_quotes(name));
+    chain.push_back({p->name, p->kind, p->create()});
+  }
+  return std::make_unique<processing::Chain>(sink.route, std::move(chain));
+}
+
 std::string config_reference_markdown() {
   std::vector<KeyDoc> docs;
   Context ctx;
@@ -265,11 +316,15 @@ std::string config_reference_markdown() {
       "`tests/unit/config_test.cpp` fails if this page and the code disagree.\n\n"
       "The file is TOML. `tidegate check-config --config FILE` validates it without running; every error names the "
       "file, the key and the reason. Unknown keys are errors.\n";
-  std::set<std::string> array_tables;  // [[sources.KIND]], [[sinks.KIND]]
+  std::set<std::string> array_tables;  // [[sources.KIND]], [[sinks.KIND]], [[processors.KIND]]
   for (const auto& k : source_kinds())
     array_tables.insert("sources." + k.kind);
   for (const auto& k : sink_kinds())
     array_tables.insert("sinks." + k.kind);
+  for (const auto& k : processor_kinds()) {
+    array_tables.insert("processors." + k.kind);
+    array_tables.insert("processors." + k.kind + ".rules");
+  }
   // Group rows by section, sections in the order they were first declared.
   std::vector<std::string> order;
   std::map<std::string, std::string> help;

@@ -127,7 +127,7 @@ class Gateway {
   // set up (bad endpoint, unwritable directory).
   bool add_forwarders() {
     for (const auto& plan : config_.sinks) {
-      auto f = make_forwarder(plan);
+      auto f = make_forwarder(config_, plan);
       if (!f) return false;
       std::lock_guard lock(parts_mu_);
       forwarders_.push_back(std::move(f));
@@ -135,10 +135,12 @@ class Gateway {
     return true;
   }
 
-  std::shared_ptr<forward::Forwarder> make_forwarder(const plugins::SinkPlan& plan) {
+  // `config` holds the plan and the processors it names.
+  std::shared_ptr<forward::Forwarder> make_forwarder(const GatewayConfig& config, const plugins::SinkPlan& plan) {
     const plugins::SinkEnvironment env{config_.gateway_id};
     try {
-      return std::make_shared<forward::Forwarder>(*buffer_, plan.create(env), plan.forwarder, logger_.fn(), plan.kind);
+      return std::make_shared<forward::Forwarder>(*buffer_, plan.create(env), plan.forwarder, logger_.fn(), plan.kind,
+                                                  make_chain(config, plan));
     } catch (const std::exception& e) {
       log(LogLevel::kError, plan.kind + " sink '" + plan.name + "': cannot be set up: " + e.what());
       return nullptr;
@@ -361,7 +363,7 @@ class Gateway {
       config_.log_level = next.log_level;
       done.push_back(std::string("log level is now ") + buffer::to_string(next.log_level));
     }
-    if (!apply_sinks(next.sinks, done)) return;
+    if (!apply_sinks(next, done)) return;
     apply_sources(next.sources, done);
     if (section(loaded, "status") != section_text_["status"] || section(loaded, "heartbeat") != section_text_["heartbeat"]) {
       config_.status = next.status;
@@ -430,12 +432,13 @@ class Gateway {
 
   // Sinks first made, then swapped: one that cannot be set up refuses the
   // reload before anything stopped.
-  bool apply_sinks(const std::vector<plugins::SinkPlan>& next, std::vector<std::string>& done) {
+  bool apply_sinks(const GatewayConfig& next_config, std::vector<std::string>& done) {
+    const auto& next = next_config.sinks;
     std::vector<std::pair<const plugins::SinkPlan*, std::shared_ptr<forward::Forwarder>>> fresh;
     for (const auto& plan : next) {
       const auto* old = find_plan(config_.sinks, plan.name);
       if (old && old->kind == plan.kind && old->written == plan.written) continue;
-      auto f = make_forwarder(plan);
+      auto f = make_forwarder(next_config, plan);
       if (!f) {
         log(LogLevel::kError, "reload refused: sink '" + plan.name + "' cannot be set up; everything runs as before");
         return false;
@@ -460,6 +463,7 @@ class Gateway {
       done.push_back("sink '" + plan->name + "' " + (had ? "restarted with its new settings" : "added"));
     }
     config_.sinks = next;
+    config_.processors = next_config.processors;
     return true;
   }
 

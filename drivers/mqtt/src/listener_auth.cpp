@@ -105,20 +105,6 @@ bool PasswordFile::check(const std::string& user, const std::string& password) c
   return ok && CRYPTO_memcmp(derived, e.hash.data(), sizeof derived) == 0;
 }
 
-bool topic_matches(const std::string& filter, const std::string& topic) {
-  // 4.7.2: a filter starting with a wildcard does not match '$' topics.
-  if (!topic.empty() && topic[0] == '$' && !filter.empty() && (filter[0] == '+' || filter[0] == '#')) return false;
-  const auto f = split(filter, '/');
-  const auto t = split(topic, '/');
-  std::size_t i = 0;
-  for (; i < f.size(); ++i) {
-    if (f[i] == "#") return true;  // also matches the parent level ("a/#" matches "a")
-    if (i >= t.size()) return false;
-    if (f[i] != "+" && f[i] != t[i]) return false;
-  }
-  return i == t.size();
-}
-
 AclFile AclFile::load(const std::string& path) {
   AclFile out;
   std::vector<Rule>* current = &out.anonymous_;

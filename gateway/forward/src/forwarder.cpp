@@ -42,9 +42,10 @@ const char* to_string(Outcome outcome) {
 class Forwarder::Impl {
  public:
   Impl(buffer::Buffer& buffer, std::unique_ptr<Sink> sink, ForwarderOptions options, buffer::LogFn log,
-       std::string kind)
+       std::string kind, std::unique_ptr<processing::Chain> chain)
       : buffer_(buffer),
         sink_(std::move(sink)),
+        chain_(chain && !chain->empty() ? std::move(chain) : nullptr),
         opts_(options),
         log_(std::move(log)),
         name_(sink_->name()),
@@ -115,6 +116,12 @@ class Forwarder::Impl {
     std::lock_guard lock(mu_);
     auto out = stats_;
     out.counters = std::move(counters);
+    if (chain_) {
+      out.not_routed_total = chain_->not_routed_total();
+      out.processors = chain_->stats();
+      for (const auto& p : out.processors)
+        out.filtered_total += p.dropped_total;
+    }
     return out;
   }
 
@@ -412,7 +419,7 @@ class Forwarder::Impl {
   // Sends until every record of the batch is acknowledged or dead-lettered;
   // false if it stopped first (stopping, or a dead letter could not be
   // stored): then the batch comes again.
-  bool send_all(const std::vector<buffer::Record>& batch) {
+  bool send_all(std::vector<buffer::Record>& batch) {
     std::vector<bool> done(batch.size(), false);
     std::vector<bool> sent_before(batch.size(), false);  // what a retry counts as sent again
     std::size_t remaining = batch.size();
@@ -424,6 +431,18 @@ class Forwarder::Impl {
         remaining -= 1;
         for_others += 1;
         continue;
+      }
+      if (chain_) {
+        // Routed and processed once per batch; a retry sends what this made.
+        auto r = chain_->apply(batch[i]);
+        if (r.kind == processing::ChainResult::Kind::kDeadLetter) {
+          if (!dead_letter(batch[i], r.reason)) return false;  // the batch comes again, from the buffer
+        }
+        if (r.kind != processing::ChainResult::Kind::kSend) {
+          done[i] = true;
+          remaining -= 1;
+          continue;
+        }
       }
       if (buffer::accounted_size(batch[i]) > max_record_bytes_) {
         if (!dead_letter(batch[i], "record of " + std::to_string(batch[i].payload.size()) +
@@ -594,6 +613,7 @@ class Forwarder::Impl {
 
   buffer::Buffer& buffer_;
   std::unique_ptr<Sink> sink_;
+  std::unique_ptr<processing::Chain> chain_;  // null: every record as stored
   ForwarderOptions opts_;
   buffer::LogFn log_;
   std::string name_;
@@ -618,8 +638,9 @@ class Forwarder::Impl {
 };
 
 Forwarder::Forwarder(buffer::Buffer& buffer, std::unique_ptr<Sink> sink, ForwarderOptions options, buffer::LogFn log,
-                     std::string kind)
-    : impl_(std::make_unique<Impl>(buffer, std::move(sink), options, std::move(log), std::move(kind))) {}
+                     std::string kind, std::unique_ptr<processing::Chain> chain)
+    : impl_(std::make_unique<Impl>(buffer, std::move(sink), options, std::move(log), std::move(kind),
+                                   std::move(chain))) {}
 Forwarder::~Forwarder() = default;
 void Forwarder::start() {
   impl_->start();

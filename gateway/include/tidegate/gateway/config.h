@@ -14,7 +14,9 @@
 
 #include "tidegate/buffer/options.h"
 #include "tidegate/config/schema.h"
+#include "tidegate/plugins/processor_plugin.h"
 #include "tidegate/plugins/sink_plugin.h"
+#include "tidegate/processing/chain.h"
 #include "tidegate/plugins/source_plugin.h"
 #include "tidegate/status/http_server.h"
 #include "tidegate/status/snapshot.h"
@@ -32,6 +34,8 @@ struct GatewayConfig {
   // plugin list and then of the file.
   std::vector<plugins::SourcePlan> sources;
   std::vector<plugins::SinkPlan> sinks;
+  // Every [[processors.KIND]] table; sinks name them in `processors`.
+  std::vector<plugins::ProcessorPlan> processors;
 
   // The status page and its health thresholds.
   struct StatusConfig {
@@ -65,6 +69,10 @@ struct LoadResult {
 LoadResult load_config(const std::filesystem::path& file, const EnvLookup& env = process_env());
 LoadResult parse_config(const std::string& toml_text, const std::string& file_name,
                         const EnvLookup& env = process_env());
+
+// The route and processors of one sink of `config`, made fresh (each sink
+// has its own instances). Processor names were checked by the loader.
+std::unique_ptr<processing::Chain> make_chain(const GatewayConfig& config, const plugins::SinkPlan& sink);
 
 // Markdown: every key with type, default and description.
 std::string config_reference_markdown();

@@ -14,6 +14,7 @@
 #include "tidegate/buffer/buffer.h"
 #include "tidegate/common/counter.h"
 #include "tidegate/forward/sink.h"
+#include "tidegate/processing/chain.h"
 
 namespace tidegate::forward {
 
@@ -77,6 +78,12 @@ struct ForwarderStats {
   // replay_through_seq (the newest record at the rewind); 0: no replay.
   std::uint64_t replay_through_seq = 0;
   std::int64_t replay_from_ingest_ns = 0;  // ingest time of the first record replayed
+  // The sink's route and processors (docs/processing.md): records its route
+  // does not select (moved past, never sent), records its processors
+  // filtered out, and each processor's own counts.
+  std::uint64_t not_routed_total = 0;
+  std::uint64_t filtered_total = 0;
+  std::vector<processing::ProcessorStats> processors;
 };
 
 // Where an operator sends a sink back to.
@@ -93,8 +100,10 @@ std::optional<double> estimated_drain_seconds(const ForwarderStats& stats, std::
 
 class Forwarder {
  public:
+  // `chain` (may be null: everything, unchanged) routes and processes each
+  // record before the sink sees it.
   Forwarder(buffer::Buffer& buffer, std::unique_ptr<Sink> sink, ForwarderOptions options, buffer::LogFn log,
-            std::string kind = "");
+            std::string kind = "", std::unique_ptr<processing::Chain> chain = nullptr);
   ~Forwarder();
   Forwarder(const Forwarder&) = delete;
   Forwarder& operator=(const Forwarder&) = delete;

@@ -12,6 +12,7 @@
 #include "tidegate/config/schema.h"
 #include "tidegate/forward/forwarder.h"
 #include "tidegate/forward/sink.h"
+#include "tidegate/processing/route.h"
 
 namespace tidegate::plugins {
 
@@ -27,6 +28,9 @@ struct SinkPlan {
   std::string name_key;
   std::any options;  // the kind's own options type
   forward::ForwarderOptions forwarder;
+  processing::Route route;              // what it forwards (empty: everything)
+  std::vector<std::string> processors;  // [[processors.KIND]] names, in order
+  std::string processors_key;
   std::string written;  // its table as written: a reload restarts the sink when this changes
   // Makes the sink. May throw (an endpoint that cannot be set up): the
   // daemon reports it with the sink's name and does not start.
@@ -65,5 +69,8 @@ SinkDescriptor sink_descriptor(std::string kind, std::string help, void (*read)(
 
 // The keys every sink has: how its forwarder batches, retries and paces.
 void read_forwarder_keys(config::Section& s, forward::ForwarderOptions& f);
+// Its route ([sinks.KIND.route]) and processor chain (`processors`); the
+// loader checks the names once every processor is read.
+void read_routing_keys(config::Section& s, SinkPlan& plan);
 
 }  // namespace tidegate::plugins

@@ -13,6 +13,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "tidegate/common/patterns.h"
+
 namespace tidegate::drivers::mqtt {
 
 // A line of a file that cannot be used: the message names the file and line.
@@ -38,9 +40,8 @@ class PasswordFile {
   std::unordered_map<std::string, Entry> entries_;
 };
 
-// Whether `topic` matches the MQTT topic filter (section 4.7: '+' one level,
-// '#' the rest, including the parent level; '$' topics only by name).
-bool topic_matches(const std::string& filter, const std::string& topic);
+// MQTT topic filter matching, shared with the sinks' routes.
+using common::topic_matches;
 
 class AclFile {
  public:

@@ -1,0 +1,76 @@
+// Per-record processing on the way out: the interface every processor kind
+// (filter, enrich, rename, convert, redact, lua, ...) implements. A sink's
+// forwarder runs its chain on each record it reads, after the buffer and
+// before the sink: the buffer keeps what the sources delivered, untouched,
+// so a rewind replays history through today's chain.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <string>
+
+#include "tidegate/buffer/record.h"
+
+namespace tidegate::processing {
+
+// Fields keep the order the sensor sent them in.
+using Json = nlohmann::ordered_json;
+
+// One record on its way through a chain. The payload is parsed as JSON at
+// most once, by the first processor that needs fields, and written back
+// once at the end of the chain if any processor changed the fields.
+class Message {
+ public:
+  explicit Message(buffer::Record& record) : record_(record) {}
+
+  buffer::Record& record() { return record_; }
+  const buffer::Record& record() const { return record_; }
+
+  // The payload's JSON object, or nullptr with `error` set (not JSON, or
+  // JSON that is not an object: such payloads have no fields).
+  Json* fields(std::string& error);
+  // Call after changing what fields() returned.
+  void fields_changed() { dirty_ = true; }
+  // Replaces the fields with a new object (from a script): it becomes the
+  // payload, whatever the payload was before.
+  void set_fields(Json object);
+  // The payload was replaced as bytes (redact of raw text, Lua): a parsed
+  // copy is stale.
+  void payload_replaced();
+  // Writes changed fields back into the payload (compact JSON). The chain
+  // calls it once after the last processor.
+  void finish();
+
+ private:
+  buffer::Record& record_;
+  std::optional<Json> doc_;
+  std::string parse_error_;
+  bool parsed_ = false;
+  bool dirty_ = false;
+};
+
+struct Verdict {
+  enum class Kind {
+    kPass,        // on to the next processor, then the sink
+    kDrop,        // filtered out on purpose: not sent, not a dead letter
+    kDeadLetter,  // cannot be processed (bad JSON, type mismatch, Lua error)
+  };
+  Kind kind = Kind::kPass;
+  std::string reason;  // for kDeadLetter
+
+  static Verdict pass() { return {}; }
+  static Verdict drop() { return {Kind::kDrop, {}}; }
+  static Verdict dead_letter(std::string why) { return {Kind::kDeadLetter, std::move(why)}; }
+};
+
+class Processor {
+ public:
+  virtual ~Processor() = default;
+  // Called on the forwarder's thread only; an instance belongs to one sink.
+  // Failures are verdicts; an exception that escapes is caught by the chain
+  // and dead-letters the record with its text.
+  virtual Verdict process(Message& message) = 0;
+};
+
+}  // namespace tidegate::processing

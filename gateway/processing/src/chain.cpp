@@ -1,0 +1,80 @@
+#include "tidegate/processing/chain.h"
+
+#include <chrono>
+
+#include "tidegate/common/exception_text.h"
+
+namespace tidegate::processing {
+
+Chain::Chain(Route route, std::vector<NamedProcessor> processors)
+    : route_(std::move(route)),
+      processors_(std::move(processors)),
+      counters_(std::make_unique<Counters[]>(processors_.size())) {}
+
+Chain::~Chain() = default;
+
+ChainResult Chain::apply(buffer::Record& record) {
+  if (!route_.selects(record)) {
+    not_routed_.fetch_add(1, std::memory_order_relaxed);
+    return {ChainResult::Kind::kNotRouted, {}};
+  }
+  if (processors_.empty()) return {};
+  saved_topic_ = record.topic;
+  saved_key_ = record.partition_key;
+  saved_payload_ = record.payload;
+  saved_content_type_ = record.content_type;
+  Message message(record);
+  for (std::size_t i = 0; i < processors_.size(); ++i) {
+    auto& c = counters_[i];
+    c.in.fetch_add(1, std::memory_order_relaxed);
+    const auto t0 = std::chrono::steady_clock::now();
+    Verdict v;
+    try {
+      v = processors_[i].processor->process(message);
+    } catch (...) {
+      v = Verdict::dead_letter("threw: " + common::current_exception_text());
+    }
+    c.nanos.fetch_add(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                     std::chrono::steady_clock::now() - t0)
+                                                     .count()),
+                      std::memory_order_relaxed);
+    switch (v.kind) {
+      case Verdict::Kind::kPass:
+        c.out.fetch_add(1, std::memory_order_relaxed);
+        break;
+      case Verdict::Kind::kDrop:
+        c.dropped.fetch_add(1, std::memory_order_relaxed);
+        return {ChainResult::Kind::kDropped, {}};
+      case Verdict::Kind::kDeadLetter:
+        c.dead.fetch_add(1, std::memory_order_relaxed);
+        record.topic.swap(saved_topic_);
+        record.partition_key.swap(saved_key_);
+        record.payload.swap(saved_payload_);
+        record.content_type.swap(saved_content_type_);
+        return {ChainResult::Kind::kDeadLetter,
+                "processor '" + processors_[i].name + "' (" + processors_[i].kind + "): " + v.reason};
+    }
+  }
+  message.finish();
+  return {};
+}
+
+std::vector<ProcessorStats> Chain::stats() const {
+  std::vector<ProcessorStats> out;
+  out.reserve(processors_.size());
+  for (std::size_t i = 0; i < processors_.size(); ++i) {
+    const auto& c = counters_[i];
+    ProcessorStats s;
+    s.name = processors_[i].name;
+    s.kind = processors_[i].kind;
+    s.in_total = c.in.load(std::memory_order_relaxed);
+    s.out_total = c.out.load(std::memory_order_relaxed);
+    s.dropped_total = c.dropped.load(std::memory_order_relaxed);
+    s.dead_lettered_total = c.dead.load(std::memory_order_relaxed);
+    s.seconds_total = static_cast<double>(c.nanos.load(std::memory_order_relaxed)) / 1e9;
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+}  // namespace tidegate::processing
