@@ -37,7 +37,10 @@ class ScriptedSink final : public Sink {
     auto result = script_(batch, calls_++);
     for (std::size_t i = 0; i < batch.size(); ++i) {
       attempts_.push_back(batch[i].seq);
-      if (result.outcome_of(i) == Outcome::kOk) accepted_.push_back(batch[i].seq);
+      if (result.outcome_of(i) == Outcome::kOk) {
+        accepted_.push_back(batch[i].seq);
+        payloads_.push_back(batch[i].payload);
+      }
     }
     batch_sizes_.push_back(batch.size());
     return result;
@@ -49,6 +52,10 @@ class ScriptedSink final : public Sink {
   std::vector<std::uint64_t> attempts() const {
     std::lock_guard lock(mu_);
     return attempts_;
+  }
+  std::vector<std::string> payloads() const {  // of the accepted records
+    std::lock_guard lock(mu_);
+    return payloads_;
   }
   std::vector<std::size_t> batch_sizes() const {
     std::lock_guard lock(mu_);
@@ -62,6 +69,7 @@ class ScriptedSink final : public Sink {
   mutable std::mutex mu_;
   int calls_ = 0;
   std::vector<std::uint64_t> accepted_, attempts_;
+  std::vector<std::string> payloads_;
   std::vector<std::size_t> batch_sizes_;
 };
 
@@ -192,6 +200,75 @@ TEST_F(ForwarderTest, ARecordReplayedForAnotherSinkIsPassedOverAndCounted) {
 // The forwarder compares ingest times with the buffer's clock, not the
 // system's: with a buffer whose clock is years behind, fresh records are not
 // taken for a backlog (live-first would otherwise reorder them).
+// A sink's route and processors: what the route does not select and what a
+// filter drops move the cursor unsent; what a processor cannot handle is
+// dead-lettered with its name and the record as stored; the rest goes
+// transformed. The buffer keeps every record as it came.
+TEST_F(ForwarderTest, TheRouteAndProcessorsShapeWhatTheSinkGetsAndTheCursorPassesTheRest) {
+  buffer_.reset();
+  buffer::BufferOptions o;
+  o.path = dir_ / "kept.db";
+  o.commit_window = std::chrono::milliseconds(1);
+  o.retention_time = std::chrono::hours(1);  // delivered records stay, to compare
+  o.log = log_.fn();
+  buffer_ = buffer::Buffer::open(o);
+  std::vector<buffer::NewRecord> in;
+  in.push_back(testing::make_record(R"({"t": 31, "badge": "B-1"})", "ahu-1"));  // 1: sent, redacted
+  in.push_back(testing::make_record(R"({"t": 12})", "ahu-2"));                  // 2: filtered
+  in.push_back(testing::make_record(R"({"t": 40})", "door-1"));                 // 3: not routed
+  in.push_back(testing::make_record("not json", "ahu-3"));                      // 4: dead letter
+  in.push_back(testing::make_record(R"({"t": 35})", "ahu-4"));                  // 5: sent
+  ASSERT_TRUE(buffer_->append_wait(std::move(in)).ok());
+
+  class Threshold final : public processing::Processor {
+   public:
+    processing::Verdict process(processing::Message& m) override {
+      std::string why;
+      auto* f = m.fields(why);
+      if (!f) return processing::Verdict::dead_letter(why);
+      return (*f)["t"].get<double>() > 30 ? processing::Verdict::pass() : processing::Verdict::drop();
+    }
+  };
+  class DropBadge final : public processing::Processor {
+   public:
+    processing::Verdict process(processing::Message& m) override {
+      std::string why;
+      auto* f = m.fields(why);
+      if (f && f->erase("badge") > 0) m.fields_changed();
+      return processing::Verdict::pass();
+    }
+  };
+  std::vector<processing::NamedProcessor> procs;
+  procs.push_back({"hot", "filter", std::make_unique<Threshold>()});
+  procs.push_back({"private", "redact", std::make_unique<DropBadge>()});
+  processing::Route route;
+  route.devices = {"ahu-*"};
+  auto sink = std::make_unique<ScriptedSink>("cloud", [](auto&, int) { return ok(); });
+  auto* s = sink.get();
+  Forwarder f(*buffer_, std::move(sink), fast(), log_.fn(), "scripted",
+              std::make_unique<processing::Chain>(route, std::move(procs)));
+  f.start();
+  ASSERT_TRUE(wait_for([&] { return buffer_->acked_seq("cloud") == 5u; }));
+  EXPECT_EQ(s->accepted(), (std::vector<std::uint64_t>{1, 5}));
+  EXPECT_EQ(s->payloads(), (std::vector<std::string>{R"({"t":31})", R"({"t": 35})"}));  // untouched when unchanged
+  const auto dead = buffer_->dead_letters(10);
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].seq, 4u);
+  EXPECT_EQ(dead[0].sink, "cloud");
+  EXPECT_EQ(dead[0].reason, "processor 'hot' (filter): the payload is not JSON");
+  EXPECT_EQ(dead[0].record.payload, "not json");
+  const auto st = f.stats();
+  EXPECT_EQ(st.sent_records_total, 2u);
+  EXPECT_EQ(st.not_routed_total, 1u);
+  EXPECT_EQ(st.filtered_total, 1u);
+  EXPECT_EQ(st.dead_lettered_total, 1u);
+  ASSERT_EQ(st.processors.size(), 2u);
+  EXPECT_EQ(st.processors[0].in_total, 4u);
+  EXPECT_EQ(st.processors[1].in_total, 2u);
+  // The buffer still holds the record as the source sent it.
+  EXPECT_EQ(buffer_->read_after(0, 1, SIZE_MAX).records.at(0).payload, R"({"t": 31, "badge": "B-1"})");
+}
+
 TEST_F(ForwarderTest, TheForwarderTakesTheBuffersClock) {
   auto clock = std::make_shared<testing::FakeClock>();  // 2023, years before the system's time
   buffer::BufferOptions o;

@@ -116,6 +116,20 @@ json replay_json(const SinkView& k) {
           {"records_to_go", f.replay_through_seq - k.lag.acked_seq}};
 }
 
+json processors_json(const std::vector<processing::ProcessorStats>& processors) {
+  json out = json::array();
+  for (const auto& p : processors) {
+    out.push_back({{"name", p.name},
+                   {"kind", p.kind},
+                   {"in_total", p.in_total},
+                   {"out_total", p.out_total},
+                   {"dropped_total", p.dropped_total},
+                   {"dead_lettered_total", p.dead_lettered_total},
+                   {"seconds_total", p.seconds_total}});
+  }
+  return out;
+}
+
 json sink_json(const Snapshot& s, const SinkView& k) {
   const auto& f = k.stats;
   return {
@@ -147,6 +161,9 @@ json sink_json(const Snapshot& s, const SinkView& k) {
       {"exceptions_total", f.exceptions_total},
       {"kind", f.kind},
       {"counters", counters_json(f.counters)},
+      {"not_routed_total", f.not_routed_total},
+      {"filtered_total", f.filtered_total},
+      {"processors", processors_json(f.processors)},
   };
 }
 

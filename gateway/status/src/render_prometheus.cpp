@@ -41,6 +41,17 @@ class Exposition {
     out_ << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n';
     return *this;
   }
+  // A sample with several labels, e.g. {sink="cloud",processor="site"}.
+  Exposition& sample(double value, std::initializer_list<std::pair<const char*, const std::string&>> labels) {
+    out_ << name_ << '{';
+    const char* sep = "";
+    for (const auto& [label, label_value] : labels) {
+      out_ << sep << label << "=\"" << escape_label(label_value) << '"';
+      sep = ",";
+    }
+    out_ << "} " << number(value) << '\n';
+    return *this;
+  }
   Exposition& sample(double value, const std::string& label = "", const std::string& label_value = "") {
     out_ << name_;
     if (!label.empty()) out_ << '{' << label << "=\"" << escape_label(label_value) << "\"}";
@@ -60,6 +71,36 @@ class Exposition {
   std::ostringstream out_;
   std::string name_;
 };
+
+// Each sink's processors, labelled by sink, processor name and kind.
+void processor_families(Exposition& e, const std::vector<SinkView>& sinks) {
+  using P = processing::ProcessorStats;
+  const std::pair<const char*, const char*> names[] = {
+      {"tidegate_processor_records_in_total", "Records given to the processor."},
+      {"tidegate_processor_records_out_total", "Records it passed on."},
+      {"tidegate_processor_dropped_records_total", "Records it filtered out on purpose."},
+      {"tidegate_processor_dead_lettered_records_total", "Records it could not process (dead-lettered, with the reason)."},
+      {"tidegate_processor_seconds_total", "Time spent in the processor."},
+  };
+  double (*const values[])(const P&) = {
+      [](const P& p) { return static_cast<double>(p.in_total); },
+      [](const P& p) { return static_cast<double>(p.out_total); },
+      [](const P& p) { return static_cast<double>(p.dropped_total); },
+      [](const P& p) { return static_cast<double>(p.dead_lettered_total); },
+      [](const P& p) { return p.seconds_total; },
+  };
+  bool any = false;
+  for (const auto& k : sinks)
+    any |= !k.stats.processors.empty();
+  if (!any) return;
+  for (std::size_t f = 0; f < std::size(names); ++f) {
+    e.family(names[f].first, "counter", names[f].second);
+    for (const auto& k : sinks) {
+      for (const auto& p : k.stats.processors)
+        e.sample(values[f](p), {{"sink", k.stats.sink}, {"processor", p.name}, {"kind", p.kind}});
+    }
+  }
+}
 
 double seconds(std::int64_t ns) {
   return static_cast<double>(ns) / 1e9;
@@ -222,7 +263,14 @@ std::string to_prometheus(const Snapshot& s) {
   per(e, s.sinks, "tidegate_sink_exceptions_total", "counter",
       "Sends (or buffer reads) that threw: a bug or exhausted memory, retried instead of crashing.", "sink",
       [](const Snk& k) { return static_cast<double>(k.stats.exceptions_total); });
+  per(e, s.sinks, "tidegate_sink_not_routed_records_total", "counter",
+      "Records the sink's route did not select: moved past, never sent.", "sink",
+      [](const Snk& k) { return static_cast<double>(k.stats.not_routed_total); });
+  per(e, s.sinks, "tidegate_sink_filtered_records_total", "counter",
+      "Records the sink's processors filtered out on purpose.", "sink",
+      [](const Snk& k) { return static_cast<double>(k.stats.filtered_total); });
   plugin_counters(e, s.sinks, "sink", "sink");
+  processor_families(e, s.sinks);
   per(e, retired_sinks(s), "tidegate_retired_sink_lag_records", "gauge",
       "Records held for a sink no longer configured (tidegate sink forget NAME releases them).", "sink",
       [](const buffer::SinkStats& c) { return static_cast<double>(c.lag_records); });

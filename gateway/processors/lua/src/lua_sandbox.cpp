@@ -328,7 +328,12 @@ processing::Verdict LuaSandbox::call(processing::Message& message) {
   lua_rawget(L, result);
   const int fields_type = lua_type(L, -1);
   if (fields_type == LUA_TTABLE) {
-    Json doc = to_json(L, -1, 0);
+    Json doc;
+    try {
+      doc = to_json(L, -1, 0);
+    } catch (const LuaError& e) {
+      return Verdict::dead_letter(e.what());
+    }
     if (!doc.is_object()) return Verdict::dead_letter("the returned fields are a list, not an object");
     message.set_fields(std::move(doc));
   } else if (auto payload = string_field(L, result, "payload"); payload && *payload != record.payload) {
