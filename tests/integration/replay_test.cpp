@@ -19,6 +19,7 @@
 #include "mosquitto.h"
 #include "process.h"
 #include "test_support.h"
+#include "upstream_collector.h"
 
 namespace tidegate {
 namespace {
@@ -28,35 +29,7 @@ using testing::wait_for;
 
 using testing::capture;
 
-// A persistent QoS 1 subscriber on the upstream broker: the envelopes the
-// MQTT sink published, parsed.
-class Upstream : public ::mqtt::callback {
- public:
-  explicit Upstream(const std::string& uri) : client_(uri, "replay-collector", 0, nullptr) {
-    client_.set_callback(*this);
-    client_.connect(::mqtt::connect_options_builder().clean_session(false).finalize())->wait();
-    client_.subscribe("tidegate/#", 1)->wait();
-  }
-  ~Upstream() override {
-    try {
-      client_.disconnect()->wait_for(std::chrono::seconds(2));
-    } catch (...) {
-    }
-  }
-  void message_arrived(::mqtt::const_message_ptr msg) override {
-    std::lock_guard lock(mu_);
-    got_.push_back(nlohmann::json::parse(msg->to_string()));
-  }
-  std::vector<nlohmann::json> got() {
-    std::lock_guard lock(mu_);
-    return got_;
-  }
-
- private:
-  ::mqtt::async_client client_;
-  std::mutex mu_;
-  std::vector<nlohmann::json> got_;
-};
+using Upstream = testing::UpstreamCollector;
 
 std::string broker_url(const testing::Mosquitto& broker) {
   return "mqtt://127.0.0.1:" + std::to_string(broker.port());
