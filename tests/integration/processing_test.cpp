@@ -41,7 +41,7 @@ class ProcessingTest : public ::testing::Test {
         << "[[sources.mqtt_listener]]\nname = \"devices\"\nlisten = \"127.0.0.1:" << listener_port_
         << "\"\nkey_from_topic = \"site/+/{device}/#\"\n"
         << "[[processors.filter]]\nname = \"hot\"\ncondition = '" << condition << "'\n"
-        << "[[processors.enrich]]\nname = \"site\"\nfields = { site = \"" << site << "\" }\nfile = \""
+        << "[[processors.enrich]]\nname = \"site\"\nfields = { site = \"" << site << "\" }\ntable_file = \""
         << (dir_ / "assets.csv").string() << "\"\n"
         << "[[processors.redact]]\nname = \"private\"\nfields = [\"badge\"]\nmode = \"hash\"\nkey_file = \""
         << (dir_ / "site.key").string() << "\"\n"

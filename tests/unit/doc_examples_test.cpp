@@ -45,6 +45,11 @@ class DocExamplesTest : public ::testing::Test {
         std::filesystem::copy_file(pki_->file("device.key"), path, std::filesystem::copy_options::overwrite_existing);
       } else if (key == "acl_file") {
         std::ofstream(path) << "pattern write sensors/%u/#\n";
+      } else if (key == "table_file") {  // an enrich table
+        std::ofstream(path) << (path.extension() == ".toml" ? "[[rules]]\ndevice = \"x\"\nfields = { a = 1 }\n"
+                                                             : "device,building\nahu-*,B\n");
+      } else if (key == "script_file") {  // a Lua processor
+        std::ofstream(path) << "function process(r) return r end\n";
       } else {
         std::ofstream(path) << "";
       }

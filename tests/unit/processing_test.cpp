@@ -469,7 +469,7 @@ condition = '.t > 30'
 [[processors.enrich]]
 name = "site"
 fields = { site = "plant-3" }
-file = ")" + table.string() + R"("
+table_file = ")" + table.string() + R"("
 [[sinks.file]]
 name = "raw"
 directory = ")" + (dir / "out").string() + R"("
@@ -508,7 +508,7 @@ route = { topics = ["site/#"], devices = ["ahu-*"] }
             std::string::npos)
       << errors_of(bad);
   std::ofstream(table) << "room,building\n";
-  EXPECT_NE(errors_of(good).find("processors.enrich[0].file: " + table.string() + ":1: the first column must be"),
+  EXPECT_NE(errors_of(good).find("processors.enrich[0].table_file: " + table.string() + ":1: the first column must be"),
             std::string::npos)
       << errors_of(good);
   EXPECT_NE(errors_of(base + "[[processors.lua]]\nname = \"l\"\nscript = 'function process(r) return r'\n")

@@ -78,7 +78,7 @@ void read_options(config::Section& s, EnrichOptions& o) {
              o.rules.push_back(std::move(rule));
            });
   const std::string file =
-      s.text("file", "",
+      s.text("table_file", "",
              "A table file, applied after the rules above: CSV whose header is device (or topic) and then field "
              "names (\"device,building,floor\"), or TOML (.toml) with [[rules]] tables. Read at start and on "
              "SIGHUP.");
@@ -87,7 +87,7 @@ void read_options(config::Section& s, EnrichOptions& o) {
   if (s.context().docs || file.empty()) return;
   std::ifstream in(file, std::ios::binary);
   if (!in) {
-    s.context().error(s.key_path("file"), "cannot read \"" + file + "\"");
+    s.context().error(s.key_path("table_file"), "cannot read \"" + file + "\"");
     return;
   }
   std::ostringstream text;
@@ -97,7 +97,7 @@ void read_options(config::Section& s, EnrichOptions& o) {
     o.rules.insert(o.rules.end(), std::make_move_iterator(rows.begin()), std::make_move_iterator(rows.end()));
     o.files_read = "\n# " + file + "\n" + text.str();
   } catch (const std::exception& e) {
-    s.context().error(s.key_path("file"), e.what());
+    s.context().error(s.key_path("table_file"), e.what());
   }
 }
 

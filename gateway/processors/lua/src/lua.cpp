@@ -12,7 +12,7 @@ void read_options(config::Section& s, LuaOptions& o) {
   const auto script = s.text("script", "",
                              "The Lua source, inline (a TOML multi-line literal string '''...'''). It defines the "
                              "function; code outside it runs once, when the sink starts.");
-  const auto file = s.text("file", "", "Or a file holding the Lua source (read at start and on SIGHUP).");
+  const auto file = s.text("script_file", "", "Or a file holding the Lua source (read at start and on SIGHUP).");
   o.function = s.text("function", "process",
                       "The function called with each record's table; it returns the table to send, or nil/false "
                       "to drop the record.");
@@ -26,11 +26,11 @@ void read_options(config::Section& s, LuaOptions& o) {
   auto& ctx = s.context();
   if (ctx.docs) return;
   if (script.empty() == file.empty()) {
-    ctx.error(s.key_path("script"), "give either script or file");
+    ctx.error(s.key_path("script"), "give either script or script_file");
     return;
   }
   if (!file.empty()) {
-    if (!config::check_readable_file(ctx, s.key_path("file"), file, "Lua file")) return;
+    if (!config::check_readable_file(ctx, s.key_path("script_file"), file, "Lua file")) return;
     std::ifstream in(file, std::ios::binary);
     std::ostringstream text;
     text << in.rdbuf();
@@ -44,7 +44,7 @@ void read_options(config::Section& s, LuaOptions& o) {
   try {
     LuaSandbox check(o);  // compiles and runs the top level once, with the same limits
   } catch (const LuaError& e) {
-    ctx.error(s.key_path(file.empty() ? "script" : "file"), e.what());
+    ctx.error(s.key_path(file.empty() ? "script" : "script_file"), e.what());
   }
 }
 

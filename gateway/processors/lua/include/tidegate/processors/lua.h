@@ -27,7 +27,7 @@ namespace tidegate::processors {
 struct LuaOptions {
   std::string name;
   std::string files_read;
-  std::string script;          // the source (from `script` or `file`)
+  std::string script;          // the source (from `script` or `script_file`)
   std::string chunk_name;      // for error messages: the file or "script"
   std::string function = "process";
   std::uint64_t instruction_limit = 1'000'000;  // per record
