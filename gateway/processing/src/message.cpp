@@ -24,6 +24,10 @@ void Message::set_fields(Json object) {
   dirty_ = true;
 }
 
+void Message::keep_original() {
+  if (!original_) original_ = record_;
+}
+
 void Message::payload_replaced() {
   doc_.reset();
   parse_error_.clear();

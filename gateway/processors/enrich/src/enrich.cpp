@@ -17,10 +17,10 @@ bool EnrichRule::matches(const std::string& device_id, const std::string& topic_
 Enrich::Enrich(const EnrichOptions& options) : opts_(options) {}
 
 const processing::Json& Enrich::merged_for(const std::string& device, const std::string& topic) {
-  std::string key = device;
-  key.push_back('\0');
-  key += topic;
-  if (auto it = cache_.find(key); it != cache_.end()) return it->second;
+  key_.assign(device);  // a member: no allocation per record once warm
+  key_.push_back('\0');
+  key_ += topic;
+  if (auto it = cache_.find(key_); it != cache_.end()) return it->second;
   if (cache_.size() >= kMaxCached) cache_.clear();  // many distinct topics: start over rather than grow
   auto merged = processing::Json::object();
   for (const auto& rule : opts_.rules) {
@@ -28,7 +28,7 @@ const processing::Json& Enrich::merged_for(const std::string& device, const std:
     for (const auto& [k, v] : rule.fields.items())
       merged[k] = v;
   }
-  return cache_.emplace(std::move(key), std::move(merged)).first->second;
+  return cache_.emplace(key_, std::move(merged)).first->second;
 }
 
 processing::Verdict Enrich::process(processing::Message& message) {

@@ -324,6 +324,14 @@ processing::Verdict LuaSandbox::call(processing::Message& message) {
                                   "; expected the record table, nil or false");
   }
   auto& record = message.record();
+  // What the script changed in the record itself; the original is kept
+  // first for a dead letter later in the chain.
+  auto change = [&](std::string& field, std::optional<std::string> value) {
+    if (!value || *value == field) return false;
+    message.keep_original();
+    field = std::move(*value);
+    return true;
+  };
   lua_pushstring(L, "fields");
   lua_rawget(L, result);
   const int fields_type = lua_type(L, -1);
@@ -336,14 +344,13 @@ processing::Verdict LuaSandbox::call(processing::Message& message) {
     }
     if (!doc.is_object()) return Verdict::dead_letter("the returned fields are a list, not an object");
     message.set_fields(std::move(doc));
-  } else if (auto payload = string_field(L, result, "payload"); payload && *payload != record.payload) {
-    record.payload = std::move(*payload);
+  } else if (change(record.payload, string_field(L, result, "payload"))) {
     message.payload_replaced();
   }
   lua_pop(L, 1);
-  if (auto v = string_field(L, result, "topic")) record.topic = std::move(*v);
-  if (auto v = string_field(L, result, "device")) record.partition_key = std::move(*v);
-  if (auto v = string_field(L, result, "content_type")) record.content_type = std::move(*v);
+  change(record.topic, string_field(L, result, "topic"));
+  change(record.partition_key, string_field(L, result, "device"));
+  change(record.content_type, string_field(L, result, "content_type"));
   return Verdict::pass();
 }
 

@@ -75,6 +75,7 @@ processing::Verdict Redact::process(processing::Message& message) {
     bool changed = false;
     for (const auto& re : patterns_) {
       if (!re.search(payload)) continue;
+      message.keep_original();
       payload = re.replace_all(payload, [&](std::string_view match) { return replacement(match); });
       changed = true;
     }

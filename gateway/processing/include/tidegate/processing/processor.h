@@ -35,6 +35,12 @@ class Message {
   // Replaces the fields with a new object (from a script): it becomes the
   // payload, whatever the payload was before.
   void set_fields(Json object);
+  // Before a processor changes the record's own fields (payload bytes,
+  // topic, device, content type; not through fields()): keeps the record as
+  // it was, so that a dead letter later in the chain stores the original.
+  void keep_original();
+  // The record as it was before the chain, if keep_original() saved it.
+  const std::optional<buffer::Record>& original() const { return original_; }
   // The payload was replaced as bytes (redact of raw text, Lua): a parsed
   // copy is stale.
   void payload_replaced();
@@ -44,6 +50,7 @@ class Message {
 
  private:
   buffer::Record& record_;
+  std::optional<buffer::Record> original_;
   std::optional<Json> doc_;
   std::string parse_error_;
   bool parsed_ = false;

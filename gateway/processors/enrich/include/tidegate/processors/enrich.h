@@ -48,6 +48,7 @@ class Enrich : public processing::Processor {
   // Fields per (device, topic) seen: a table of hundreds of rules is
   // matched once per device, not once per reading. Bounded.
   std::unordered_map<std::string, processing::Json> cache_;
+  std::string key_;
   static constexpr std::size_t kMaxCached = 10'000;
 };
 
