@@ -236,7 +236,7 @@ TEST(Fields, RenameDropAndKeep) {
   ro.renames = {{"temp", "temperature"}, {"meta.rm", "room"}, {"absent", "x"}};
   processors::Rename rename(ro);
   EXPECT_EQ(run(rename, record(R"({"temp": 21, "meta": {"rm": "B1", "f": 2}})")).out.payload,
-            R"({"meta":{"f":2},"temperature":21,"room":"B1"})");
+            R"({"temperature":21,"meta":{"f":2},"room":"B1"})");  // a rename in place keeps the field's place
   processors::FieldListOptions lo;
   lo.fields = {"debug", "meta.raw"};
   processors::DropFields drop(lo);
@@ -521,6 +521,78 @@ route = { topics = ["site/#"], devices = ["ahu-*"] }
                              "from_unit = \"degF\"\nto_unit = \"kPa\"\n")
                 .find("no conversion from \"degF\" to \"kPa\""),
             std::string::npos);
+}
+
+}  // namespace
+}  // namespace tidegate::processing
+
+namespace tidegate::processing {
+namespace {
+
+// The fast path agrees with the full parse on what is JSON, and what it
+// cannot represent it hands over instead of guessing.
+TEST(JsonView, AcceptsWhatTheFullParseAcceptsAndHandsOverTheRest) {
+  JsonView v;
+  for (const char* ok : {R"({})", R"( {"a":1,"b":[1,2,{"c":null}],"d":"x\"y","e":-0.5,"f":true} )"}) {
+    EXPECT_EQ(v.parse(ok), JsonView::Parse::kOk) << ok;
+  }
+  for (const char* bad : {"", "{", R"({"a":})", R"({"a":01})", R"({"a":1,})", R"({"a":"\x"})", "{} x", R"({"a":.5})",
+                          R"({"a":tru})", "{\"a\":\"\x01\"}"}) {
+    EXPECT_EQ(v.parse(bad), JsonView::Parse::kNotJson) << bad;
+    EXPECT_TRUE(Json::parse(bad, nullptr, false).is_discarded()) << bad;
+  }
+  EXPECT_EQ(v.parse("[1]"), JsonView::Parse::kNotObject);
+  EXPECT_EQ(v.parse(R"({"a":1,"a":2})"), JsonView::Parse::kUnsupported);  // duplicate keys
+  EXPECT_EQ(v.parse(R"({"t":"21 °C"})"), JsonView::Parse::kUnsupported);   // UTF-8: the full parse checks it
+  EXPECT_EQ(v.parse(R"({"\u0061":1})"), JsonView::Parse::kUnsupported);    // \u escapes
+  EXPECT_EQ(v.parse(R"({"a":1e999})"), JsonView::Parse::kUnsupported);     // exponents: overflow is an error
+}
+
+TEST(JsonView, EditsAreWrittenInOnePassKeepingWhatWasNotTouched) {
+  JsonView v;
+  const std::string text = R"({ "t" : 21.50, "meta": {"room": "B1"}, "badge": "B-7", "old": 1 })";
+  ASSERT_EQ(v.parse(text), JsonView::Parse::kOk);
+  std::uint32_t key = 0, value = 0;
+  ASSERT_EQ(v.find("meta.room", key, value), JsonView::Find::kFound);
+  EXPECT_EQ(v.raw(value), "B1");
+  v.rename(key, "zone");
+  ASSERT_EQ(v.find("badge", key, value), JsonView::Find::kFound);
+  v.replace(value, R"("****")");
+  EXPECT_EQ(v.find("badge", key, value), JsonView::Find::kUnsupported);  // replaced: the document knows
+  ASSERT_EQ(v.find("old", key, value), JsonView::Find::kFound);
+  v.remove(key);
+  EXPECT_EQ(v.find("old", key, value), JsonView::Find::kMissing);
+  v.append(0, "site", R"("plant \"3\"")");
+  EXPECT_EQ(v.find("site", key, value), JsonView::Find::kUnsupported);  // appended: the document knows
+  EXPECT_EQ(v.find("meta.zone", key, value), JsonView::Find::kFound);
+  std::string out;
+  v.write(out);
+  EXPECT_EQ(out, R"({"t":21.50,"meta":{"zone":"B1"},"badge":"****","site":"plant \"3\""})");
+  EXPECT_EQ(Json::parse(out)["site"], "plant \"3\"");
+}
+
+// A chain that mixes the fast path and the document gives what the
+// document alone gives (up to number formatting).
+TEST(JsonView, AChainThatLeavesTheFastPathMidwayKeepsEveryEdit) {
+  processors::RenameOptions ro;
+  ro.renames = {{"t", "temperature"}};
+  processors::ConvertOptions co;  // convert has no fast path: the document takes over
+  processors::ConvertRule rule;
+  rule.field = "temperature";
+  rule.scale = 2;
+  co.rules = {rule};
+  processors::EnrichOptions eo;
+  eo.rules = {{"", "", {{"site", "plant-3"}}}};
+  std::vector<NamedProcessor> procs;
+  procs.push_back({"names", "rename", std::make_unique<processors::Rename>(ro)});
+  procs.push_back({"site", "enrich", std::make_unique<processors::Enrich>(eo)});
+  procs.push_back({"double", "convert", std::make_unique<processors::Convert>(co)});
+  Chain chain({}, std::move(procs));
+  for (int i = 0; i < 3; ++i) {  // the chain's view is reused record after record
+    auto r = record(R"({"t": 10, "x": "y"})");
+    ASSERT_EQ(chain.apply(r).kind, ChainResult::Kind::kSend);
+    EXPECT_EQ(Json::parse(r.payload), Json::parse(R"({"temperature": 20.0, "x": "y", "site": "plant-3"})")) << r.payload;
+  }
 }
 
 }  // namespace

@@ -19,7 +19,7 @@ ChainResult Chain::apply(buffer::Record& record) {
     return {ChainResult::Kind::kNotRouted, {}};
   }
   if (processors_.empty()) return {};
-  Message message(record);
+  Message message(record, &view_);
   // Time is taken on every kTimedEvery-th record only: two clock reads per
   // processor and record would cost as much as a cheap processor.
   const bool timed = (applied_++ % kTimedEvery) == 0;

@@ -1,6 +1,7 @@
 #include "tidegate/processing/condition.h"
 
 #include <cctype>
+#include <charconv>
 #include <cstdlib>
 #include <optional>
 #include <string_view>
@@ -37,6 +38,43 @@ const char* type_name(Value::Type t) {
       return "an object or array";
   }
   return "?";
+}
+
+// A field read from the fast path; nullopt when the view cannot say
+// (then the document decides).
+std::optional<Value> from_view(const JsonView& view, const std::string& path) {
+  std::uint32_t key = 0, token = 0;
+  const auto found = view.find(path, key, token);
+  if (found == JsonView::Find::kMissing) return Value{};
+  if (found == JsonView::Find::kUnsupported) return std::nullopt;
+  Value v;
+  switch (view.type(token)) {
+    case JsonView::Type::kNull:
+      v.type = Value::Type::kNull;
+      break;
+    case JsonView::Type::kTrue:
+    case JsonView::Type::kFalse:
+      v.type = Value::Type::kBool;
+      v.b = view.type(token) == JsonView::Type::kTrue;
+      break;
+    case JsonView::Type::kNumber: {
+      const auto text = view.raw(token);
+      double d = 0;
+      const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), d);
+      if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;  // out of range: the parser decides
+      v.type = Value::Type::kNumber;
+      v.number = d;
+      break;
+    }
+    case JsonView::Type::kString:
+      if (view.escaped(token)) return std::nullopt;
+      v.type = Value::Type::kString;
+      v.text = view.raw(token);
+      break;
+    default:
+      v.type = Value::Type::kOther;
+  }
+  return v;
 }
 
 Value from_json(const Json* node) {
@@ -399,6 +437,10 @@ class Evaluator {
         return v;
       }
       case Operand::Kind::kField: {
+        if (JsonView* view = m_.view()) {
+          if (auto v = from_view(*view, o.path)) return v;
+          // not answerable from the view: the full document below
+        }
         std::string why;
         Json* doc = m_.fields(why);
         if (!doc) {

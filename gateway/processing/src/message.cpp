@@ -1,26 +1,70 @@
 #include "tidegate/processing/processor.h"
 
 namespace tidegate::processing {
+namespace {
 
-Json* Message::fields(std::string& error) {
-  if (!parsed_) {
-    parsed_ = true;
-    auto doc = Json::parse(record_.payload, nullptr, false);
-    if (doc.is_discarded()) {
-      parse_error_ = "the payload is not JSON";
-    } else if (!doc.is_object()) {
-      parse_error_ = "the payload is JSON but not an object: it has no fields";
-    } else {
-      doc_ = std::move(doc);
+const char* const kNotJson = "the payload is not JSON";
+const char* const kNotObject = "the payload is JSON but not an object: it has no fields";
+
+}  // namespace
+
+void Message::parse_document(std::string_view text) {
+  auto doc = Json::parse(text, nullptr, false);
+  if (doc.is_discarded()) {
+    parse_error_ = kNotJson;
+    mode_ = Mode::kNoFields;
+  } else if (!doc.is_object()) {
+    parse_error_ = kNotObject;
+    mode_ = Mode::kNoFields;
+  } else {
+    doc_ = std::move(doc);
+    mode_ = Mode::kDocument;
+  }
+}
+
+JsonView* Message::view() {
+  if (mode_ == Mode::kUnread) {
+    switch (view_->parse(record_.payload)) {
+      case JsonView::Parse::kOk:
+        mode_ = Mode::kView;
+        break;
+      case JsonView::Parse::kNotJson:
+        parse_error_ = kNotJson;
+        mode_ = Mode::kNoFields;
+        break;
+      case JsonView::Parse::kNotObject:
+        parse_error_ = kNotObject;
+        mode_ = Mode::kNoFields;
+        break;
+      case JsonView::Parse::kUnsupported:
+        parse_document(record_.payload);
+        break;
     }
   }
-  if (!doc_) error = parse_error_;
-  return doc_ ? &*doc_ : nullptr;
+  return mode_ == Mode::kView ? view_ : nullptr;
+}
+
+Json* Message::fields(std::string& error) {
+  if (mode_ == Mode::kUnread) {
+    parse_document(record_.payload);
+  } else if (mode_ == Mode::kView) {
+    // From the fast path to the document, with the edits made so far.
+    if (view_->edited()) {
+      std::string text;
+      view_->write(text);
+      parse_document(text);
+      dirty_ = true;
+    } else {
+      parse_document(record_.payload);
+    }
+  }
+  if (mode_ != Mode::kDocument) error = parse_error_;
+  return mode_ == Mode::kDocument ? &*doc_ : nullptr;
 }
 
 void Message::set_fields(Json object) {
   doc_ = std::move(object);
-  parsed_ = true;
+  mode_ = Mode::kDocument;
   dirty_ = true;
 }
 
@@ -31,16 +75,20 @@ void Message::keep_original() {
 void Message::payload_replaced() {
   doc_.reset();
   parse_error_.clear();
-  parsed_ = false;
+  mode_ = Mode::kUnread;
   dirty_ = false;
 }
 
 void Message::finish() {
-  if (!dirty_ || !doc_) return;
-  // Invalid UTF-8 in a string is replaced (U+FFFD) rather than thrown on:
-  // nlohmann parsed it, so it is valid, but a processor may have cut it.
-  record_.payload = doc_->dump(-1, ' ', false, Json::error_handler_t::replace);
+  if (mode_ == Mode::kView && view_->edited()) {
+    view_->write_into(record_.payload);
+  } else if (mode_ == Mode::kDocument && dirty_) {
+    // Invalid UTF-8 in a string is replaced (U+FFFD) rather than thrown on:
+    // nlohmann parsed it, so it is valid, but a processor may have cut it.
+    record_.payload = doc_->dump(-1, ' ', false, Json::error_handler_t::replace);
+  }
   dirty_ = false;
+  mode_ = Mode::kUnread;
 }
 
 }  // namespace tidegate::processing

@@ -16,29 +16,59 @@ bool EnrichRule::matches(const std::string& device_id, const std::string& topic_
 
 Enrich::Enrich(const EnrichOptions& options) : opts_(options) {}
 
-const processing::Json& Enrich::merged_for(const std::string& device, const std::string& topic) {
+const Enrich::Merged& Enrich::merged_for(const std::string& device, const std::string& topic) {
   key_.assign(device);  // a member: no allocation per record once warm
   key_.push_back('\0');
   key_ += topic;
   if (auto it = cache_.find(key_); it != cache_.end()) return it->second;
   if (cache_.size() >= kMaxCached) cache_.clear();  // many distinct topics: start over rather than grow
-  auto merged = processing::Json::object();
+  Merged merged;
+  merged.fields = processing::Json::object();
   for (const auto& rule : opts_.rules) {
     if (!rule.matches(device, topic)) continue;
     for (const auto& [k, v] : rule.fields.items())
-      merged[k] = v;
+      merged.fields[k] = v;
   }
+  for (const auto& [k, v] : merged.fields.items())
+    merged.texts.emplace_back(k, v.dump(-1, ' ', false, processing::Json::error_handler_t::replace));
   return cache_.emplace(key_, std::move(merged)).first->second;
+}
+
+bool Enrich::add_to_view(processing::JsonView& view, const Merged& add) const {
+  using Find = processing::JsonView::Find;
+  for (const auto& [path, text] : add.texts) {
+    std::uint32_t key = 0, value = 0;
+    const auto found = view.find(path, key, value);
+    if (found == Find::kUnsupported) return false;
+    if (found == Find::kFound) {
+      if (opts_.overwrite) view.replace(value, text);
+      continue;
+    }
+    const auto dot = path.rfind('.');
+    if (dot == std::string::npos) {
+      view.append(0, path, text);
+      continue;
+    }
+    // Into an existing object only; creating one is the document's job.
+    if (view.find(std::string_view(path).substr(0, dot), key, value) != Find::kFound ||
+        view.type(value) != processing::JsonView::Type::kObject) {
+      return false;
+    }
+    view.append(value, std::string_view(path).substr(dot + 1), text);
+  }
+  return true;
 }
 
 processing::Verdict Enrich::process(processing::Message& message) {
   const auto& r = message.record();
   const auto& add = merged_for(r.partition_key, r.topic);
-  if (add.empty()) return processing::Verdict::pass();
+  if (add.texts.empty()) return processing::Verdict::pass();
+  if (auto* view = message.view(); view && add_to_view(*view, add)) return processing::Verdict::pass();
+  // The document: what the view added already is found there and kept.
   std::string error;
   auto* doc = message.fields(error);
   if (!doc) return processing::Verdict::dead_letter(error);
-  for (const auto& [path, value] : add.items()) {
+  for (const auto& [path, value] : add.fields.items()) {
     if (!opts_.overwrite && common::find_json_path(*doc, path)) continue;
     if (!common::set_json_path(*doc, path, value)) {
       return processing::Verdict::dead_letter("cannot add " + path + ": a level on its path is not an object");

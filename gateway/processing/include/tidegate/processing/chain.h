@@ -57,6 +57,7 @@ class Chain {
   std::vector<NamedProcessor> processors_;
   std::unique_ptr<Counters[]> counters_;
   std::atomic<std::uint64_t> not_routed_{0};
+  JsonView view_;  // reused record after record
   static constexpr std::uint64_t kTimedEvery = 16;
   std::uint64_t applied_ = 0;
 };

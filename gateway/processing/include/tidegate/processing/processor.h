@@ -11,22 +11,33 @@
 #include <string>
 
 #include "tidegate/buffer/record.h"
+#include "tidegate/processing/json_view.h"
 
 namespace tidegate::processing {
 
 // Fields keep the order the sensor sent them in.
 using Json = nlohmann::ordered_json;
 
-// One record on its way through a chain. The payload is parsed as JSON at
-// most once, by the first processor that needs fields, and written back
-// once at the end of the chain if any processor changed the fields.
+// One record on its way through a chain. The payload is read at most once:
+// as a JsonView (the fast path: tokens and edits, written back in one pass)
+// by processors that have one, or as a full document (nlohmann) by those
+// that need it or when the view cannot answer; a view is turned into a
+// document once, with its edits. Changes are written back once, after the
+// last processor.
 class Message {
  public:
-  explicit Message(buffer::Record& record) : record_(record) {}
+  // `scratch`: a view whose buffers are reused record after record (the
+  // chain's); without one the message has its own.
+  explicit Message(buffer::Record& record, JsonView* scratch = nullptr)
+      : record_(record), view_(scratch ? scratch : &own_view_) {}
 
   buffer::Record& record() { return record_; }
   const buffer::Record& record() const { return record_; }
 
+  // The fast path: the payload as a view, or nullptr when the caller must
+  // use fields() (the payload is not a JSON object, which fields() then
+  // reports, or the view cannot represent it, or fields() was used).
+  JsonView* view();
   // The payload's JSON object, or nullptr with `error` set (not JSON, or
   // JSON that is not an object: such payloads have no fields).
   Json* fields(std::string& error);
@@ -44,16 +55,21 @@ class Message {
   // The payload was replaced as bytes (redact of raw text, Lua): a parsed
   // copy is stale.
   void payload_replaced();
-  // Writes changed fields back into the payload (compact JSON). The chain
-  // calls it once after the last processor.
+  // Writes changes back into the payload (compact JSON). The chain calls it
+  // once after the last processor.
   void finish();
 
  private:
+  enum class Mode { kUnread, kView, kDocument, kNoFields };
+  void parse_document(std::string_view text);
+
   buffer::Record& record_;
+  JsonView own_view_;
+  JsonView* view_;
+  Mode mode_ = Mode::kUnread;
   std::optional<buffer::Record> original_;
   std::optional<Json> doc_;
   std::string parse_error_;
-  bool parsed_ = false;
   bool dirty_ = false;
 };
 

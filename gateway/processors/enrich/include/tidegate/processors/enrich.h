@@ -42,12 +42,19 @@ class Enrich : public processing::Processor {
   processing::Verdict process(processing::Message& message) override;
 
  private:
-  const processing::Json& merged_for(const std::string& device, const std::string& topic);
+  // The fields every matching rule adds, as values and as JSON text.
+  struct Merged {
+    processing::Json fields;
+    std::vector<std::pair<std::string, std::string>> texts;  // path, JSON text
+  };
+  const Merged& merged_for(const std::string& device, const std::string& topic);
+  // The fast path; false if the view cannot do it (the document does).
+  bool add_to_view(processing::JsonView& view, const Merged& add) const;
 
   EnrichOptions opts_;
   // Fields per (device, topic) seen: a table of hundreds of rules is
   // matched once per device, not once per reading. Bounded.
-  std::unordered_map<std::string, processing::Json> cache_;
+  std::unordered_map<std::string, Merged> cache_;
   std::string key_;
   static constexpr std::size_t kMaxCached = 10'000;
 };

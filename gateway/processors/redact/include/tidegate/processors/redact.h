@@ -7,6 +7,7 @@
 // fields are named).
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -37,9 +38,12 @@ class Redact : public processing::Processor {
  private:
   std::string replacement(std::string_view secret) const;
   bool redact_strings(processing::Json& node, int depth) const;
+  bool redact_in_view(processing::JsonView& view) const;
 
   RedactOptions opts_;
   std::vector<processing::Regex> patterns_;
+  std::string quoted_mask_;  // the mask as a JSON string
+  mutable std::vector<std::pair<std::uint32_t, std::uint32_t>> found_;  // reused: key and value tokens
 };
 
 }  // namespace tidegate::processors
