@@ -19,7 +19,6 @@
 #include <malloc.h>
 #include <mqtt/async_client.h>
 #include <sqlite3.h>
-#include <sys/resource.h>
 
 #include <algorithm>
 #include <atomic>
@@ -45,19 +44,13 @@
 #include "tidegate/sinks/mqtt_sink.h"
 
 using namespace tidegate;
+using bench::cpu_seconds;
 using bench::fmt;
 using Steady = std::chrono::steady_clock;
 
 namespace {
 
 const std::string kGateway = "bench";
-
-double cpu_seconds() {
-  rusage u{};
-  ::getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
-}
 
 std::int64_t wall_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())

@@ -5,7 +5,6 @@
 // come from a TOML configuration through the same loader the gateway uses.
 //
 //   bench_processing [--records N] [--quick] [--out DIR]
-#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
@@ -20,17 +19,11 @@
 #include "tidegate/sinks/file_sink.h"
 
 using namespace tidegate;
+using bench::cpu_seconds;
 using bench::fmt;
 using Steady = std::chrono::steady_clock;
 
 namespace {
-
-double cpu_seconds() {
-  rusage u{};
-  ::getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
-}
 
 // A ~130-byte building reading with a field to redact.
 buffer::NewRecord reading(std::uint64_t i) {
