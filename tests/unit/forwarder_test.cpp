@@ -269,6 +269,58 @@ TEST_F(ForwarderTest, TheRouteAndProcessorsShapeWhatTheSinkGetsAndTheCursorPasse
   EXPECT_EQ(buffer_->read_after(0, 1, SIZE_MAX).records.at(0).payload, R"({"t": 31, "badge": "B-1"})");
 }
 
+// While a backlog drains, the next batch is read and run through the chain
+// ahead, on another thread: the sink still gets every record in order, each
+// processed once, and dead letters of batches prepared ahead are stored.
+TEST_F(ForwarderTest, ABacklogProcessedAheadArrivesInOrderOnceWithItsDeadLetters) {
+  std::vector<buffer::NewRecord> in;
+  for (int i = 1; i <= 60; ++i) {
+    in.push_back(testing::make_record(i % 7 == 0 ? "not json" : R"({"n":)" + std::to_string(i) + "}", "d"));
+  }
+  ASSERT_TRUE(buffer_->append_wait(std::move(in)).ok());
+
+  class Tag final : public processing::Processor {
+   public:
+    processing::Verdict process(processing::Message& m) override {
+      std::string why;
+      auto* f = m.fields(why);
+      if (!f) return processing::Verdict::dead_letter(why);
+      (*f)["seen"] = true;
+      m.fields_changed();
+      return processing::Verdict::pass();
+    }
+  };
+  std::vector<processing::NamedProcessor> procs;
+  procs.push_back({"tag", "lua", std::make_unique<Tag>()});
+  SinkLimits small;
+  small.max_records = 4;  // 15 batches: most of them prepared ahead
+  auto sink = std::make_unique<ScriptedSink>("cloud", [](auto&, int) { return ok(); }, small);
+  auto* s = sink.get();
+  Forwarder f(*buffer_, std::move(sink), fast(), log_.fn(), "scripted",
+              std::make_unique<processing::Chain>(processing::Route{}, std::move(procs)));
+  f.start();
+  ASSERT_TRUE(wait_for([&] { return buffer_->acked_seq("cloud") == 60u; }));
+  std::vector<std::uint64_t> expected;
+  for (std::uint64_t i = 1; i <= 60; ++i) {
+    if (i % 7 != 0) expected.push_back(i);
+  }
+  EXPECT_EQ(s->accepted(), expected);
+  for (std::size_t k = 0; k < expected.size(); ++k) {
+    EXPECT_EQ(s->payloads().at(k), R"({"n":)" + std::to_string(expected[k]) + R"(,"seen":true})");
+  }
+  const auto dead = buffer_->dead_letters(20);
+  ASSERT_EQ(dead.size(), 8u);
+  for (std::size_t k = 0; k < dead.size(); ++k) {
+    EXPECT_EQ(dead[k].seq, 7 * (k + 1));
+    EXPECT_EQ(dead[k].record.payload, "not json");
+  }
+  const auto st = f.stats();
+  EXPECT_EQ(st.dead_lettered_total, 8u);
+  ASSERT_EQ(st.processors.size(), 1u);
+  EXPECT_EQ(st.processors[0].in_total, 60u);  // each record processed once
+  EXPECT_EQ(st.processors[0].out_total, 52u);
+}
+
 TEST_F(ForwarderTest, TheForwarderTakesTheBuffersClock) {
   auto clock = std::make_shared<testing::FakeClock>();  // 2023, years before the system's time
   buffer::BufferOptions o;

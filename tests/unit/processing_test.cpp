@@ -3,6 +3,8 @@
 // whole path through real sinks in tests/integration/processing_test.cpp).
 #include <gtest/gtest.h>
 
+#include <charconv>
+#include <cstring>
 #include <fstream>
 
 #include "test_support.h"
@@ -592,6 +594,52 @@ TEST(JsonView, AChainThatLeavesTheFastPathMidwayKeepsEveryEdit) {
     auto r = record(R"({"t": 10, "x": "y"})");
     ASSERT_EQ(chain.apply(r).kind, ChainResult::Kind::kSend);
     EXPECT_EQ(Json::parse(r.payload), Json::parse(R"({"temperature": 20.0, "x": "y", "site": "plant-3"})")) << r.payload;
+  }
+}
+
+TEST(JsonView, NumbersReadFastAreTheNumbersStrtodReads) {
+  // The fast path (up to 15 digits) and from_chars must agree bit for bit.
+  std::vector<std::string> numbers = {"0",     "-0",          "21.5",  "0.1",    "-45.25", "123456789012345",
+                                      "1.5e3", "0.000001234", "99.99", "-0.001", "1234567890123456789"};
+  std::uint64_t x = 88172645463325252ull;
+  for (int i = 0; i < 2000; ++i) {  // xorshift: reproducible decimals of every length
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    auto digits = std::to_string(x % 10'000'000'000'000'000ull);
+    const auto point = static_cast<std::size_t>(x % (digits.size() + 1));
+    if (point > 0 && point < digits.size()) digits.insert(point, ".");
+    numbers.push_back((x & 1) ? "-" + digits : digits);
+  }
+  for (const auto& n : numbers) {
+    const std::string payload = R"({"v":)" + n + "}";
+    JsonView view;
+    if (view.parse(payload) != JsonView::Parse::kOk) continue;  // exponents: the full parse's
+    std::uint32_t key = 0, value = 0;
+    ASSERT_EQ(view.find("v", key, value), JsonView::Find::kFound) << n;
+    double fast = 0, reference = 0;
+    ASSERT_TRUE(view.number(value, fast)) << n;
+    std::from_chars(n.data(), n.data() + n.size(), reference);
+    EXPECT_EQ(std::memcmp(&fast, &reference, sizeof fast), 0) << n;
+  }
+}
+
+TEST(JsonView, ACompactPayloadIsCopiedInRunsAndGivesWhatASpacedOneGives) {
+  const std::string compact = R"({"a":1,"b":{"c":[1,2,{"d":null}]},"e":"x\"y","f":true,"g":2.5})";
+  const std::string spaced = R"({ "a": 1, "b": { "c": [1, 2, {"d": null}] }, "e": "x\"y", "f": true, "g": 2.5 })";
+  for (const auto* text : {&compact, &spaced}) {
+    JsonView view;
+    ASSERT_EQ(view.parse(*text), JsonView::Parse::kOk);
+    std::uint32_t key = 0, value = 0;
+    ASSERT_EQ(view.find("f", key, value), JsonView::Find::kFound);
+    view.remove(key);
+    ASSERT_EQ(view.find("a", key, value), JsonView::Find::kFound);
+    view.rename(key, "A");
+    ASSERT_EQ(view.find("b.c", key, value), JsonView::Find::kFound);
+    view.append(0, "h", "\"new\"");
+    std::string out;
+    view.write(out);
+    EXPECT_EQ(out, R"({"A":1,"b":{"c":[1,2,{"d":null}]},"e":"x\"y","g":2.5,"h":"new"})") << *text;
   }
 }
 

@@ -39,6 +39,16 @@ const char* to_string(Outcome outcome) {
   return "?";
 }
 
+// A batch read from the buffer, with what this sink's route and chain made
+// of each record: done before sending, on the thread that read it.
+struct Prepared {
+  enum class Fate : std::uint8_t { kSend, kOtherSink, kSkip, kDeadLetter };
+  std::vector<buffer::Record> records;
+  std::vector<Fate> fate;
+  std::vector<std::string> reasons;  // kDeadLetter's, in record order
+  bool empty() const { return records.empty(); }
+};
+
 class Forwarder::Impl {
  public:
   Impl(buffer::Buffer& buffer, std::unique_ptr<Sink> sink, ForwarderOptions options, buffer::LogFn log,
@@ -152,7 +162,7 @@ class Forwarder::Impl {
 
   // On the forwarder's thread, between batches: the rewinds operators asked
   // for, in order. True if there were any (the round starts afresh).
-  bool serve_rewinds(std::future<buffer::ReadResult>& ahead) {
+  bool serve_rewinds(std::future<Prepared>& ahead) {
     std::deque<std::pair<RewindTarget, std::promise<buffer::RewindResult>>> requests;
     {
       std::lock_guard lock(mu_);
@@ -236,11 +246,13 @@ class Forwarder::Impl {
     }
     log(LogLevel::kInfo, "forwarding to " + stats_.destination + " from sequence " +
                              std::to_string(buffer_.acked_seq(name_).value_or(0) + 1));
-    // While a backlog drains, the batch after the one in flight is read
-    // meanwhile (another core, another SQLite connection), so the sink does
-    // not wait for the buffer. It is used only if this batch's cursor move
-    // lands: otherwise the next batch is read from the cursor again.
-    std::future<buffer::ReadResult> ahead;
+    // While a backlog drains, the batch after the one in flight is read and
+    // run through the chain meanwhile (another core, another SQLite
+    // connection), so the sink waits for neither. It is used only if this
+    // batch's cursor move lands: otherwise the next batch is read from the
+    // cursor again. The chain is never used by two threads at once: the
+    // batch in flight was prepared before the next one started.
+    std::future<Prepared> ahead;
     while (!stopping()) {
       try {
         forward_once(ahead);
@@ -258,7 +270,7 @@ class Forwarder::Impl {
   // The outer error boundary of the forwarder's thread (reading the buffer,
   // a std::bad_alloc): counted, logged, and the batch is read again from the
   // cursor after a backoff, so nothing is skipped.
-  void survive(const std::string& what, std::future<buffer::ReadResult>& ahead) {
+  void survive(const std::string& what, std::future<Prepared>& ahead) {
     try {
       discard(ahead);
     } catch (...) {
@@ -271,7 +283,7 @@ class Forwarder::Impl {
   }
 
   // One round: pause, read (or take the read-ahead), send, move the cursor.
-  void forward_once(std::future<buffer::ReadResult>& ahead) {
+  void forward_once(std::future<Prepared>& ahead) {
     if (serve_rewinds(ahead)) return;
     if (wait_while_paused()) {
       discard(ahead);
@@ -282,23 +294,27 @@ class Forwarder::Impl {
       return;
     }
     auto batch = take(ahead);
-    if (batch.empty()) batch = next_batch();
-    if (batch.empty()) return;
-    if (opts_.drain == DrainOrder::kLiveFirst && is_backlog(batch.front())) {
-      enter_live_first();
-      return;
+    if (batch.empty()) {
+      auto read = next_batch();
+      if (read.empty()) return;
+      if (opts_.drain == DrainOrder::kLiveFirst && is_backlog(read.front())) {
+        enter_live_first();
+        return;
+      }
+      batch = prepare(std::move(read));
     }
     // Only a full batch means backlog; live traffic is better served by
     // the next batch's linger than by sending what arrived meanwhile at once.
-    if (batch.size() >= max_records_ &&
-        buffer_.wait_for_records_after(batch.back().seq, std::chrono::milliseconds(0))) {
-      ahead = std::async(std::launch::async, [this, after = batch.back().seq] {
-        return buffer_.read_after(after, max_records_, max_bytes_);
+    if (batch.records.size() >= max_records_ &&
+        buffer_.wait_for_records_after(batch.records.back().seq, std::chrono::milliseconds(0))) {
+      ahead = std::async(std::launch::async, [this, after = batch.records.back().seq] {
+        auto r = buffer_.read_after(after, max_records_, max_bytes_);
+        return r.status == buffer::Status::kOk ? prepare(std::move(r.records)) : Prepared{};
       });
     }
     const auto started = SteadyClock::now();
-    if (send_all(batch) && commit_cursor(batch)) {
-      batch_done(batch.size(), started);
+    if (send_all(batch) && commit_cursor(batch.records)) {
+      batch_done(batch.records.size(), started);
     } else {
       discard(ahead);
     }
@@ -306,13 +322,38 @@ class Forwarder::Impl {
 
   // The read-ahead batch, empty if there is none or its read failed (then
   // the next batch is read from the cursor as usual).
-  std::vector<buffer::Record> take(std::future<buffer::ReadResult>& ahead) {
-    if (!ahead.valid()) return {};
-    auto r = ahead.get();
-    return r.status == buffer::Status::kOk ? std::move(r.records) : std::vector<buffer::Record>{};
+  static Prepared take(std::future<Prepared>& ahead) { return ahead.valid() ? ahead.get() : Prepared{}; }
+
+  // Routes and processes each record, once per batch: a retry sends what
+  // this made. Records a dead letter replayed for another sink are passed.
+  Prepared prepare(std::vector<buffer::Record> records) {
+    Prepared p;
+    p.fate.assign(records.size(), Prepared::Fate::kSend);
+    for (std::size_t i = 0; i < records.size(); ++i) {
+      if (!records[i].only_sink.empty() && records[i].only_sink != name_) {
+        p.fate[i] = Prepared::Fate::kOtherSink;
+        continue;
+      }
+      if (!chain_) continue;
+      auto r = chain_->apply(records[i]);
+      switch (r.kind) {
+        case processing::ChainResult::Kind::kSend:
+          break;
+        case processing::ChainResult::Kind::kNotRouted:
+        case processing::ChainResult::Kind::kDropped:
+          p.fate[i] = Prepared::Fate::kSkip;
+          break;
+        case processing::ChainResult::Kind::kDeadLetter:
+          p.fate[i] = Prepared::Fate::kDeadLetter;
+          p.reasons.push_back(std::move(r.reason));
+          break;
+      }
+    }
+    p.records = std::move(records);
+    return p;
   }
 
-  static void discard(std::future<buffer::ReadResult>& ahead) {
+  static void discard(std::future<Prepared>& ahead) {
     if (ahead.valid()) ahead.get();
   }
 
@@ -354,11 +395,12 @@ class Forwarder::Impl {
     if (!read_ok(live)) return;
     if (!live.records.empty()) {
       const auto started = SteadyClock::now();
-      if (!send_all(live.records)) return;
-      live_sent_ = live.records.back().seq;
-      batch_done(live.records.size(), started);
+      auto batch = prepare(std::move(live.records));
+      if (!send_all(batch)) return;
+      live_sent_ = batch.records.back().seq;
+      batch_done(batch.records.size(), started);
       std::lock_guard lock(mu_);
-      stats_.delivered_ahead_total += live.records.size();
+      stats_.delivered_ahead_total += batch.records.size();
     }
     if (stopping()) return;
 
@@ -375,8 +417,9 @@ class Forwarder::Impl {
       return;
     }
     const auto started = SteadyClock::now();
-    if (send_all(backlog.records) && commit_cursor(backlog.records)) {
-      batch_done(backlog.records.size(), started);
+    auto batch = prepare(std::move(backlog.records));
+    if (send_all(batch) && commit_cursor(batch.records)) {
+      batch_done(batch.records.size(), started);
     }
   }
 
@@ -419,30 +462,25 @@ class Forwarder::Impl {
   // Sends until every record of the batch is acknowledged or dead-lettered;
   // false if it stopped first (stopping, or a dead letter could not be
   // stored): then the batch comes again.
-  bool send_all(std::vector<buffer::Record>& batch) {
+  bool send_all(Prepared& prepared) {
+    auto& batch = prepared.records;
     std::vector<bool> done(batch.size(), false);
     std::vector<bool> sent_before(batch.size(), false);  // what a retry counts as sent again
     std::size_t remaining = batch.size();
     std::uint64_t for_others = 0;
+    std::size_t reason = 0;
     for (std::size_t i = 0; i < batch.size(); ++i) {
-      if (!batch[i].only_sink.empty() && batch[i].only_sink != name_) {
-        // A dead letter replayed for another sink: this one had it already.
+      using Fate = Prepared::Fate;
+      const Fate fate = prepared.fate[i];
+      // A dead letter replayed for another sink: this one had it already.
+      if (fate == Fate::kOtherSink) for_others += 1;
+      if (fate == Fate::kDeadLetter && !dead_letter(batch[i], prepared.reasons[reason++])) {
+        return false;  // the batch comes again, from the buffer
+      }
+      if (fate != Fate::kSend) {
         done[i] = true;
         remaining -= 1;
-        for_others += 1;
         continue;
-      }
-      if (chain_) {
-        // Routed and processed once per batch; a retry sends what this made.
-        auto r = chain_->apply(batch[i]);
-        if (r.kind == processing::ChainResult::Kind::kDeadLetter) {
-          if (!dead_letter(batch[i], r.reason)) return false;  // the batch comes again, from the buffer
-        }
-        if (r.kind != processing::ChainResult::Kind::kSend) {
-          done[i] = true;
-          remaining -= 1;
-          continue;
-        }
       }
       if (buffer::accounted_size(batch[i]) > max_record_bytes_) {
         if (!dead_letter(batch[i], "record of " + std::to_string(batch[i].payload.size()) +

@@ -58,10 +58,8 @@ std::optional<Value> from_view(const JsonView& view, const std::string& path) {
       v.b = view.type(token) == JsonView::Type::kTrue;
       break;
     case JsonView::Type::kNumber: {
-      const auto text = view.raw(token);
       double d = 0;
-      const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), d);
-      if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;  // out of range: the parser decides
+      if (!view.number(token, d)) return std::nullopt;  // out of range: the parser decides
       v.type = Value::Type::kNumber;
       v.number = d;
       break;

@@ -1,6 +1,9 @@
 #include "tidegate/processing/json_view.h"
 
 #include <algorithm>
+#include <cfloat>
+#include <charconv>
+#include <cstring>
 
 namespace tidegate::processing {
 namespace {
@@ -14,9 +17,11 @@ bool is_hex(char c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' 
 }  // namespace
 
 void JsonView::skip_ws() {
+  const std::size_t from = pos_;
   while (pos_ < text_.size() && (text_[pos_] == ' ' || text_[pos_] == '\t' || text_[pos_] == '\n' ||
                                  text_[pos_] == '\r'))
     ++pos_;
+  if (pos_ != from) compact_ = false;
 }
 
 // One value at pos_; false if the text is not JSON (or, with unsupported_
@@ -174,17 +179,13 @@ JsonView::Parse JsonView::parse(std::string_view text) {
   appends_.clear();
   pool_.clear();
   edited_ = false;
+  compact_ = true;
   if (text.size() >= UINT32_MAX) return Parse::kUnsupported;
   const bool ok = value(0);
   if (unsupported_) return Parse::kUnsupported;
   skip_ws();
   if (!ok || pos_ != text_.size()) return Parse::kNotJson;
   return tokens_[0].type == Type::kObject ? Parse::kOk : Parse::kNotObject;
-}
-
-std::string_view JsonView::raw(std::uint32_t token) const {
-  const Token& t = tokens_[token];
-  return text_.substr(t.start, t.end - t.start);
 }
 
 JsonView::Edit& JsonView::edit(std::uint32_t token) {
@@ -197,15 +198,62 @@ JsonView::Edit& JsonView::edit(std::uint32_t token) {
   return edits_[static_cast<std::size_t>(t.edit)];
 }
 
-const JsonView::Edit* JsonView::edit_of(std::uint32_t token) const {
-  const auto e = tokens_[token].edit;
-  return e < 0 ? nullptr : &edits_[static_cast<std::size_t>(e)];
+bool JsonView::number(std::uint32_t token, double& out) const {
+  const std::string_view text = raw(token);
+#if FLT_EVAL_METHOD == 0
+  // Up to 15 significant digits: the digits and the power of ten are exact
+  // doubles and one division rounds correctly (strtod's own fast path),
+  // without strtod's cost. (Not where x87 registers would round twice.)
+  static constexpr double kPow10[] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                      1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+  std::size_t i = text.empty() || text[0] != '-' ? 0 : 1;
+  std::uint64_t digits = 0;
+  int count = 0, fraction = -1;
+  for (; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == '.' && fraction < 0) {
+      fraction = 0;
+      continue;
+    }
+    if (!is_digit(c) || ++count > 15) break;
+    digits = digits * 10 + static_cast<std::uint64_t>(c - '0');
+    if (fraction >= 0) ++fraction;
+  }
+  if (i == text.size() && count > 0) {
+    double d = static_cast<double>(digits);
+    if (fraction > 0) d /= kPow10[fraction];
+    out = text[0] == '-' ? -d : d;
+    return true;
+  }
+#endif
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+  return ec == std::errc() && end == text.data() + text.size();
 }
 
 JsonView::Span JsonView::keep(std::string_view s) {
   Span span{static_cast<std::uint32_t>(pool_.size()), static_cast<std::uint32_t>(s.size())};
   pool_.append(s);
   return span;
+}
+
+bool JsonView::member(std::uint32_t object, std::string_view name, std::uint32_t& key) const {
+  for (std::uint32_t k = object + 1; k < tokens_[object].next; k = tokens_[k + 1].next) {
+    const Token& t = tokens_[k];
+    if (t.edit < 0) {
+      if (t.end - t.start == name.size() && std::memcmp(text_.data() + t.start, name.data(), name.size()) == 0) {
+        key = k;
+        return true;
+      }
+      continue;
+    }
+    const Edit& e = edits_[static_cast<std::size_t>(t.edit)];
+    if (e.removed) continue;
+    if ((e.renamed ? text_of(e.name) : raw(k)) == name) {
+      key = k;
+      return true;
+    }
+  }
+  return false;
 }
 
 JsonView::Find JsonView::find(std::string_view path, std::uint32_t& key, std::uint32_t& value) const {
@@ -216,19 +264,9 @@ JsonView::Find JsonView::find(std::string_view path, std::uint32_t& key, std::ui
     const std::string_view name = path.substr(start, dot == std::string_view::npos ? path.npos : dot - start);
     const Edit* container = edit_of(object);
     if (container && container->replaced) return Find::kUnsupported;  // replaced: look in the full parse
-    if (appended(object, name)) return Find::kUnsupported;
-    bool found = false;
-    for (std::uint32_t k = object + 1; k < tokens_[object].next; k = tokens_[k + 1].next) {
-      const Edit* e = edit_of(k);
-      if (e && e->removed) continue;
-      const std::string_view current = e && e->renamed ? text_of(e->name) : raw(k);
-      if (current != name) continue;
-      key = k;
-      value = k + 1;
-      found = true;
-      break;
-    }
-    if (!found) return Find::kMissing;
+    if (has_appended(object) && appended(object, name)) return Find::kUnsupported;
+    if (!member(object, name, key)) return Find::kMissing;
+    value = key + 1;
     if (dot == std::string_view::npos) {
       const Edit* e = edit_of(value);
       return e && e->replaced ? Find::kUnsupported : Find::kFound;
@@ -280,20 +318,34 @@ std::vector<std::uint32_t> JsonView::root_members() const {
 void JsonView::append_quoted(std::string& out, std::string_view s) {
   static const char* const hex = "0123456789abcdef";
   out.push_back('"');
-  for (const char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c == '"' || c == '\\') {
-      out.push_back('\\');
-      out.push_back(ch);
-    } else if (c < 0x20) {
-      out += "\\u00";
-      out.push_back(hex[c >> 4]);
-      out.push_back(hex[c & 15]);
+  // Runs that need no escape go in one append (most names: all of them).
+  std::size_t run = 0;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c != '"' && c != '\\' && c >= 0x20) continue;
+    out.append(s.data() + run, i - run);
+    run = i + 1;
+    if (c < 0x20) {
+      const char escape[] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+      out.append(escape, sizeof escape);
     } else {
-      out.push_back(ch);
+      const char escape[] = {'\\', static_cast<char>(c)};
+      out.append(escape, sizeof escape);
     }
   }
+  out.append(s.data() + run, s.size() - run);
   out.push_back('"');
+}
+
+bool JsonView::untouched(std::uint32_t t) const {
+  for (std::uint32_t i = t; i < tokens_[t].next; ++i) {
+    if (tokens_[i].edit >= 0 || tokens_[i].first_append >= 0) return false;
+  }
+  return true;
+}
+
+std::size_t JsonView::value_end(std::uint32_t t) const {
+  return tokens_[t].end + (tokens_[t].type == Type::kString ? 1 : 0);  // a string's closing quote
 }
 
 void JsonView::write_value(std::string& out, std::uint32_t t) const {
@@ -307,8 +359,25 @@ void JsonView::write_value(std::string& out, std::uint32_t t) const {
     case Type::kObject: {
       out.push_back('{');
       bool first = true;
+      // Members nothing touched are copied as they were written, in runs:
+      // a compact payload's members are contiguous, commas included, so a
+      // run of them is one append. (With whitespace, each is rewritten.)
+      std::size_t run_start = std::string_view::npos, run_end = 0;
+      const auto flush = [&] {
+        if (run_start == std::string_view::npos) return;
+        if (!first) out.push_back(',');
+        first = false;
+        out.append(text_.data() + run_start, run_end - run_start);
+        run_start = std::string_view::npos;
+      };
       for (std::uint32_t k = t + 1; k < tok.next; k = tokens_[k + 1].next) {
         const Edit* ke = edit_of(k);
+        if (compact_ && !ke && untouched(k + 1)) {
+          if (run_start == std::string_view::npos) run_start = tokens_[k].start - 1;  // the key's opening quote
+          run_end = value_end(k + 1);
+          continue;
+        }
+        flush();
         if (ke && ke->removed) continue;
         if (!first) out.push_back(',');
         first = false;
@@ -322,6 +391,7 @@ void JsonView::write_value(std::string& out, std::uint32_t t) const {
         out.push_back(':');
         write_value(out, k + 1);
       }
+      flush();
       for (auto i = tok.first_append; i >= 0; i = appends_[static_cast<std::size_t>(i)].next) {
         const Append& a = appends_[static_cast<std::size_t>(i)];
         if (!first) out.push_back(',');

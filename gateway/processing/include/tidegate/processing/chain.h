@@ -1,8 +1,8 @@
 // A sink's route and processor chain, applied by its forwarder to each
 // record it reads: route first (records not selected move the cursor
 // unsent, counted as "not routed"), then each processor in order. One
-// instance per sink, used by the forwarder's thread; stats() may be read
-// from any thread.
+// instance per sink, used by one thread at a time (the forwarder's, or its
+// read-ahead's while a backlog drains); stats() may be read from any thread.
 #pragma once
 
 #include <atomic>

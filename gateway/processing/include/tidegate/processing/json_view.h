@@ -30,8 +30,13 @@ class JsonView {
   Type type(std::uint32_t token) const { return tokens_[token].type; }
   // A string value's characters as written (without quotes); `escaped` if
   // it holds backslash escapes (then not its decoded value).
-  std::string_view raw(std::uint32_t token) const;
+  std::string_view raw(std::uint32_t token) const {
+    const Token& t = tokens_[token];
+    return {text_.data() + t.start, t.end - t.start};
+  }
   bool escaped(std::uint32_t token) const { return tokens_[token].escaped; }
+  // A number token's value; false if out of a double's range.
+  bool number(std::uint32_t token, double& out) const;
 
   // Edits. `json_text` is a complete JSON value. Their text goes into one
   // pool reused record after record: no allocation once warm.
@@ -80,10 +85,19 @@ class JsonView {
   };
 
   Span keep(std::string_view s);
-  std::string_view text_of(Span s) const { return std::string_view(pool_).substr(s.off, s.len); }
+  std::string_view text_of(Span s) const { return {pool_.data() + s.off, s.len}; }
   Edit& edit(std::uint32_t token);
-  const Edit* edit_of(std::uint32_t token) const;
+  const Edit* edit_of(std::uint32_t token) const {
+    const auto e = tokens_[token].edit;
+    return e < 0 ? nullptr : &edits_[static_cast<std::size_t>(e)];
+  }
+  // The member of `object` currently named `name`, ignoring appends.
+  bool member(std::uint32_t object, std::string_view name, std::uint32_t& key) const;
   void write_value(std::string& out, std::uint32_t t) const;
+  // No edit or append anywhere in the value at `t`.
+  bool untouched(std::uint32_t t) const;
+  // Where the value at `t` ends in the text.
+  std::size_t value_end(std::uint32_t t) const;
   // Parser.
   bool value(int depth);
   bool duplicate_free(std::uint32_t index) const;
@@ -98,6 +112,7 @@ class JsonView {
   std::string pool_;
   std::string out_;
   bool edited_ = false;
+  bool compact_ = true;  // no whitespace between tokens: untouched members are copied verbatim
 };
 
 }  // namespace tidegate::processing

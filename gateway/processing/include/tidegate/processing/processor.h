@@ -90,7 +90,8 @@ struct Verdict {
 class Processor {
  public:
   virtual ~Processor() = default;
-  // Called on the forwarder's thread only; an instance belongs to one sink.
+  // Called by one thread at a time (the sink's forwarder or its read-ahead,
+  // never both at once); an instance belongs to one sink.
   // Failures are verdicts; an exception that escapes is caught by the chain
   // and dead-letters the record with its text.
   virtual Verdict process(Message& message) = 0;
