@@ -1,6 +1,7 @@
 #include "tidegate/processing/json_view.h"
 
 #include <algorithm>
+#include <array>
 #include <cfloat>
 #include <charconv>
 #include <cstring>
@@ -14,9 +15,18 @@ constexpr std::size_t kMaxMembersChecked = 64;  // duplicate-key check per objec
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 bool is_hex(char c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
 
+// Bytes a string's scan can pass over: printable ASCII but '"' and '\\'.
+constexpr auto kPlainInString = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0x20; c < 0x80; ++c)
+    t[static_cast<std::size_t>(c)] = c != '"' && c != '\\';
+  return t;
+}();
+
 }  // namespace
 
 void JsonView::skip_ws() {
+  if (pos_ < text_.size() && static_cast<unsigned char>(text_[pos_]) > ' ') return;  // compact text: the usual case
   const std::size_t from = pos_;
   while (pos_ < text_.size() && (text_[pos_] == ' ' || text_[pos_] == '\t' || text_[pos_] == '\n' ||
                                  text_[pos_] == '\r'))
@@ -83,6 +93,7 @@ bool JsonView::value(int depth) {
     ++pos_;
     t.start = static_cast<std::uint32_t>(pos_);
     while (true) {
+      while (pos_ < text_.size() && kPlainInString[static_cast<unsigned char>(text_[pos_])]) ++pos_;
       if (pos_ >= text_.size()) return false;
       const auto b = static_cast<unsigned char>(text_[pos_]);
       if (b == '"') break;
