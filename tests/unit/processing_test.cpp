@@ -418,6 +418,55 @@ TEST(Lua, ResultsJsonCannotHoldAreDeadLettersWithTheReason) {
   EXPECT_EQ(run(err, record("{}")).verdict.reason, "test.lua:1: no reading for ahu-1");
 }
 
+// The fields reach the script from the fast path (escapes decoded, integers
+// and floats kept apart) and go back as JSON written straight from the table.
+TEST(Lua, FieldsGoInDecodedAndComeBackAsExactJson) {
+  processors::Lua l(lua(R"(
+    function process(r)
+      local f = r.fields
+      f.len = #f.s
+      f.kinds = math.type(f.i) .. "," .. math.type(f.x) .. "," .. math.type(f.whole)
+      f.half = f.i / 2
+      f.third = 1 / 3
+      f.nested_ok = f.o.a[2].b
+      return r
+    end)"));
+  const auto r = run(l, record(R"({"s":"a\"b\\c\nd\/e","i":42,"x":21.5,"whole":3.0,"o":{"a":[1,{"b":true}]}})"));
+  ASSERT_EQ(r.verdict.kind, Verdict::Kind::kPass) << r.verdict.reason;
+  const auto doc = Json::parse(r.out.payload);
+  EXPECT_EQ(doc["s"], "a\"b\\c\nd/e");
+  EXPECT_EQ(doc["len"], 9);
+  EXPECT_EQ(doc["kinds"], "integer,float,float");
+  EXPECT_NE(r.out.payload.find(R"("half":21.0)"), std::string::npos) << r.out.payload;  // a float stays a float
+  EXPECT_NE(r.out.payload.find(R"("third":0.3333333333333333)"), std::string::npos) << r.out.payload;
+  EXPECT_NE(r.out.payload.find(R"("i":42)"), std::string::npos) << r.out.payload;
+  EXPECT_EQ(doc["nested_ok"], true);
+
+  // A string JSON text cannot carry is a dead letter, not silently replaced.
+  processors::Lua cut(lua(R"(function process(r) r.fields.name = string.sub(r.fields.name, 1, 1) return r end)"));
+  const auto bad = run(cut, record("{\"name\":\"\xc3\xa9t\xc3\xa9\"}"));  // "été": one byte of the é
+  ASSERT_EQ(bad.verdict.kind, Verdict::Kind::kDeadLetter);
+  EXPECT_EQ(bad.verdict.reason, "a returned string is not valid UTF-8, which JSON text must be");
+  EXPECT_EQ(bad.out.payload, "{\"name\":\"\xc3\xa9t\xc3\xa9\"}");
+}
+
+// After a processor edited the fast path's view, the script sees the edit.
+TEST(Lua, SeesWhatAnEarlierProcessorChangedInTheChain) {
+  processors::RenameOptions ro;
+  ro.renames = {{"t", "temperature"}};
+  std::vector<NamedProcessor> procs;
+  procs.push_back({"names", "rename", std::make_unique<processors::Rename>(ro)});
+  procs.push_back({"script", "lua", std::make_unique<processors::Lua>(lua(R"(
+    function process(r) r.fields.f = r.fields.temperature * 9 / 5 + 32 return r end)"))});
+  Chain chain(Route{}, std::move(procs));
+  auto rec = record(R"({"t":100})");
+  ASSERT_EQ(chain.apply(rec).kind, ChainResult::Kind::kSend);
+  const auto doc = Json::parse(rec.payload);
+  EXPECT_EQ(doc["temperature"], 100);
+  EXPECT_EQ(doc["f"], 212.0);
+  EXPECT_FALSE(doc.contains("t"));
+}
+
 // The chain: route first, processors in order, counted per processor; a
 // dead-lettered record comes back as the source delivered it.
 TEST(Chain, RoutesProcessesCountsAndGivesDeadLettersBackUnchanged) {

@@ -241,6 +241,13 @@ bool JsonView::number(std::uint32_t token, double& out) const {
   return ec == std::errc() && end == text.data() + text.size();
 }
 
+bool JsonView::integer(std::uint32_t token, std::int64_t& out) const {
+  const std::string_view text = raw(token);
+  if (text.find('.') != std::string_view::npos) return false;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+  return ec == std::errc() && end == text.data() + text.size();
+}
+
 JsonView::Span JsonView::keep(std::string_view s) {
   Span span{static_cast<std::uint32_t>(pool_.size()), static_cast<std::uint32_t>(s.size())};
   pool_.append(s);

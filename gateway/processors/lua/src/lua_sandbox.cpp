@@ -6,11 +6,13 @@
 // out-of-memory can.
 #include <lua.hpp>
 
+#include <charconv>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 
 #include "tidegate/processors/lua.h"
+#include "tidegate/proto/json.h"
 
 namespace tidegate::processors {
 
@@ -26,6 +28,7 @@ struct LuaSandbox::State {
   std::uint64_t step_budget = 1;  // hook calls allowed per call
   int function_ref = LUA_NOREF;
   LuaOptions opts;
+  std::string text;  // the returned fields as JSON
 };
 
 namespace {
@@ -132,6 +135,68 @@ void push_json(lua_State* L, const Json& v, int depth) {
   }
 }
 
+// The same from the fast path's tokens, without building a document.
+void push_view(lua_State* L, const processing::JsonView& v, std::uint32_t t, int depth) {
+  using Type = processing::JsonView::Type;
+  if (depth > kMaxDepth || !lua_checkstack(L, 3)) luaL_error(L, "the payload is nested too deeply");
+  switch (v.type(t)) {
+    case Type::kObject: {
+      int n = 0;
+      for (std::uint32_t k = t + 1; k < v.after(t); k = v.after(k + 1)) ++n;
+      lua_createtable(L, 0, n);
+      for (std::uint32_t k = t + 1; k < v.after(t); k = v.after(k + 1)) {
+        const auto key = v.raw(k);  // keys are never escaped in a view
+        lua_pushlstring(L, key.data(), key.size());
+        push_view(L, v, k + 1, depth + 1);
+        lua_rawset(L, -3);
+      }
+      break;
+    }
+    case Type::kArray: {
+      int n = 0;
+      for (std::uint32_t c = t + 1; c < v.after(t); c = v.after(c)) ++n;
+      lua_createtable(L, n, 0);
+      lua_Integer i = 0;
+      for (std::uint32_t c = t + 1; c < v.after(t); c = v.after(c)) {
+        push_view(L, v, c, depth + 1);
+        lua_rawseti(L, -2, ++i);
+      }
+      break;
+    }
+    case Type::kString: {
+      if (!v.escaped(t)) {
+        const auto s = v.raw(t);
+        lua_pushlstring(L, s.data(), s.size());
+        break;
+      }
+      luaL_Buffer b;
+      luaL_buffinit(L, &b);
+      v.decode(t, [&](char c) { luaL_addchar(&b, c); });
+      luaL_pushresult(&b);
+      break;
+    }
+    case Type::kNumber: {
+      std::int64_t i = 0;
+      double d = 0;
+      if (v.integer(t, i)) {
+        lua_pushinteger(L, static_cast<lua_Integer>(i));
+      } else if (v.number(t, d)) {
+        lua_pushnumber(L, static_cast<lua_Number>(d));
+      } else {
+        luaL_error(L, "a number in the payload is out of range");
+      }
+      break;
+    }
+    case Type::kTrue:
+    case Type::kFalse:
+      lua_pushboolean(L, v.type(t) == Type::kTrue);
+      break;
+    case Type::kNull:
+      lua_pushnil(L);
+      break;
+  }
+}
+
 void set_string(lua_State* L, const char* key, const std::string& value) {
   lua_pushlstring(L, value.data(), value.size());
   lua_setfield(L, -2, key);
@@ -139,7 +204,8 @@ void set_string(lua_State* L, const char* key, const std::string& value) {
 
 struct CallInput {
   const buffer::Record* record;
-  const Json* fields;  // nullptr: not a JSON object
+  const processing::JsonView* view;  // the fields from the fast path, or
+  const Json* fields;                // from the document; both nullptr: not a JSON object
 };
 
 // Under lua_pcall: builds the record table and calls the function; its
@@ -158,7 +224,10 @@ int call_protected(lua_State* L) {
   lua_setfield(L, -2, "seq");
   lua_pushinteger(L, static_cast<lua_Integer>(in->record->ingest_ns));
   lua_setfield(L, -2, "ingest_ns");
-  if (in->fields) {
+  if (in->view) {
+    push_view(L, *in->view, 0, 0);
+    lua_setfield(L, -2, "fields");
+  } else if (in->fields) {
     push_json(L, *in->fields, 0);
     lua_setfield(L, -2, "fields");
   }
@@ -172,28 +241,46 @@ int call_protected(lua_State* L) {
 
 const char* type_name(lua_State* L, int idx) { return lua_typename(L, lua_type(L, idx)); }
 
-// A Lua value (at idx) as JSON. Outside lua_pcall: only calls that cannot
-// raise (the memory cap is lifted). Throws LuaError for what JSON cannot hold.
-Json to_json(lua_State* L, int idx, int depth) {
+// A Lua value (at idx) written as compact JSON text, straight from the
+// table (no document in between; fields in Lua's order). Outside lua_pcall:
+// only calls that cannot raise (the memory cap is lifted). Throws LuaError
+// for what JSON cannot hold.
+void write_json(lua_State* L, int idx, int depth, std::string& out) {
   if (depth > kMaxDepth || !lua_checkstack(L, 4)) {
     throw LuaError("the returned fields are nested too deeply (a table that contains itself?)");
   }
   idx = lua_absindex(L, idx);
   switch (lua_type(L, idx)) {
     case LUA_TNIL:
-      return nullptr;
+      out += "null";
+      return;
     case LUA_TBOOLEAN:
-      return lua_toboolean(L, idx) != 0;
+      out += lua_toboolean(L, idx) != 0 ? "true" : "false";
+      return;
     case LUA_TNUMBER: {
-      if (lua_isinteger(L, idx)) return static_cast<std::int64_t>(lua_tointeger(L, idx));
+      char text[40];
+      if (lua_isinteger(L, idx)) {
+        const auto [end, ec] = std::to_chars(text, text + sizeof text, static_cast<std::int64_t>(lua_tointeger(L, idx)));
+        out.append(text, end);
+        return;
+      }
       const double d = static_cast<double>(lua_tonumber(L, idx));
       if (!std::isfinite(d)) throw LuaError("a returned field is not a finite number");
-      return d;
+      const auto [end, ec] = std::to_chars(text, text + sizeof text, d);  // shortest that reads back the same
+      out.append(text, end);
+      // A float stays a float: 21.0 is written "21.0", not "21".
+      if (std::string_view(text, static_cast<std::size_t>(end - text)).find_first_of(".e") == std::string_view::npos) {
+        out += ".0";
+      }
+      return;
     }
     case LUA_TSTRING: {
       std::size_t len = 0;
       const char* p = lua_tolstring(L, idx, &len);
-      return std::string(p, len);
+      if (!proto::json::append_quoted_if_utf8(out, std::string_view(p, len))) {
+        throw LuaError("a returned string is not valid UTF-8, which JSON text must be");
+      }
+      return;
     }
     case LUA_TTABLE: {
       const auto n = lua_rawlen(L, idx);
@@ -206,24 +293,35 @@ Json to_json(lua_State* L, int idx, int depth) {
         lua_pop(L, 1);
       }
       if (n > 0 && count == n) {
-        Json arr = Json::array();
+        out += '[';
         for (lua_Unsigned i = 1; i <= n; ++i) {
+          if (i > 1) out += ',';
           lua_rawgeti(L, idx, static_cast<lua_Integer>(i));
-          arr.push_back(to_json(L, -1, depth + 1));
+          write_json(L, -1, depth + 1, out);
           lua_pop(L, 1);
         }
-        return arr;
+        out += ']';
+        return;
       }
       if (!keys_are_strings) throw LuaError("a returned table mixes a list with named fields");
-      Json obj = Json::object();
+      out += '{';
+      bool first = true;
       lua_pushnil(L);
       while (lua_next(L, idx) != 0) {
+        if (!first) out += ',';
+        first = false;
         std::size_t len = 0;
         const char* key = lua_tolstring(L, -2, &len);  // a string already: no conversion
-        obj[std::string(key, len)] = to_json(L, -1, depth + 1);
+        if (!proto::json::append_quoted_if_utf8(out, std::string_view(key, len))) {
+          lua_pop(L, 2);
+          throw LuaError("a returned field name is not valid UTF-8, which JSON text must be");
+        }
+        out += ':';
+        write_json(L, -1, depth + 1, out);
         lua_pop(L, 1);
       }
-      return obj;
+      out += '}';
+      return;
     }
     default:
       throw LuaError(std::string("a returned field is a ") + type_name(L, idx) + ", which JSON cannot hold");
@@ -290,9 +388,15 @@ std::size_t LuaSandbox::memory_in_use() const { return state_->used; }
 processing::Verdict LuaSandbox::call(processing::Message& message) {
   State& s = *state_;
   lua_State* L = s.L;
-  std::string ignored;
-  const Json* fields = message.fields(ignored);
-  CallInput in{&message.record(), fields};
+  // The fields from the fast path when it has them unedited; else from the
+  // document (which then holds earlier processors' edits).
+  CallInput in{&message.record(), nullptr, nullptr};
+  if (const auto* view = message.view(); view && !view->edited()) {
+    in.view = view;
+  } else {
+    std::string ignored;
+    in.fields = message.fields(ignored);
+  }
   s.enforce_limit = false;  // building the record table is the gateway's, not the script's
   lua_settop(L, 0);
   lua_pushcfunction(L, call_protected);
@@ -336,14 +440,19 @@ processing::Verdict LuaSandbox::call(processing::Message& message) {
   lua_rawget(L, result);
   const int fields_type = lua_type(L, -1);
   if (fields_type == LUA_TTABLE) {
-    Json doc;
+    std::string& text = s.text;  // reused record after record
+    text.clear();
     try {
-      doc = to_json(L, -1, 0);
+      write_json(L, -1, 0, text);
     } catch (const LuaError& e) {
       return Verdict::dead_letter(e.what());
     }
-    if (!doc.is_object()) return Verdict::dead_letter("the returned fields are a list, not an object");
-    message.set_fields(std::move(doc));
+    if (text.front() != '{') return Verdict::dead_letter("the returned fields are a list, not an object");
+    if (text != record.payload) {
+      message.keep_original();
+      record.payload.swap(text);
+      message.payload_replaced();
+    }
   } else if (change(record.payload, string_field(L, result, "payload"))) {
     message.payload_replaced();
   }

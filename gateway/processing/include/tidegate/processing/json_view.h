@@ -37,6 +37,32 @@ class JsonView {
   bool escaped(std::uint32_t token) const { return tokens_[token].escaped; }
   // A number token's value; false if out of a double's range.
   bool number(std::uint32_t token, double& out) const;
+  // A number token written without a fraction that fits 64 bits.
+  bool integer(std::uint32_t token, std::int64_t& out) const;
+  // Walking an unedited view: an object's members are key k = t + 1 with
+  // its value at k + 1, the next key at after(k + 1); an array's elements
+  // c = t + 1, the next at after(c); both end at after(t).
+  std::uint32_t after(std::uint32_t token) const { return tokens_[token].next; }
+  // Calls put(char) for each character of a string token's value, its
+  // escapes (never \u: the view refuses those) decoded.
+  template <typename Put>
+  void decode(std::uint32_t token, Put&& put) const {
+    const std::string_view s = raw(token);
+    for (std::size_t i = 0; i < s.size(); ++i) {
+      if (s[i] != '\\' || i + 1 == s.size()) {
+        put(s[i]);
+        continue;
+      }
+      switch (const char e = s[++i]) {
+        case 'b': put('\b'); break;
+        case 'f': put('\f'); break;
+        case 'n': put('\n'); break;
+        case 'r': put('\r'); break;
+        case 't': put('\t'); break;
+        default: put(e);  // '"', '\\', '/'
+      }
+    }
+  }
 
   // Edits. `json_text` is a complete JSON value. Their text goes into one
   // pool reused record after record: no allocation once warm.
