@@ -414,6 +414,12 @@ TEST(Lua, ResultsJsonCannotHoldAreDeadLettersWithTheReason) {
   EXPECT_NE(run(cyclic, record("{}")).verdict.reason.find("nested too deeply"), std::string::npos);
   processors::Lua fn(lua("function process(r) r.fields.f = print or type return r end"));
   EXPECT_NE(run(fn, record("{}")).verdict.reason.find("a returned field is a function"), std::string::npos);
+  processors::Lua mixed(lua("function process(r) r.fields.m = {1, 2, x = 3} return r end"));
+  EXPECT_EQ(run(mixed, record("{}")).verdict.reason, "a returned table mixes a list with named fields");
+  processors::Lua sparse(lua("function process(r) r.fields.m = {[5] = 1} return r end"));
+  EXPECT_EQ(run(sparse, record("{}")).verdict.reason, "a returned table mixes a list with named fields");
+  processors::Lua list(lua("function process(r) r.fields.m = {1, 'a', {}} return r end"));
+  EXPECT_EQ(run(list, record("{}")).out.payload, R"({"m":[1,"a",{}]})");
   processors::Lua err(lua("function process(r) error('no reading for ' .. r.device) end"));
   EXPECT_EQ(run(err, record("{}")).verdict.reason, "test.lua:1: no reading for ahu-1");
 }

@@ -283,14 +283,18 @@ void write_json(lua_State* L, int idx, int depth, std::string& out) {
       return;
     }
     case LUA_TTABLE: {
+      // A list is a table whose keys are exactly 1..n: counted only when it
+      // has a 1 (a table of named fields is walked once).
       const auto n = lua_rawlen(L, idx);
       std::size_t count = 0;
       bool keys_are_strings = true;
-      lua_pushnil(L);
-      while (lua_next(L, idx) != 0) {
-        ++count;
-        if (lua_type(L, -2) != LUA_TSTRING) keys_are_strings = false;
-        lua_pop(L, 1);
+      if (n > 0) {
+        lua_pushnil(L);
+        while (lua_next(L, idx) != 0) {
+          ++count;
+          if (lua_type(L, -2) != LUA_TSTRING) keys_are_strings = false;
+          lua_pop(L, 1);
+        }
       }
       if (n > 0 && count == n) {
         out += '[';
@@ -308,6 +312,10 @@ void write_json(lua_State* L, int idx, int depth, std::string& out) {
       bool first = true;
       lua_pushnil(L);
       while (lua_next(L, idx) != 0) {
+        if (lua_type(L, -2) != LUA_TSTRING) {
+          lua_pop(L, 2);
+          throw LuaError("a returned table mixes a list with named fields");
+        }
         if (!first) out += ',';
         first = false;
         std::size_t len = 0;
