@@ -86,21 +86,31 @@ struct FileSink::Impl {
     return {};
   }
 
-  std::string encode(const std::vector<buffer::Record>& batch) {
-    std::string out;
+  // Into `encoded`, whose capacity is kept from batch to batch: a fresh
+  // string per batch grew by copies and, past malloc's mmap threshold,
+  // faulted its pages in anew each time.
+  const std::string& encode(const std::vector<buffer::Record>& batch) {
+    std::string& out = encoded;
+    out.clear();
     if (opts.format == FileFormat::kJsonLines) {
       for (const auto& r : batch) {
         proto::append_record_json(out, r, opts.gateway_id);
         out += '\n';
       }
-      return out;
+    } else {
+      // Protobuf's own length-delimited form (varint size, then the message),
+      // which its parseDelimitedFrom readers in every language understand.
+      google::protobuf::io::StringOutputStream stream(&out);
+      google::protobuf::util::SerializeDelimitedToZeroCopyStream(proto::make_batch(opts.gateway_id, 0, batch),
+                                                                 &stream);
     }
-    // Protobuf's own length-delimited form (varint size, then the message),
-    // which its parseDelimitedFrom readers in every language understand.
-    google::protobuf::io::StringOutputStream stream(&out);
-    google::protobuf::util::SerializeDelimitedToZeroCopyStream(proto::make_batch(opts.gateway_id, 0, batch), &stream);
+    if (out.capacity() > kKeptEncodeBytes && out.size() < kKeptEncodeBytes / 4) {
+      out.shrink_to_fit();  // one huge batch does not pin its memory forever
+    }
     return out;
   }
+  static constexpr std::size_t kKeptEncodeBytes = 16u << 20;
+  std::string encoded;
 };
 
 FileSink::FileSink(FileSinkOptions options) : impl_(std::make_unique<Impl>()) {
@@ -153,7 +163,7 @@ forward::SendResult FileSink::send(const std::vector<buffer::Record>& batch) {
       return result;
     }
   }
-  const std::string bytes = d.encode(batch);
+  const std::string& bytes = d.encode(batch);
   std::size_t written = 0;
   while (written < bytes.size()) {
     const ssize_t n = ::write(d.fd, bytes.data() + written, bytes.size() - written);
