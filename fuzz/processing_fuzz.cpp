@@ -18,7 +18,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string payload(reinterpret_cast<const char*>(data), size);
   processing::JsonView view;
   const auto parsed = view.parse(payload);
-  const bool json = !processing::Json::parse(payload, nullptr, false).is_discarded();
+  // (nlohmann takes a NUL byte for the end of the text; JSON has none, and
+  // the processors' full parse refuses them first, as the view does.)
+  const bool json = payload.find('\0') == std::string::npos &&
+                    !processing::Json::parse(payload, nullptr, false).is_discarded();
   if (parsed == processing::JsonView::Parse::kNotJson && json) __builtin_trap();
   if ((parsed == processing::JsonView::Parse::kOk || parsed == processing::JsonView::Parse::kNotObject) && !json)
     __builtin_trap();

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
+#include "tidegate/common/civil_time.h"
 #include "tidegate/common/json_path.h"
 
 namespace tidegate::drivers {
@@ -85,21 +86,6 @@ std::optional<std::string> TopicPattern::capture(std::string_view topic) const {
   return captured;
 }
 
-namespace {
-
-// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
-// days_from_civil), exact for any year this parser accepts.
-std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const auto yoe = static_cast<unsigned>(y - era * 400);                // [0, 399]
-  const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;  // [0, 365]
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;            // [0, 146096]
-  return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
-}
-
-}  // namespace
-
 std::optional<std::string> json_field(std::string_view payload, std::string_view path) {
   auto doc = nlohmann::json::parse(payload, nullptr, false);
   if (doc.is_discarded()) return std::nullopt;
@@ -155,9 +141,8 @@ std::optional<std::int64_t> parse_timestamp(std::string_view text) {
       second < 0 || second > 60) {
     return std::nullopt;
   }
-  // Not timegm(): time_t is 32 bits on armhf (Debian 12), so it fails for
-  // dates from 2038 on. Days from the civil date in 64 bits instead.
-  const std::int64_t secs = days_from_civil(year, month, day) * 86'400 + hour * 3'600 + minute * 60 + second;
+  // Not timegm(): see civil_time.h.
+  const std::int64_t secs = common::days_from_civil(year, month, day) * 86'400 + hour * 3'600 + minute * 60 + second;
   // Before 1970 or after 2262 (a device with a wrong clock, found by the
   // payload fuzzer: "4052-11-25T..." overflowed) does not fit, as for numbers.
   std::int64_t ns = 0;

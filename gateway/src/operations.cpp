@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "tidegate/buffer/buffer.h"
+#include "tidegate/common/civil_time.h"
 
 #include "operator_access.h"
 
@@ -42,7 +43,7 @@ std::optional<std::int64_t> parse_operator_time(const std::string& text) {
     std::istringstream in(t);
     in >> std::get_time(&tm, format);
     if (in.fail() || in.peek() != std::char_traits<char>::eof()) continue;
-    return nanoseconds(static_cast<std::int64_t>(::timegm(&tm)));
+    return nanoseconds(common::unix_seconds(tm));
   }
   return std::nullopt;
 }

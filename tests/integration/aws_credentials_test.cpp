@@ -210,6 +210,7 @@ TEST(AwsCredentials, TheKinesisSinkSignsWithTheInstanceRoleAndRenewsOnAnExpiredT
 TEST(AwsCredentials, ExpirationsInIso8601Parse) {
   EXPECT_EQ(aws::parse_iso8601_utc("1970-01-01T00:01:40Z"), 100);
   EXPECT_EQ(aws::parse_iso8601_utc("2026-12-05T10:00:00Z"), 1796464800);
+  EXPECT_EQ(aws::parse_iso8601_utc("2100-01-01T00:00:00Z"), 4102444800);  // past a 32-bit time_t
   EXPECT_FALSE(aws::parse_iso8601_utc("tomorrow").has_value());
 }
 

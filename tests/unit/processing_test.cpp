@@ -652,6 +652,20 @@ TEST(JsonView, AChainThatLeavesTheFastPathMidwayKeepsEveryEdit) {
   }
 }
 
+// nlohmann ends the text at a NUL byte ("{...}\0junk" would parse, the
+// junk dropped): both paths call a payload with a NUL not JSON.
+TEST(JsonView, APayloadWithANulByteIsNotJsonOnEitherPath) {
+  const std::string payload("{\"t\":1}\0junk", 12);
+  JsonView view;
+  EXPECT_EQ(view.parse(payload), JsonView::Parse::kNotJson);
+  buffer::Record r;
+  r.payload = payload;
+  Message m(r);
+  std::string error;
+  EXPECT_EQ(m.fields(error), nullptr);
+  EXPECT_EQ(error, "the payload is not JSON");
+}
+
 TEST(JsonView, NumbersReadFastAreTheNumbersStrtodReads) {
   // The fast path (up to 15 digits) and from_chars must agree bit for bit.
   std::vector<std::string> numbers = {"0",     "-0",          "21.5",  "0.1",    "-45.25", "123456789012345",

@@ -9,6 +9,14 @@ const char* const kNotObject = "the payload is JSON but not an object: it has no
 }  // namespace
 
 void Message::parse_document(std::string_view text) {
+  // nlohmann stops at a NUL byte as if the text ended there, so it would
+  // take "{...}\0junk" for JSON and drop the rest; JSON has no raw NUL
+  // anywhere (not even in a string), and the fast path refuses it too.
+  if (text.find('\0') != std::string_view::npos) {
+    parse_error_ = kNotJson;
+    mode_ = Mode::kNoFields;
+    return;
+  }
   auto doc = Json::parse(text, nullptr, false);
   if (doc.is_discarded()) {
     parse_error_ = kNotJson;

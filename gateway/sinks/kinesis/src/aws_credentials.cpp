@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "tidegate/common/civil_time.h"
 #include "tidegate/net/http_client.h"
 
 namespace tidegate::sinks::aws {
@@ -59,7 +60,7 @@ std::optional<std::int64_t> parse_iso8601_utc(const std::string& text) {
   std::istringstream in(text);
   in >> std::get_time(&tm, "%Y-%m-%dT%H:%M:%S");
   if (in.fail()) return std::nullopt;
-  return static_cast<std::int64_t>(::timegm(&tm));
+  return common::unix_seconds(tm);
 }
 
 // Credentials as a service answered them, checked whole.
