@@ -1,8 +1,10 @@
 #include "tidegate/gateway/cli.h"
 
+#include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -274,6 +276,27 @@ int sink_command(const Args& args, std::istream& in, std::ostream& out, std::ost
   }
 }
 
+// Runs `write` into --output FILE, or into `out` without one. A file that
+// cannot be opened, or whose writing fails (a full disk), is an error with
+// exit code 2, never a short export that looks complete.
+template <typename Write>
+int with_output(const Args& args, std::ostream& out, std::ostream& err, const char* command, Write&& write) {
+  const auto it = args.options.find("--output");
+  if (it == args.options.end()) return write(out);
+  std::ofstream file(it->second, std::ios::binary | std::ios::trunc);
+  if (!file) {
+    err << command << ": cannot write " << it->second << ": " << std::strerror(errno) << "\n";
+    return 2;
+  }
+  const int code = write(file);
+  file.close();
+  if (!file) {
+    err << command << ": writing " << it->second << " failed (is the disk full?); the file is incomplete\n";
+    return 2;
+  }
+  return code;
+}
+
 int dead_letters_command(const Args& args, std::istream& in, std::ostream& out, std::ostream& err) {
   const std::string sub = args.positional.size() > 1 ? args.positional[1] : "";
   static const std::set<std::string> kCommands = {"list", "show", "export", "replay", "clear"};
@@ -323,14 +346,8 @@ int dead_letters_command(const Args& args, std::istream& in, std::ostream& out, 
     if (sub == "list") return list_dead_letters(*ctx, limit);
     if (sub == "show") return show_dead_letter(*ctx, which.ids.front());
     if (sub == "export") {
-      auto it = args.options.find("--output");
-      if (it == args.options.end()) return export_dead_letters(*ctx, out);
-      std::ofstream file(it->second, std::ios::binary | std::ios::trunc);
-      if (!file) {
-        err << "tidegate dead-letters export: cannot write " << it->second << "\n";
-        return 2;
-      }
-      return export_dead_letters(*ctx, file);
+      return with_output(args, out, err, "tidegate dead-letters export",
+                         [&](std::ostream& to) { return export_dead_letters(*ctx, to); });
     }
     const auto to = args.options.find("--to-sink");
     if (sub == "replay") return replay_dead_letters(*ctx, which, to == args.options.end() ? "" : to->second);
@@ -371,14 +388,8 @@ int export_command(const Args& args, std::istream& in, std::ostream& out, std::o
   const auto ctx = operator_context(args, in, out, err);
   if (!ctx) return 2;
   try {
-    auto it = args.options.find("--output");
-    if (it == args.options.end()) return export_records(*ctx, request, out);
-    std::ofstream file(it->second, std::ios::binary | std::ios::trunc);
-    if (!file) {
-      err << "tidegate export: cannot write " << it->second << "\n";
-      return 2;
-    }
-    return export_records(*ctx, request, file);
+    return with_output(args, out, err, "tidegate export",
+                       [&](std::ostream& to) { return export_records(*ctx, request, to); });
   } catch (const buffer::BufferError& e) {
     err << "tidegate export: " << e.what() << "\n";
     return 2;

@@ -277,6 +277,13 @@ TEST_F(CliTest, ExportWritesTheRetainedRecordsInTheSinksEnvelope) {
   EXPECT_NE(r.err.find("exported 1 records"), std::string::npos) << r.err;
   r = run({"export", "--db", db_, "--to", "1970-01-02"});
   EXPECT_NE(r.err.find("exported 0 records"), std::string::npos) << r.err;
+  // A file that fills the disk is an error, not an export that looks complete.
+  r = run({"export", "--db", db_, "--output", "/dev/full"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("writing /dev/full failed (is the disk full?)"), std::string::npos) << r.err;
+  r = run({"export", "--db", db_, "--output", (dir_ / "no-such-dir" / "x.jsonl").string()});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("cannot write"), std::string::npos) << r.err;
   r = run({"export", "--db", db_, "--format", "protobuf"});
   ASSERT_EQ(r.code, 0);
   ASSERT_FALSE(r.out.empty());

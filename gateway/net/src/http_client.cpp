@@ -145,7 +145,7 @@ void HttpClient::connect() {
   if (tls_) {
     c->tls.emplace(*io_, tls_->context);
     if (!common::expect_peer(c->tls->native_handle(), url_.host)) {
-      throw std::runtime_error("TLS: cannot check the peer against " + url_.host);
+      throw HttpError("TLS: cannot check the peer against " + url_.host);  // as every connect failure
     }
   } else {
     c->plain.emplace(*io_);
