@@ -651,6 +651,37 @@ TEST(KinesisResponses, AreInterpretedPerRecord) {
   EXPECT_TRUE(sink.interpret(400, "{\"__type\":\"LimitExceededException\"}", 2).throttled);
 }
 
+// What an upstream (or something pretending to be one) answers is outside
+// input: no answer may throw, and only a record the answer shows stored (a
+// SequenceNumber, no ErrorCode) counts as delivered, whatever
+// FailedRecordCount claims.
+TEST(KinesisResponses, OnlyARecordShownStoredIsAcknowledgedAndNoAnswerThrows) {
+  KinesisSinkOptions k;
+  k.stream = "s";
+  k.endpoint = "http://127.0.0.1:9";
+  KinesisSink sink(k);
+  using forward::Outcome;
+  const auto lying = sink.interpret(
+      200,
+      R"({"FailedRecordCount":0,"Records":[{"ErrorCode":"InternalFailure","ErrorMessage":"x"},)"
+      R"({"SequenceNumber":"1","ShardId":"shardId-0"},{}]})",
+      3);
+  EXPECT_EQ(lying.outcome_of(0), Outcome::kRetry);
+  EXPECT_EQ(lying.outcome_of(1), Outcome::kOk);
+  EXPECT_EQ(lying.outcome_of(2), Outcome::kRetry);  // neither stored nor failed: not an acknowledgement
+  EXPECT_NE(lying.error.find("2 of 3 records"), std::string::npos) << lying.error;
+  for (const auto& [status, body] : std::vector<std::pair<int, std::string>>{
+           {500, "[1]"},
+           {400, R"({"__type":7,"message":["x"]})"},
+           {200, R"({"FailedRecordCount":"x","Records":[{"ErrorCode":5}]})"},
+           {200, R"({"Records":[7]})"},
+           {200, R"({"Records":{"a":1}})"}}) {
+    forward::SendResult r;
+    EXPECT_NO_THROW(r = sink.interpret(status, body, 1)) << body;
+    EXPECT_EQ(r.outcome_of(0), Outcome::kRetry) << body;
+  }
+}
+
 TEST(KinesisRequests, UseTheDeviceAsPartitionKeyAndStayWithinTheApiLimits) {
   KinesisSinkOptions k;
   k.stream = "readings";

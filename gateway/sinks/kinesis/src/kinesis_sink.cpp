@@ -169,36 +169,62 @@ std::string KinesisSink::put_records_body(std::span<const Entry> entries) const 
   return body;
 }
 
+namespace {
+
+// o[key] if o is an object and that is a string; "" otherwise. The answer
+// is outside input: nothing here may throw on an unexpected shape.
+std::string text_field(const nlohmann::json& o, const char* key) {
+  if (!o.is_object()) return {};
+  const auto it = o.find(key);
+  return it != o.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+}  // namespace
+
 forward::SendResult KinesisSink::interpret(int status, const std::string& body, std::size_t records) const {
   forward::SendResult result;
-  auto doc = nlohmann::json::parse(body, nullptr, false);
+  const auto doc = nlohmann::json::parse(body, nullptr, false);
   if (status == 200) {
-    if (doc.is_discarded() || !doc.contains("Records") || !doc["Records"].is_array() ||
-        doc["Records"].size() != records) {
+    const auto list = doc.is_object() ? doc.find("Records") : doc.end();
+    if (list == doc.end() || !list->is_array() || list->size() != records) {
       result.batch = forward::Outcome::kRetry;
       result.error = "PutRecords answered 200 with an unexpected body";
       return result;
     }
-    const auto failed = doc.value("FailedRecordCount", 0);
-    if (failed == 0) return result;
+    // Per record, not by FailedRecordCount: a record is delivered only if
+    // the answer shows it stored (a SequenceNumber and no ErrorCode).
     result.per_record.assign(records, forward::Outcome::kOk);
+    std::size_t failed = 0;
+    std::string first_error;
     for (std::size_t i = 0; i < records; ++i) {
-      const auto& r = doc["Records"][i];
-      if (!r.contains("ErrorCode")) continue;
-      // Both documented per-record errors are transient.
-      const std::string code = r["ErrorCode"].get<std::string>();
+      const auto& r = (*list)[i];
+      const bool has_error = r.is_object() && r.contains("ErrorCode");
+      if (!has_error && !text_field(r, "SequenceNumber").empty()) continue;
+      // Both documented per-record errors are transient; an entry that
+      // shows neither is no acknowledgement either.
       result.per_record[i] = forward::Outcome::kRetry;
+      failed += 1;
+      const std::string code = text_field(r, "ErrorCode");
       if (code == "ProvisionedThroughputExceededException") result.throttled = true;
-      if (result.error.empty()) result.error = code + ": " + r.value("ErrorMessage", "");
+      if (first_error.empty()) {
+        first_error = has_error ? (code.empty() ? "an ErrorCode that is not text" : code) + ": " +
+                                      text_field(r, "ErrorMessage")
+                                : "no SequenceNumber in the answer";
+      }
     }
-    result.error = std::to_string(failed) + " of " + std::to_string(records) + " records failed (" + result.error + ")";
+    if (failed == 0) {
+      result.per_record.clear();
+      return result;
+    }
+    result.error = std::to_string(failed) + " of " + std::to_string(records) + " records failed (" + first_error + ")";
     return result;
   }
   // The whole call failed. Nothing here is the records' fault (sizes were
   // checked before sending), so everything is retried; throttling also
   // slows down.
-  const std::string type = doc.is_discarded() ? "" : doc.value("__type", "");
-  const std::string message = doc.is_discarded() ? body.substr(0, 200) : doc.value("message", doc.value("Message", ""));
+  const std::string type = text_field(doc, "__type");
+  std::string message = doc.is_discarded() ? body.substr(0, 200) : text_field(doc, "message");
+  if (message.empty()) message = text_field(doc, "Message");
   result.batch = forward::Outcome::kRetry;
   result.throttled = type.find("ProvisionedThroughputExceeded") != std::string::npos ||
                      type.find("LimitExceeded") != std::string::npos || type.find("Throttling") != std::string::npos ||
