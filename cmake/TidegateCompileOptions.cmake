@@ -22,6 +22,12 @@ function(tidegate_target_defaults target)
       -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
     target_link_options(${target} PRIVATE -fsanitize=address,undefined)
   endif()
+  if(TIDEGATE_TSAN)
+    # -Wno-tsan: GCC warns that std::atomic_thread_fence (in Boost.Asio's
+    # headers) is not instrumented; our own code uses none.
+    target_compile_options(${target} PRIVATE -fsanitize=thread -Wno-tsan)
+    target_link_options(${target} PRIVATE -fsanitize=thread)
+  endif()
   if(TIDEGATE_FUZZ)  # coverage for libFuzzer in every library it reaches
     target_compile_options(${target} PRIVATE -fsanitize=fuzzer-no-link)
   endif()
