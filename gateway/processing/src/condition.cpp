@@ -1,7 +1,6 @@
 #include "tidegate/processing/condition.h"
 
 #include <cctype>
-#include <charconv>
 #include <cstdlib>
 #include <optional>
 #include <string_view>

@@ -4,7 +4,6 @@
 #include <array>
 #include <cfloat>
 #include <charconv>
-#include <cstring>
 
 namespace tidegate::processing {
 namespace {
@@ -256,17 +255,9 @@ JsonView::Span JsonView::keep(std::string_view s) {
 
 bool JsonView::member(std::uint32_t object, std::string_view name, std::uint32_t& key) const {
   for (std::uint32_t k = object + 1; k < tokens_[object].next; k = tokens_[k + 1].next) {
-    const Token& t = tokens_[k];
-    if (t.edit < 0) {
-      if (t.end - t.start == name.size() && std::memcmp(text_.data() + t.start, name.data(), name.size()) == 0) {
-        key = k;
-        return true;
-      }
-      continue;
-    }
-    const Edit& e = edits_[static_cast<std::size_t>(t.edit)];
-    if (e.removed) continue;
-    if ((e.renamed ? text_of(e.name) : raw(k)) == name) {
+    const Edit* e = edit_of(k);
+    if (e && e->removed) continue;
+    if ((e && e->renamed ? text_of(e->name) : raw(k)) == name) {
       key = k;
       return true;
     }

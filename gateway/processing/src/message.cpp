@@ -70,12 +70,6 @@ Json* Message::fields(std::string& error) {
   return mode_ == Mode::kDocument ? &*doc_ : nullptr;
 }
 
-void Message::set_fields(Json object) {
-  doc_ = std::move(object);
-  mode_ = Mode::kDocument;
-  dirty_ = true;
-}
-
 void Message::keep_original() {
   if (!original_) original_ = record_;
 }

@@ -284,15 +284,13 @@ void write_json(lua_State* L, int idx, int depth, std::string& out) {
     }
     case LUA_TTABLE: {
       // A list is a table whose keys are exactly 1..n: counted only when it
-      // has a 1 (a table of named fields is walked once).
+      // has a 1 (a table of named fields is walked once, below).
       const auto n = lua_rawlen(L, idx);
       std::size_t count = 0;
-      bool keys_are_strings = true;
       if (n > 0) {
         lua_pushnil(L);
         while (lua_next(L, idx) != 0) {
           ++count;
-          if (lua_type(L, -2) != LUA_TSTRING) keys_are_strings = false;
           lua_pop(L, 1);
         }
       }
@@ -307,7 +305,6 @@ void write_json(lua_State* L, int idx, int depth, std::string& out) {
         out += ']';
         return;
       }
-      if (!keys_are_strings) throw LuaError("a returned table mixes a list with named fields");
       out += '{';
       bool first = true;
       lua_pushnil(L);

@@ -43,9 +43,6 @@ class Message {
   Json* fields(std::string& error);
   // Call after changing what fields() returned.
   void fields_changed() { dirty_ = true; }
-  // Replaces the fields with a new object (from a script): it becomes the
-  // payload, whatever the payload was before.
-  void set_fields(Json object);
   // Before a processor changes the record's own fields (payload bytes,
   // topic, device, content type; not through fields()): keeps the record as
   // it was, so that a dead letter later in the chain stores the original.
