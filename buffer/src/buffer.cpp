@@ -55,6 +55,11 @@ struct Cursor {
   std::uint64_t lost_by_eviction = 0;
   std::int64_t created_ns = 0;
   EvictedAhead evicted_ahead;
+  // acked_seq as the file has it. Acks move acked_seq in memory; the
+  // maintenance pass (and a clean stop) writes it, so each ack costs no
+  // transaction of its own. After a crash a sink re-sends what it delivered
+  // since: more, never less.
+  std::uint64_t stored_seq = 0;
 };
 
 // In-memory mirror of what is committed. A transaction works on a copy that
@@ -229,6 +234,10 @@ class Buffer::Impl {
   bool make_room(Committed& w, std::uint64_t records, std::uint64_t bytes, std::optional<std::uint64_t> reserve_cap);
   std::uint64_t reusable_bytes();
   bool evict_prefix(Committed& w, std::uint64_t need_records, std::uint64_t need_bytes, std::uint64_t limit_seq);
+  bool cursors_unstored(const Committed& w) const;
+  bool chunk_deletable(const Committed& w) const;
+  void store_cursors(Committed& w);
+  void delete_records_through(Committed& w, std::uint64_t upto);
   void note_append_result(Status status, const std::string& detail, std::uint64_t records);
   // Records meant for one sink: what read_after marks (only_sink).
   void mark_targets(std::vector<Record>& records) const;
@@ -286,6 +295,12 @@ class Buffer::Impl {
   std::condition_variable space_cv_;  // appenders wait for room
   std::deque<Pending> queue_;
   std::size_t queued_records_ = 0;
+  std::uint64_t queued_bytes_ = 0;  // accounted bytes of queued_records_
+  // Enough waits for one transaction: it need not wait out the window.
+  bool group_full() const {
+    return queued_records_ >= opts_.commit_max_records ||
+           (opts_.commit_max_bytes > 0 && queued_bytes_ >= opts_.commit_max_bytes);
+  }
   bool stopping_ = false;
   std::thread writer_;
   std::thread::id writer_id_;
@@ -294,6 +309,9 @@ class Buffer::Impl {
   bool wal_dirty_ = false;
   SteadyClock::time_point next_sync_;
   std::atomic<std::uint64_t> wal_syncs_total_{0};
+  // Set by ack() once a chunk's worth of delivered records may be deleted:
+  // the writer then runs maintenance before its interval is up.
+  std::atomic<bool> maintenance_wanted_{false};
 };
 
 // ---------------------------------------------------------------- opening
@@ -365,7 +383,15 @@ void Buffer::Impl::open_database(bool fresh) {
   db_->exec("PRAGMA journal_size_limit = 67108864");
   if (opts_.max_page_count > 0) db_->exec("PRAGMA max_page_count = " + std::to_string(opts_.max_page_count));
 
-  const bool created = schema::create_or_validate(*db_, clock_->wall_ns(), opts_.read_only);
+  const bool created = schema::create_or_validate(*db_, clock_->wall_ns(), opts_.read_only, opts_.page_size);
+  // Checkpoint by WAL bytes (about 8 MiB), not by SQLite's 1,000 pages: a
+  // checkpoint copies each page once however often the WAL rewrote it, and
+  // with delivered records deleted in between, many of those pages were
+  // reused. Fewer checkpoints, fewer bytes copied into the file.
+  if (!opts_.read_only) {
+    const auto page_size = db_->query_int("PRAGMA page_size").value_or(4096);
+    db_->exec("PRAGMA wal_autocheckpoint = " + std::to_string(std::max<std::int64_t>(1000, (8 << 20) / page_size)));
+  }
   if (!created && !fresh && opts_.integrity_check != IntegrityCheck::kNone) {
     const char* pragma = opts_.integrity_check == IntegrityCheck::kFull ? "PRAGMA integrity_check(5)"
                                                                         : "PRAGMA quick_check(5)";
@@ -423,15 +449,15 @@ void Buffer::Impl::load_state() {
   auto& q = store_->queries();
   s.oldest = q.first_after(0);
   s.newest = q.newest();
+  // meta holds the counters as of the last transaction that deleted rows;
+  // appends since then are told by the newest row.
   s.next_seq = static_cast<std::uint64_t>(std::max<std::int64_t>(schema::meta_int(*db_, "next_seq"), 1));
   s.next_ord = schema::meta_int(*db_, "next_ord");
   s.next_off = schema::meta_int(*db_, "next_off");
   if (s.newest) {
-    // meta is written in the same transaction as the rows; these only guard
-    // against a file edited by hand.
     s.next_seq = std::max(s.next_seq, s.newest->seq + 1);
     s.next_ord = std::max(s.next_ord, s.newest->ord + 1);
-    s.next_off = std::max(s.next_off, s.newest->off + 1);
+    s.next_off = std::max(s.next_off, q.newest_end().value_or(s.newest->off + 1));
   }
   s.evicted_total = static_cast<std::uint64_t>(schema::meta_int(*db_, "evicted_total"));
   s.evicted_acknowledged = static_cast<std::uint64_t>(schema::meta_int(*db_, "evicted_acknowledged"));
@@ -439,7 +465,7 @@ void Buffer::Impl::load_state() {
   s.expired_total = static_cast<std::uint64_t>(schema::meta_int(*db_, "expired_total"));
   s.dead_lettered_total = static_cast<std::uint64_t>(schema::meta_int(*db_, "dead_lettered_total"));
   for (auto& row : store_->load_cursors()) {
-    s.cursors[row.sink] = Cursor{row.acked_seq, row.lost_by_eviction, row.created_ns, {}};
+    s.cursors[row.sink] = Cursor{row.acked_seq, row.lost_by_eviction, row.created_ns, {}, row.acked_seq};
   }
   dead_letter_rows_ = static_cast<std::uint64_t>(db_->query_int("SELECT count(*) FROM dead_letters").value_or(0));
   {
@@ -467,6 +493,12 @@ void Buffer::Impl::stop() {
   new_records_cv_.notify_all();
   readers_.clear();
   std::lock_guard lock(state_mu_);
+  // A clean stop leaves every sink's position in the file: nothing is sent
+  // twice after a restart.
+  if (store_ && !opts_.read_only && cursors_unstored(state_)) {
+    Committed w = state_;
+    if (write_transaction("store sink positions", [&] { store_cursors(w); }) == Status::kOk) state_ = std::move(w);
+  }
   store_.reset();
   db_.reset();
 }
@@ -498,12 +530,14 @@ void Buffer::Impl::append(std::vector<NewRecord> records, std::vector<StateChang
     if (pending.on_commit) pending.on_commit(AppendOutcome{Status::kClosed, 0, 0, "buffer is closing"});
     return;
   }
-  const bool wake = queue_.empty() || (queued_records_ < opts_.commit_max_records &&
-                                       queued_records_ + n >= opts_.commit_max_records);
+  const bool was_full = group_full();
+  const bool wake = queue_.empty();
   queued_records_ += n;
+  queued_bytes_ += pending.bytes;
+  const bool wake_full = !was_full && group_full();
   queue_.push_back(std::move(pending));
   lock.unlock();
-  if (wake) work_cv_.notify_one();
+  if (wake || wake_full) work_cv_.notify_one();
 }
 
 void Buffer::Impl::writer_loop() {
@@ -511,10 +545,11 @@ void Buffer::Impl::writer_loop() {
   for (;;) {
     if (queue_.empty()) {
       if (stopping_) break;
-      if (work_cv_.wait_until(lock, next_wakeup()) == std::cv_status::timeout && queue_.empty()) {
+      if (!maintenance_wanted_) work_cv_.wait_until(lock, next_wakeup());
+      if (queue_.empty() && !stopping_) {
         lock.unlock();
         sync_wal_if_due();
-        if (SteadyClock::now() >= next_maintenance_) {
+        if (SteadyClock::now() >= next_maintenance_ || maintenance_wanted_) {
           run_maintenance();
           next_maintenance_ = SteadyClock::now() + opts_.maintenance_interval;
         }
@@ -525,24 +560,27 @@ void Buffer::Impl::writer_loop() {
     // Group commit: wait for company until the window closes or enough
     // records are pending.
     const auto deadline = queue_.front().enqueued + opts_.commit_window;
-    while (!stopping_ && queued_records_ < opts_.commit_max_records && SteadyClock::now() < deadline) {
+    while (!stopping_ && !group_full() && SteadyClock::now() < deadline) {
       work_cv_.wait_until(lock, deadline);
     }
     std::vector<Pending> group;
     std::size_t taken = 0;
+    std::uint64_t taken_bytes = 0;
     while (!queue_.empty() &&
            (group.empty() || taken + queue_.front().records.size() <= opts_.commit_max_records)) {
       taken += queue_.front().records.size();
+      taken_bytes += queue_.front().bytes;
       group.push_back(std::move(queue_.front()));
       queue_.pop_front();
     }
     queued_records_ -= taken;
+    queued_bytes_ -= taken_bytes;
     lock.unlock();
     space_cv_.notify_all();
 
     commit_group(group);
     sync_wal_if_due();
-    if (SteadyClock::now() >= next_maintenance_) {
+    if (SteadyClock::now() >= next_maintenance_ || maintenance_wanted_) {
       run_maintenance();
       next_maintenance_ = SteadyClock::now() + opts_.maintenance_interval;
     }
@@ -639,11 +677,9 @@ void Buffer::Impl::commit_group(std::vector<Pending>& group) {
         for (const auto& change : p.state) store_->put_state(change);
         for (const auto id : p.dead_letter_ids) letters_removed += store_->delete_dead_letter(id) ? 1 : 0;
       }
-      if (w.next_seq != state_.next_seq) {
-        store_->set_meta("next_seq", static_cast<std::int64_t>(w.next_seq));
-        store_->set_meta("next_ord", w.next_ord);
-        store_->set_meta("next_off", w.next_off);
-      }
+      // next_seq, next_ord and next_off are not written here: the newest row
+      // says them (load_state), and a transaction that deletes rows writes
+      // them first (delete_records_through). One page less per commit.
       store_->commit();
       state_ = std::move(w);
       wal_dirty_ = true;
@@ -808,8 +844,9 @@ bool Buffer::Impl::evict_prefix(Committed& w, std::uint64_t need_records, std::u
     ahead.through_seq = upto;
     ahead.records += static_cast<std::uint64_t>(lost);
     store_->upsert_cursor(CursorRow{name, cursor.acked_seq, cursor.lost_by_eviction, cursor.created_ns});
+    cursor.stored_seq = cursor.acked_seq;
   }
-  store_->delete_through(upto);
+  delete_records_through(w, upto);
   w.expired_total += static_cast<std::uint64_t>(expired);
   w.evicted_total += static_cast<std::uint64_t>(removed - expired);
   store_->set_meta("expired_total", static_cast<std::int64_t>(w.expired_total));
@@ -821,48 +858,93 @@ bool Buffer::Impl::evict_prefix(Committed& w, std::uint64_t need_records, std::u
 
 // ---------------------------------------------------------------- maintenance
 
+// One transaction: the cursors acks moved since the last pass, and the
+// oldest delivered records that retention no longer keeps (at most
+// maintenance_chunk of them). Deleting in ranges at this cadence, instead of
+// per ack, rewrites each page once for many records.
 std::uint64_t Buffer::Impl::run_maintenance() {
   std::lock_guard lock(state_mu_);
+  maintenance_wanted_ = false;
   if (!store_) return 0;
   const std::uint64_t delivered = state_.delivered_through();
-  if (!state_.oldest || delivered < state_.oldest->seq) return 0;
-
   auto& q = store_->queries();
-  const std::int64_t now = clock_->wall_ns();
-  const std::int64_t keep_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(opts_.retention_time).count();
-  const std::int64_t delivered_end = state_.position_after(q, delivered).second;
   std::uint64_t upto = 0;
-  std::size_t visited = 0;
   try {
-    q.scan_prefix(delivered, [&](const RowPos& row) {
-      if (visited++ >= opts_.maintenance_chunk) return false;
-      // A record stamped in the future (clock stepped back) has no
-      // meaningful age; it expires rather than pinning everything behind it.
-      const bool too_old = keep_ns == 0 || row.ingest_ns <= now - keep_ns || row.ingest_ns > now;
-      const bool too_many_bytes =
-          opts_.retention_bytes > 0 && static_cast<std::uint64_t>(delivered_end - row.off) > opts_.retention_bytes;
-      if (!too_old && !too_many_bytes) return false;
-      upto = row.seq;
-      return true;
-    });
-    if (upto == 0) return 0;
+    if (state_.oldest && delivered >= state_.oldest->seq) {
+      const std::int64_t now = clock_->wall_ns();
+      const std::int64_t keep_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(opts_.retention_time).count();
+      const std::int64_t delivered_end = state_.position_after(q, delivered).second;
+      std::size_t visited = 0;
+      q.scan_prefix(delivered, [&](const RowPos& row) {
+        if (visited++ >= opts_.maintenance_chunk) return false;
+        // A record stamped in the future (clock stepped back) has no
+        // meaningful age; it expires rather than pinning everything behind it.
+        const bool too_old = keep_ns == 0 || row.ingest_ns <= now - keep_ns || row.ingest_ns > now;
+        const bool too_many_bytes =
+            opts_.retention_bytes > 0 && static_cast<std::uint64_t>(delivered_end - row.off) > opts_.retention_bytes;
+        if (!too_old && !too_many_bytes) return false;
+        upto = row.seq;
+        return true;
+      });
+    }
+    if (upto == 0 && !cursors_unstored(state_)) return 0;
     Committed w = state_;
-    const std::int64_t removed = w.position_after(q, upto).first - w.oldest->ord;
+    std::int64_t removed = 0;
     store_->begin();
-    store_->delete_through(upto);
-    w.expired_total += static_cast<std::uint64_t>(removed);
-    store_->set_meta("expired_total", static_cast<std::int64_t>(w.expired_total));
+    store_cursors(w);
+    if (upto > 0) {
+      removed = w.position_after(q, upto).first - w.oldest->ord;
+      delete_records_through(w, upto);
+      w.expired_total += static_cast<std::uint64_t>(removed);
+      store_->set_meta("expired_total", static_cast<std::int64_t>(w.expired_total));
+    }
     store_->commit();
-    w.oldest = q.first_after(upto);
-    if (!w.oldest) w.newest.reset();
+    if (upto > 0) {
+      w.oldest = q.first_after(upto);
+      if (!w.oldest) w.newest.reset();
+    }
     state_ = std::move(w);
-    forget_targets_before(upto + 1);
+    if (upto > 0) forget_targets_before(upto + 1);
+    if (chunk_deletable(state_)) maintenance_wanted_ = true;  // a backlog just delivered: next chunk soon
     return static_cast<std::uint64_t>(removed);
   } catch (const sql::SqliteError& e) {
     db_->rollback_quietly();
-    log_(LogLevel::kWarning, std::string("retention pass failed (will retry): ") + e.what());
+    log_(LogLevel::kWarning, std::string("maintenance pass failed (will retry): ") + e.what());
     return 0;
   }
+}
+
+// Without retention, a full chunk of delivered records waits for deletion
+// (with retention, records stay by design and the interval paces the passes).
+bool Buffer::Impl::chunk_deletable(const Committed& w) const {
+  return opts_.maintenance_after_records > 0 && opts_.retention_time.count() == 0 && opts_.retention_bytes == 0 &&
+         w.oldest && w.delivered_through() >= w.oldest->seq + opts_.maintenance_after_records;
+}
+
+bool Buffer::Impl::cursors_unstored(const Committed& w) const {
+  for (const auto& [name, c] : w.cursors) {
+    if (c.stored_seq != c.acked_seq) return true;
+  }
+  return false;
+}
+
+// Inside a transaction on `w`: writes the cursors whose acks are not in the
+// file yet.
+void Buffer::Impl::store_cursors(Committed& w) {
+  for (auto& [name, c] : w.cursors) {
+    if (c.stored_seq == c.acked_seq) continue;
+    store_->upsert_cursor(CursorRow{name, c.acked_seq, c.lost_by_eviction, c.created_ns});
+    c.stored_seq = c.acked_seq;
+  }
+}
+
+// Inside a transaction on `w`: deletes records through `upto`, first writing
+// the counters that appends leave to the newest row (it may be deleted).
+void Buffer::Impl::delete_records_through(Committed& w, std::uint64_t upto) {
+  store_->set_meta("next_seq", static_cast<std::int64_t>(w.next_seq));
+  store_->set_meta("next_ord", w.next_ord);
+  store_->set_meta("next_off", w.next_off);
+  store_->delete_through(upto);
 }
 
 // ---------------------------------------------------------------- cursors
@@ -889,6 +971,7 @@ Status Buffer::Impl::ensure_sink(std::string_view sink, StartPosition start) {
   Cursor c;
   c.created_ns = clock_->wall_ns();
   c.acked_seq = start == StartPosition::kEarliest && state_.oldest ? state_.oldest->seq - 1 : state_.next_seq - 1;
+  c.stored_seq = c.acked_seq;
   const Status st = write_transaction("create sink cursor", [&] {
     store_->upsert_cursor(CursorRow{std::string(sink), c.acked_seq, 0, c.created_ns});
   });
@@ -990,15 +1073,24 @@ Status Buffer::Impl::ack(std::string_view sink, std::uint64_t seq, std::span<con
   const std::uint64_t lost = c.lost_by_eviction - std::min(credit, c.lost_by_eviction);
   const std::uint64_t evicted = state_.evicted_total - std::min(sole_credit, state_.evicted_total);
   const std::uint64_t expired = state_.expired_total + (state_.evicted_total - evicted);
-  const Status st = write_transaction("ack", [&] {
-    store_->upsert_cursor(CursorRow{it->first, seq, lost, c.created_ns});
-    if (evicted != state_.evicted_total) {
-      store_->set_meta("evicted_total", static_cast<std::int64_t>(evicted));
-      store_->set_meta("expired_total", static_cast<std::int64_t>(expired));
-    }
-  });
-  if (st != Status::kOk) return st;
+  if (lost != c.lost_by_eviction || evicted != state_.evicted_total) {
+    // Loss accounting changed: written at once, with the cursor.
+    const Status st = write_transaction("ack", [&] {
+      store_->upsert_cursor(CursorRow{it->first, seq, lost, c.created_ns});
+      if (evicted != state_.evicted_total) {
+        store_->set_meta("evicted_total", static_cast<std::int64_t>(evicted));
+        store_->set_meta("expired_total", static_cast<std::int64_t>(expired));
+      }
+    });
+    if (st != Status::kOk) return st;
+    c.stored_seq = seq;
+  }
   c.acked_seq = seq;
+  if (!maintenance_wanted_ && chunk_deletable(state_)) {
+    maintenance_wanted_ = true;
+    { std::lock_guard wake(queue_mu_); }  // the writer is waiting, or will see the flag
+    work_cv_.notify_one();
+  }
   c.lost_by_eviction = lost;
   state_.evicted_total = evicted;
   state_.expired_total = expired;
@@ -1008,7 +1100,7 @@ Status Buffer::Impl::ack(std::string_view sink, std::uint64_t seq, std::span<con
   } else {
     c.evicted_ahead.records -= credit;
   }
-  return st;
+  return Status::kOk;
 }
 
 RewindResult Buffer::Impl::rewind_to_seq(std::string_view sink, std::uint64_t seq) {
@@ -1032,6 +1124,7 @@ RewindResult Buffer::Impl::rewind_to_seq(std::string_view sink, std::uint64_t se
   });
   if (out.status == Status::kOk) {
     c.acked_seq = target;
+    c.stored_seq = target;
     c.evicted_ahead = {};  // what was in flight is sent again from the new position
   }
   out.acked_seq = c.acked_seq;

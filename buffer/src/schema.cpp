@@ -22,7 +22,7 @@ void configure_connection(sql::Db& db) {
   sqlite3_busy_timeout(db.get(), 5000);
 }
 
-bool create_or_validate(sql::Db& db, std::int64_t now_ns, bool read_only) {
+bool create_or_validate(sql::Db& db, std::int64_t now_ns, bool read_only, std::uint32_t page_size) {
   // Reading the header is the first touch of the file: a non-database fails
   // here with SQLITE_NOTADB.
   const std::int64_t app_id = db.query_int("PRAGMA application_id").value_or(0);
@@ -32,6 +32,8 @@ bool create_or_validate(sql::Db& db, std::int64_t now_ns, bool read_only) {
 
   if (app_id == 0 && version == 0 && tables == 0) {
     if (read_only) throw IncompatibleError("empty file, not a tidegate buffer");
+    // Before the first table: the page size is fixed once the file has one.
+    if (page_size > 0) db.exec("PRAGMA page_size = " + std::to_string(page_size));
     db.exec("PRAGMA journal_mode = WAL");
     db.exec("BEGIN IMMEDIATE");
     try {

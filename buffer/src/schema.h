@@ -53,7 +53,8 @@ void configure_connection(sql::Db& db);
 // Creates the schema in an empty database or validates an existing one.
 // Returns true if it created it. Throws IncompatibleError or SqliteError.
 // With `read_only`, an empty file is an error instead.
-bool create_or_validate(sql::Db& db, std::int64_t now_ns, bool read_only = false);
+// `page_size` applies when the file is created (0: SQLite's default).
+bool create_or_validate(sql::Db& db, std::int64_t now_ns, bool read_only = false, std::uint32_t page_size = 0);
 
 // Reads an integer from meta (0 if absent).
 std::int64_t meta_int(sql::Db& db, const char* key);

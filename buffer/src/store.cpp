@@ -50,6 +50,11 @@ RowPos row_pos(const sql::Stmt& stmt) {
 Queries::Queries(sql::Db& db)
     : first_after_(db, "SELECT seq, ord, off, ingest_ns FROM records WHERE seq > ?1 ORDER BY seq LIMIT 1"),
       newest_(db, "SELECT seq, ord, off, ingest_ns FROM records ORDER BY seq DESC LIMIT 1"),
+      // accounted_size() in SQL; text lengths in bytes, as the writer counted them.
+      newest_end_(db, "SELECT off + " + std::to_string(kRecordOverheadBytes) +
+                          " + length(CAST(source AS BLOB)) + length(CAST(partition_key AS BLOB))"
+                          " + length(CAST(topic AS BLOB)) + length(payload) + length(CAST(content_type AS BLOB))"
+                          " FROM records ORDER BY seq DESC LIMIT 1"),
       read_after_(db, "SELECT seq, " TIDEGATE_RECORD_COLUMNS
                       " FROM records WHERE seq > ?1 ORDER BY seq LIMIT ?2"),
       by_time_(db, "SELECT seq FROM records WHERE ingest_ns >= ?1 ORDER BY seq LIMIT 1"),
@@ -66,6 +71,12 @@ std::optional<RowPos> Queries::newest() {
   sql::ResetOnExit reset(newest_);
   if (!newest_.step()) return std::nullopt;
   return row_pos(newest_);
+}
+
+std::optional<std::int64_t> Queries::newest_end() {
+  sql::ResetOnExit reset(newest_end_);
+  if (!newest_end_.step()) return std::nullopt;
+  return newest_end_.column_int(0);
 }
 
 std::vector<Record> Queries::read_after(std::uint64_t after, std::size_t max_records,

@@ -31,6 +31,9 @@ class Queries {
   // The first stored record with seq > after, if any.
   std::optional<RowPos> first_after(std::uint64_t after);
   std::optional<RowPos> newest();
+  // The byte offset just past the newest record (its off plus its accounted
+  // size): where the next record's offset starts.
+  std::optional<std::int64_t> newest_end();
   // Records with seq > after in order, up to max_records and max_bytes
   // (at least one record when any exists).
   std::vector<Record> read_after(std::uint64_t after, std::size_t max_records, std::size_t max_bytes);
@@ -56,6 +59,7 @@ class Queries {
  private:
   sql::Stmt first_after_;
   sql::Stmt newest_;
+  sql::Stmt newest_end_;
   sql::Stmt read_after_;
   sql::Stmt by_time_;
   sql::Stmt prefix_;

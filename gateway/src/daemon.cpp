@@ -411,6 +411,8 @@ class Gateway {
     differs(now.durability != next.durability, "durability");
     differs(now.commit_window != next.commit_window, "commit_window");
     differs(now.commit_max_records != next.commit_max_records, "commit_max_records");
+    differs(now.commit_max_bytes != next.commit_max_bytes, "commit_max_bytes");
+    differs(now.maintenance_interval != next.maintenance_interval, "maintenance_interval");
     differs(now.sync_interval != next.sync_interval, "sync_interval");
     differs(now.max_queued_records != next.max_queued_records, "max_queued_records");
     differs(now.integrity_check != next.integrity_check, "integrity_check");

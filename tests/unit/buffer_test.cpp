@@ -3,6 +3,7 @@
 // matters; everything else is the real thing.
 #include "tidegate/buffer/buffer.h"
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -10,6 +11,7 @@
 
 #include <atomic>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <set>
 #include <thread>
@@ -37,6 +39,7 @@ class BufferTest : public ::testing::Test {
     o.disk_space = disk_;
     o.log = log_.fn();
     o.maintenance_interval = std::chrono::hours(1);  // tests run maintenance explicitly
+    o.maintenance_after_records = 0;
     return o;
   }
   std::unique_ptr<Buffer> open(BufferOptions o) { return Buffer::open(std::move(o)); }
@@ -881,6 +884,7 @@ TEST_F(BufferTest, DiskReserveCountsFreePagesInsideTheFileAsRoom) {
 
 TEST_F(BufferTest, SqliteFullFailsCleanlyAndKeepsWhatWasCommitted) {
   auto o = options();
+  o.page_size = 4096;
   o.max_page_count = 40;  // ~160 KiB with 4 KiB pages: SQLite answers SQLITE_FULL
   std::uint64_t committed_last = 0;
   std::uint64_t committed_count = 0;
@@ -1095,6 +1099,134 @@ TEST_F(BufferTest, ASecondWriterIsRefusedWhileTheFirstHoldsTheFile) {
 }
 
 // ------------------------------------------------------------ figures
+
+// ------------------------------------------------------------ writes (SD-card wear)
+
+// Runs `work` in a child process, which must end with std::_Exit(0) while
+// its buffer is open: nothing is closed, as kill -9 would leave the files
+// (what was written is in the OS). The child starts with no buffer threads:
+// fork happens before any open.
+void in_a_process_that_crashes(const std::function<void()>& work) {
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    work();
+    std::_Exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child failed: " << status;
+}
+
+std::uint64_t size_of(const std::filesystem::path& p) {
+  std::error_code ec;
+  const auto n = std::filesystem::file_size(p, ec);
+  return ec ? 0 : n;
+}
+
+TEST_F(BufferTest, ACommitOfAFewRecordsWritesOnePageToTheWal) {
+  auto b = open();
+  const auto wal = std::filesystem::path(options().path).concat("-wal");
+  ASSERT_TRUE(b->append_wait({make_record("first")}).ok());
+  const auto before = size_of(wal);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(b->append_wait({make_record("more-" + std::to_string(i))}).ok());
+  // One frame (page + 24-byte header) per commit: the records' leaf page,
+  // no counters page beside it.
+  EXPECT_EQ(size_of(wal) - before, 3u * (1024 + 24));
+}
+
+TEST_F(BufferTest, ANewFileTakesThePageSizeAndAnExistingFileKeepsItsOwn) {
+  auto page_size_of = [&] {
+    std::ifstream in(options().path, std::ios::binary);
+    unsigned char header[18] = {};
+    in.read(reinterpret_cast<char*>(header), sizeof header);
+    return (header[16] << 8) | header[17];
+  };
+  {
+    auto o = options();
+    o.page_size = 4096;
+    auto b = open(o);
+    ASSERT_TRUE(b->append_wait(make_records(3)).ok());
+  }
+  EXPECT_EQ(page_size_of(), 4096);
+  auto b = open();  // asks for 1024
+  ASSERT_TRUE(b->append_wait(make_records(3)).ok());
+  EXPECT_EQ(b->stats().records, 6u);
+  EXPECT_EQ(page_size_of(), 4096);
+}
+
+TEST_F(BufferTest, AfterACrashSequencesAndBytesComeFromTheNewestRecord) {
+  std::uint64_t bytes = 0;
+  std::vector<NewRecord> first;
+  for (int i = 0; i < 7; ++i) first.push_back(make_record(std::string(static_cast<std::size_t>(10 + i * 13), 'p'), "dévice-" + std::to_string(i)));
+  for (const auto& r : first) bytes += accounted_size(r);
+  in_a_process_that_crashes([&] {
+    auto b = open();
+    for (const auto& r : first) {
+      if (!b->append_wait({r}).ok()) std::_Exit(1);
+    }
+    std::_Exit(0);
+  });
+  {
+    auto b = open();
+    auto s = b->stats();
+    EXPECT_EQ(s.next_seq, 8u);
+    EXPECT_EQ(s.records, 7u);
+    EXPECT_EQ(s.bytes, bytes);
+    EXPECT_EQ(b->append_wait({make_record("next")}).first_seq, 8u);
+    EXPECT_EQ(b->stats().bytes, bytes + accounted_size(make_record("next")));
+  }
+  // Everything delivered and deleted, then two more, then a crash: the
+  // counters written by the deleting transaction plus the newest row.
+  in_a_process_that_crashes([&] {
+    auto b = open();
+    if (b->ensure_sink("cloud", StartPosition::kEarliest) != Status::kOk) std::_Exit(1);
+    if (b->ack("cloud", 8) != Status::kOk || b->run_maintenance() != 8) std::_Exit(2);
+    if (b->append_wait(make_records(2)).first_seq != 9) std::_Exit(3);
+    std::_Exit(0);
+  });
+  auto b = open();
+  auto s = b->stats();
+  EXPECT_EQ(s.next_seq, 11u);
+  EXPECT_EQ(s.records, 2u);
+  std::uint64_t two = 0;
+  for (const auto& r : make_records(2)) two += accounted_size(r);
+  EXPECT_EQ(s.bytes, two);
+  EXPECT_EQ(s.expired_total, 8u);
+}
+
+TEST_F(BufferTest, AcksReachTheFileWithMaintenanceSoACrashResendsOnlyWhatCameAfter) {
+  in_a_process_that_crashes([&] {
+    auto b = open();
+    if (b->ensure_sink("cloud", StartPosition::kEarliest) != Status::kOk) std::_Exit(1);
+    if (!b->append_wait(make_records(10)).ok()) std::_Exit(2);
+    if (b->ack("cloud", 4) != Status::kOk || b->run_maintenance() != 4) std::_Exit(3);
+    if (b->ack("cloud", 7) != Status::kOk) std::_Exit(4);  // in memory only when the process dies
+    std::_Exit(0);
+  });
+  auto b = open();
+  EXPECT_EQ(b->acked_seq("cloud"), 4u);  // behind the ack, never beyond it
+  auto again = b->read("cloud", 100, SIZE_MAX).records;
+  ASSERT_EQ(again.size(), 6u);  // 5..7 are sent again, 8..10 for the first time
+  EXPECT_EQ(again.front().seq, 5u);
+  EXPECT_EQ(again.back().seq, 10u);
+}
+
+TEST_F(BufferTest, ADeliveredBacklogIsDeletedWithoutWaitingForTheInterval) {
+  auto o = options();
+  o.maintenance_after_records = 10;
+  o.maintenance_chunk = 10;
+  auto b = open(o);  // maintenance_interval: an hour
+  ASSERT_EQ(b->ensure_sink("s", StartPosition::kEarliest), Status::kOk);
+  ASSERT_TRUE(b->append_wait(make_records(35)).ok());
+  ASSERT_EQ(b->ack("s", 5), Status::kOk);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(b->stats().records, 35u);  // under a chunk: waits for the interval
+  ASSERT_EQ(b->ack("s", 35), Status::kOk);
+  // Chunk after chunk while a full one waits; the last 5 wait for the interval.
+  EXPECT_TRUE(testing::wait_for([&] { return b->stats().records == 5; }));
+  EXPECT_EQ(b->stats().expired_total, 30u);
+}
 
 TEST_F(BufferTest, StatsReportLagBytesAndAges) {
   auto b = open();

@@ -81,6 +81,9 @@ max_records = 100000
 full_policy = "reject-new"
 durability = "power-safe"
 commit_window = "25ms"
+commit_max_bytes = "8KiB"
+maintenance_interval = "30s"
+page_size = 4096
 retention = "2h"
 retention_bytes = 1048576
 disk_reserve = "128MiB"
@@ -148,6 +151,9 @@ retry_max = "5m"
   EXPECT_EQ(c.buffer.full_policy, buffer::FullPolicy::kRejectNew);
   EXPECT_EQ(c.buffer.durability, buffer::Durability::kPowerSafe);
   EXPECT_EQ(c.buffer.commit_window, std::chrono::milliseconds(25));
+  EXPECT_EQ(c.buffer.commit_max_bytes, 8u << 10);
+  EXPECT_EQ(c.buffer.maintenance_interval, std::chrono::seconds(30));
+  EXPECT_EQ(c.buffer.page_size, 4096u);
   EXPECT_EQ(c.buffer.retention_time, std::chrono::hours(2));
   EXPECT_EQ(c.buffer.retention_bytes, 1048576u);
   EXPECT_EQ(c.buffer.disk_reserve_bytes, 128u << 20);
@@ -263,6 +269,7 @@ TEST_F(ConfigTest, EveryMistakeNamesFileKeyAndReason) {
       {"[buffer]\nmax_records = \"many\"\n", "test.toml: buffer.max_records: expected an integer"},
       {"[buffer]\nmax_bytes = \"12 parsecs\"\n", "test.toml: buffer.max_bytes: expected a size"},
       {"[buffer]\ncommit_window = 10\n", "test.toml: buffer.commit_window: expected a duration"},
+      {"[buffer]\npage_size = 1000\n", "test.toml: buffer.page_size: expected a power of two from 512 to 65536, not 1000"},
       {"[buffer]\nfull_policy = \"drop-newest\"\n",
        "test.toml: buffer.full_policy: unknown value \"drop-newest\" (allowed: \"drop-oldest\", \"reject-new\")"},
       {"[buffer]\ncommit_max_records = 0\n",
