@@ -3,7 +3,7 @@
 // (a file the buffer created, so schema, WAL mode and page size are equal)
 // in one transaction with one prepared statement.
 //
-//   bench_buffer [--quick] [--out DIR] [--dir SCRATCH_DIR]
+//   bench_buffer [--quick] [--out DIR] [--dir SCRATCH_DIR] [--page-size N]
 //
 // Prints a Markdown table; with --out, also writes it to
 // DIR/buffer-<date>-<host>.md together with the machine description.
@@ -55,9 +55,12 @@ NewRecord reading(std::size_t payload_size, std::uint64_t i) {
   return r;
 }
 
+std::uint32_t g_page_size = BufferOptions{}.page_size;
+
 BufferOptions base_options(const std::filesystem::path& path) {
   BufferOptions o;
   o.path = path;
+  o.page_size = g_page_size;
   o.max_bytes = 0;
   o.disk_reserve_bytes = 0;
   o.log = [](LogLevel level, std::string_view msg) {
@@ -221,8 +224,9 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--quick")) quick = true;
     else if (!std::strcmp(argv[i], "--out") && i + 1 < argc) out_dir = argv[++i];
     else if (!std::strcmp(argv[i], "--dir") && i + 1 < argc) g_scratch = argv[++i];
+    else if (!std::strcmp(argv[i], "--page-size") && i + 1 < argc) g_page_size = static_cast<std::uint32_t>(std::stoul(argv[++i]));
     else {
-      std::cerr << "usage: bench_buffer [--quick] [--out DIR] [--dir SCRATCH_DIR]\n";
+      std::cerr << "usage: bench_buffer [--quick] [--out DIR] [--dir SCRATCH_DIR] [--page-size N]\n";
       return 2;
     }
   }
@@ -283,7 +287,8 @@ int main(int argc, char** argv) {
       << bench::machine_lines()
       << "- filesystem of the scratch directory: " << bench::shell("stat -f -c %T " + g_scratch.parent_path().string())
       << "\n"
-      << "- SQLite " << sqlite3_libversion() << ", mode: " << (quick ? "--quick" : "full") << "\n"
+      << "- SQLite " << sqlite3_libversion() << ", page size " << g_page_size << " (the buffer's and the raw baseline's file)"
+      << ", mode: " << (quick ? "--quick" : "full") << "\n"
       << "- command: `build/bench/buffer/bench_buffer" << (quick ? " --quick" : "") << " --out bench/results`\n\n"
       << table.str();
   bench::publish_results("buffer", out_dir, doc.str());

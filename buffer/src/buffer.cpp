@@ -225,6 +225,7 @@ class Buffer::Impl {
   void load_state();
   void writer_loop();
   SteadyClock::time_point next_wakeup() const;
+  void maintain_if_due();
   void sync_wal_if_due();
   void commit_group(std::vector<Pending>& group);
   bool below_disk_reserve();
@@ -305,6 +306,7 @@ class Buffer::Impl {
   std::thread writer_;
   std::thread::id writer_id_;
   SteadyClock::time_point next_maintenance_;
+  SteadyClock::time_point last_maintenance_;
   // Crash-safe mode's periodic WAL sync (writer thread only).
   bool wal_dirty_ = false;
   SteadyClock::time_point next_sync_;
@@ -367,7 +369,8 @@ void Buffer::Impl::open() {
     log_(LogLevel::kWarning, std::string("cannot write sequence floor: ") + e.what());
   }
 
-  next_maintenance_ = SteadyClock::now() + opts_.maintenance_interval;
+  last_maintenance_ = SteadyClock::now();
+  next_maintenance_ = last_maintenance_ + opts_.maintenance_interval;
   writer_ = std::thread([this] { writer_loop(); });
   writer_id_ = writer_.get_id();
 }
@@ -549,10 +552,7 @@ void Buffer::Impl::writer_loop() {
       if (queue_.empty() && !stopping_) {
         lock.unlock();
         sync_wal_if_due();
-        if (SteadyClock::now() >= next_maintenance_ || maintenance_wanted_) {
-          run_maintenance();
-          next_maintenance_ = SteadyClock::now() + opts_.maintenance_interval;
-        }
+        maintain_if_due();
         lock.lock();
       }
       continue;
@@ -580,12 +580,38 @@ void Buffer::Impl::writer_loop() {
 
     commit_group(group);
     sync_wal_if_due();
-    if (SteadyClock::now() >= next_maintenance_ || maintenance_wanted_) {
-      run_maintenance();
-      next_maintenance_ = SteadyClock::now() + opts_.maintenance_interval;
-    }
+    maintain_if_due();
     lock.lock();
   }
+}
+
+// A pass costs a transaction of a few pages whatever it holds. Without
+// retention, one for a handful of delivered records (a quiet gateway's
+// heartbeat) waits for more, up to kQuietPasses intervals; with retention the
+// interval paces expiry as configured.
+void Buffer::Impl::maintain_if_due() {
+  constexpr int kQuietPasses = 10;
+  constexpr std::uint64_t kWorthAPass = 64;
+  const auto now = SteadyClock::now();
+  if (!maintenance_wanted_ && now < next_maintenance_) return;
+  if (!maintenance_wanted_ && opts_.retention_time.count() == 0 && opts_.retention_bytes == 0 &&
+      now < last_maintenance_ + kQuietPasses * opts_.maintenance_interval) {
+    std::uint64_t waiting = 0;
+    {
+      std::lock_guard lock(state_mu_);
+      if (state_.oldest && state_.delivered_through() >= state_.oldest->seq) {
+        waiting = state_.delivered_through() - state_.oldest->seq + 1;
+      }
+      for (const auto& [name, c] : state_.cursors) waiting = std::max(waiting, c.acked_seq - c.stored_seq);
+    }
+    if (waiting < kWorthAPass) {
+      next_maintenance_ = now + opts_.maintenance_interval;
+      return;
+    }
+  }
+  run_maintenance();
+  last_maintenance_ = SteadyClock::now();
+  next_maintenance_ = last_maintenance_ + opts_.maintenance_interval;
 }
 
 SteadyClock::time_point Buffer::Impl::next_wakeup() const {

@@ -1,23 +1,27 @@
 // Child process for the crash test: appends forever and reports each
 // committed call on stdout as "<first_seq> <count> <run> <first_index>",
 // written only from the commit callback, i.e. after the commit. The parent
-// kills it with SIGKILL at random moments.
+// kills it with SIGKILL at random moments. With a third argument "ack", a
+// second thread also forwards: reads, acks, and the buffer deletes what was
+// acknowledged every few milliseconds, so kills land in those writes too.
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <random>
 #include <string>
+#include <thread>
 
 #include "tidegate/buffer/buffer.h"
 
 using namespace tidegate::buffer;
 
 int main(int argc, char** argv) {
-  if (argc != 3) {
-    std::fprintf(stderr, "usage: %s DB RUN\n", argv[0]);
+  if (argc != 3 && argc != 4) {
+    std::fprintf(stderr, "usage: %s DB RUN [ack]\n", argv[0]);
     return 2;
   }
+  const bool forward = argc == 4 && std::string(argv[3]) == "ack";
   const std::string run = argv[2];
   BufferOptions o;
   o.path = argv[1];
@@ -28,7 +32,26 @@ int main(int argc, char** argv) {
   o.log = [](LogLevel level, std::string_view msg) {
     std::fprintf(stderr, "child %s: %.*s\n", to_string(level), static_cast<int>(msg.size()), msg.data());
   };
+  if (forward) {
+    o.maintenance_interval = std::chrono::milliseconds(5);
+    o.maintenance_after_records = 64;
+    o.maintenance_chunk = 64;
+  }
   auto buffer = Buffer::open(o);
+  std::thread forwarder;
+  if (forward) {
+    if (buffer->ensure_sink("cloud", StartPosition::kEarliest) != Status::kOk) return 4;
+    forwarder = std::thread([&buffer] {
+      for (;;) {
+        auto batch = buffer->read("cloud", 50, SIZE_MAX);
+        if (batch.records.empty()) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));
+          continue;
+        }
+        if (buffer->ack("cloud", batch.records.back().seq) != Status::kOk) std::_Exit(5);
+      }
+    });
+  }
   std::mt19937 rng(static_cast<unsigned>(std::stoul(run) * 7919u + 17u));
   std::uniform_int_distribution<int> batch_size(1, 40);
   for (std::uint64_t index = 0;;) {

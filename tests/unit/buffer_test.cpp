@@ -160,6 +160,24 @@ TEST_F(BufferTest, CommitMaxRecordsClosesTheWindowEarly) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
 }
 
+TEST_F(BufferTest, CommitMaxBytesClosesTheWindowEarly) {
+  auto o = options();
+  o.commit_window = std::chrono::seconds(30);
+  o.commit_max_bytes = 4096;
+  auto b = open(o);
+  // Under the byte limit the record waits for the window...
+  std::promise<AppendOutcome> small;
+  b->append({make_record("small")}, [&](const AppendOutcome& out) { small.set_value(out); });
+  auto waiting = small.get_future();
+  EXPECT_EQ(waiting.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout);
+  // ...and a call that brings the waiting bytes to the limit commits both now.
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_TRUE(b->append_wait({make_record(std::string(4096, 'b'))}).ok());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+  EXPECT_TRUE(waiting.get().ok());
+  EXPECT_EQ(b->stats().commits_total, 1u);
+}
+
 TEST_F(BufferTest, CallbackRunsOnlyOnceTheRecordIsCommitted) {
   auto b = open();
   std::promise<std::size_t> visible;

@@ -79,9 +79,11 @@ struct BufferOptions {
   IntegrityCheck integrity_check = IntegrityCheck::kQuick;
 
   // Background deletion of expired records, with the sinks' positions
-  // written in the same transaction: how often (or sooner, once a chunk of
-  // delivered records can go), and at most how many rows per transaction so
-  // appends never wait long. A crash re-sends up to an interval of acks.
+  // written in the same transaction: how often (sooner once
+  // maintenance_after_records delivered records can go; without retention,
+  // up to ten intervals later while fewer than 64 can), and at most how many
+  // rows per transaction so appends never wait long. A crash re-sends what
+  // was acknowledged since the last pass.
   std::chrono::milliseconds maintenance_interval{10000};
   std::size_t maintenance_chunk = 4096;
   // Without retention: a pass runs before the interval is up once this many
