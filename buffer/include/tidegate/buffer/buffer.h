@@ -129,8 +129,10 @@ class Buffer {
   // or the buffer closes; true if there is one. Forwarders wait here instead
   // of polling.
   bool wait_for_records_after(std::uint64_t after_seq, std::chrono::milliseconds timeout) const;
-  // Moves the sink's cursor to `seq` durably. An ack at or below the cursor
-  // is a no-op (acks may arrive out of order); beyond the newest is an error.
+  // Moves the sink's cursor to `seq`. An ack at or below the cursor is a
+  // no-op (acks may arrive out of order); beyond the newest is an error. The
+  // cursor reaches the file with the next maintenance pass (or a clean
+  // close), so a crash re-sends what was acknowledged since: at-least-once.
   Status ack(std::string_view sink, std::uint64_t seq);
   // The same for a batch the sink sent: records of it that the cap evicted
   // while it was in flight reached the sink after all, so they are taken
