@@ -299,17 +299,16 @@ Row measure(const Run& run, const Setting& s, double rate, bool uplink) {
   return row;
 }
 
-std::vector<double> parse_rates(const std::string& s) {
-  std::vector<double> out;
-  std::stringstream in(s);
-  for (std::string item; std::getline(in, item, ',');) out.push_back(std::stod(item));
-  return out;
-}
-
 std::vector<std::string> split(const std::string& s) {
   std::vector<std::string> out;
   std::stringstream in(s);
   for (std::string item; std::getline(in, item, ',');) out.push_back(item);
+  return out;
+}
+
+std::vector<double> parse_rates(const std::string& s) {
+  std::vector<double> out;
+  for (const auto& item : split(s)) out.push_back(std::stod(item));
   return out;
 }
 
@@ -396,6 +395,8 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  std::string arguments;  // for the results file: the run can be repeated as it was
+  for (int i = 1; i < argc; ++i) arguments += std::string(" ") + argv[i];
   std::vector<Setting> settings;
   for (const auto& name : split(settings_arg)) {
     const auto& all = all_settings();
@@ -435,7 +436,7 @@ int main(int argc, char** argv) {
   doc << "# bench/wear: disk bytes written per reading\n\n"
       << "- date: " << bench::today_utc() << "\n"
       << bench::machine_lines() << "- filesystem of the buffer: " << filesystem << "\n"
-      << "- command: `bench_wear" << (argc > 1 ? " ..." : "") << "` (" << run.span.count() << " s per row, "
+      << "- command: `build/bench/wear/bench_wear" << arguments << "` (" << run.span.count() << " s per row, "
       << run.idle_span.count() << " s idle)\n"
       << "- load: QoS 1 readings of " << kReadingBytes << " bytes from " << kDevices
       << " devices over one MQTT connection to `[[sources.mqtt_listener]]`; `[[sinks.mqtt]]` to a real mosquitto "

@@ -237,6 +237,14 @@ class Buffer::Impl {
   bool evict_prefix(Committed& w, std::uint64_t need_records, std::uint64_t need_bytes, std::uint64_t limit_seq);
   bool cursors_unstored(const Committed& w) const;
   bool chunk_deletable(const Committed& w) const;
+  // Retention keeps delivered records for replay (by time or bytes).
+  bool keeps_delivered() const { return opts_.retention_time.count() > 0 || opts_.retention_bytes > 0; }
+  // Delivered records still stored: the sequence span from the oldest to the
+  // point every sink acknowledged (an upper bound where seqs have gaps).
+  static std::uint64_t delivered_waiting(const Committed& w) {
+    const std::uint64_t delivered = w.delivered_through();
+    return w.oldest && delivered >= w.oldest->seq ? delivered - w.oldest->seq + 1 : 0;
+  }
   void store_cursors(Committed& w);
   void delete_records_through(Committed& w, std::uint64_t upto);
   void note_append_result(Status status, const std::string& detail, std::uint64_t records);
@@ -594,14 +602,11 @@ void Buffer::Impl::maintain_if_due() {
   constexpr std::uint64_t kWorthAPass = 64;
   const auto now = SteadyClock::now();
   if (!maintenance_wanted_ && now < next_maintenance_) return;
-  if (!maintenance_wanted_ && opts_.retention_time.count() == 0 && opts_.retention_bytes == 0 &&
-      now < last_maintenance_ + kQuietPasses * opts_.maintenance_interval) {
+  if (!maintenance_wanted_ && !keeps_delivered() && now < last_maintenance_ + kQuietPasses * opts_.maintenance_interval) {
     std::uint64_t waiting = 0;
     {
       std::lock_guard lock(state_mu_);
-      if (state_.oldest && state_.delivered_through() >= state_.oldest->seq) {
-        waiting = state_.delivered_through() - state_.oldest->seq + 1;
-      }
+      waiting = delivered_waiting(state_);
       for (const auto& [name, c] : state_.cursors) waiting = std::max(waiting, c.acked_seq - c.stored_seq);
     }
     if (waiting < kWorthAPass) {
@@ -943,8 +948,8 @@ std::uint64_t Buffer::Impl::run_maintenance() {
 // Without retention, a full chunk of delivered records waits for deletion
 // (with retention, records stay by design and the interval paces the passes).
 bool Buffer::Impl::chunk_deletable(const Committed& w) const {
-  return opts_.maintenance_after_records > 0 && opts_.retention_time.count() == 0 && opts_.retention_bytes == 0 &&
-         w.oldest && w.delivered_through() >= w.oldest->seq + opts_.maintenance_after_records;
+  return opts_.maintenance_after_records > 0 && !keeps_delivered() &&
+         delivered_waiting(w) > opts_.maintenance_after_records;
 }
 
 bool Buffer::Impl::cursors_unstored(const Committed& w) const {
