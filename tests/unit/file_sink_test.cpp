@@ -139,6 +139,43 @@ TEST_F(FileSinkTest, APartialFileLeftByACrashIsCompletedAtStart) {
   EXPECT_TRUE(std::filesystem::exists(dir_ / "out" / "tidegate-20260101T000000Z-1.jsonl"));
 }
 
+// After a crash that came before the cursor was stored, the next run sends
+// the same records again from the same first sequence, often within the
+// same second: its file must not replace the earlier one (which may hold
+// more), complete or left partial by the crash.
+TEST_F(FileSinkTest, ARunThatStartsAgainFromTheSameRecordNeverOverwritesAFile) {
+  const auto out = dir_ / "out";
+  {
+    FileSink first(options());
+    ASSERT_EQ(first.send(records(1, 5)).batch, forward::Outcome::kOk);  // 1..5, completed at its end
+  }
+  const auto first_file = files(out, ".jsonl").at(0);
+  {
+    FileSink crashed(options());
+    ASSERT_EQ(crashed.send(records(1, 4)).batch, forward::Outcome::kOk);
+    const auto partial = files(out, ".partial");
+    ASSERT_EQ(partial.size(), 1u);
+    std::filesystem::copy_file(partial[0], dir_ / "left-by-crash");
+  }
+  // As a kill -9 leaves it: the second run's file still partial.
+  for (const auto& f : files(out, ".jsonl")) {
+    if (f != first_file) {
+      std::filesystem::rename(dir_ / "left-by-crash", f.string() + ".partial");
+      std::filesystem::remove(f);
+    }
+  }
+  ASSERT_EQ(files(out, ".partial").size(), 1u);
+  {
+    FileSink again(options());  // completes the partial file, then writes its own
+    ASSERT_EQ(again.send(records(1, 2)).batch, forward::Outcome::kOk);
+  }
+  std::multiset<std::uint64_t> seqs;
+  for (const auto& f : files(out, ".jsonl")) {
+    for (const auto& l : lines(f)) seqs.insert(l["seq"].get<std::uint64_t>());
+  }
+  EXPECT_EQ(seqs, (std::multiset<std::uint64_t>{1, 1, 1, 2, 2, 2, 3, 3, 4, 4, 5}));
+}
+
 TEST_F(FileSinkTest, AFullDiskIsARetryAndLeavesOnlyWholeLines) {
   if (::geteuid() != 0) GTEST_SKIP() << "mounting a tmpfs needs root";
   const auto out = dir_ / "out";

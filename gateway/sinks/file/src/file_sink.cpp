@@ -36,6 +36,18 @@ void fsync_dir(const std::filesystem::path& dir) {
   ::close(fd);
 }
 
+// `stem` + `ext`, or with "-2", "-3", ... before `ext` when a file of that
+// name (complete or partial) exists: runs that start within the same second
+// from the same cursor (every run after a crash that came before the cursor
+// was stored) must not overwrite each other's files.
+std::filesystem::path unused_name(const std::filesystem::path& dir, const std::string& stem, const std::string& ext) {
+  for (int n = 1;; ++n) {
+    const auto name = dir / (stem + (n == 1 ? "" : "-" + std::to_string(n)) + ext);
+    std::error_code ec;
+    if (!std::filesystem::exists(name, ec) && !std::filesystem::exists(name.string() + ".partial", ec)) return name;
+  }
+}
+
 }  // namespace
 
 struct FileSink::Impl {
@@ -77,8 +89,9 @@ struct FileSink::Impl {
   }
 
   std::string open_file(std::uint64_t first_seq) {
-    partial = opts.directory / (opts.prefix + "-" + utc_stamp() + "-" + std::to_string(first_seq) + extension() +
-                                ".partial");
+    partial = unused_name(opts.directory, opts.prefix + "-" + utc_stamp() + "-" + std::to_string(first_seq),
+                          extension());
+    partial += ".partial";
     fd = ::open(partial.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0) return "create " + partial.string() + ": " + std::strerror(errno);
     size = 0;
@@ -124,6 +137,10 @@ FileSink::FileSink(FileSinkOptions options) : impl_(std::make_unique<Impl>()) {
     if (name.rfind(impl_->opts.prefix + "-", 0) == 0 && e.path().extension() == ".partial") {
       auto final_name = e.path();
       final_name.replace_extension();
+      if (std::filesystem::exists(final_name)) {  // never over a complete file
+        const auto ext = final_name.extension().string();
+        final_name = unused_name(impl_->opts.directory, final_name.stem().string(), ext);
+      }
       std::filesystem::rename(e.path(), final_name);
     }
   }
