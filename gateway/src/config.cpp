@@ -221,8 +221,35 @@ void resolve_chains(Context& ctx, GatewayConfig& c) {
                   "with that name)");
         continue;
       }
+      if (p->create_stream) {
+        ctx.error(sink.processors_key + "[" + std::to_string(i) + "]",
+                  in_quotes(p->name) + " is a " + p->kind + " processor, which makes records of its own: select "
+                  "them with route.sources = [" + in_quotes(p->name) + "] instead of listing it in processors");
+        continue;
+      }
       sink.written += "\n# processor " + p->kind + "\n" + p->written;
     }
+  }
+}
+
+// Window and deadband processors run as sources of their own (after the
+// configured sources): the daemon starts, reloads and reports them as such.
+void add_derived_streams(GatewayConfig& c) {
+  std::vector<std::string> names;
+  for (const auto& p : c.processors) {
+    if (p.create_stream) names.push_back(p.name);
+  }
+  for (const auto& p : c.processors) {
+    if (!p.create_stream) continue;
+    plugins::SourcePlan plan;
+    plan.kind = p.kind;
+    plan.name = p.name;
+    plan.name_key = p.name_key;
+    plan.written = p.written;
+    plan.create = [create = p.create_stream, names](buffer::Buffer& buffer, buffer::LogFn log) {
+      return create(buffer, std::move(log), names);
+    };
+    c.sources.push_back(std::move(plan));
   }
 }
 
@@ -240,6 +267,16 @@ void check_whole(Context& ctx, const GatewayConfig& c) {
   unique_names(c.sources, "source");
   unique_names(c.sinks, "sink");
   unique_names(c.processors, "processor");
+  // A derived stream's records carry its name as their source.
+  for (const auto& p : c.processors) {
+    if (!p.create_stream) continue;
+    for (const auto& src : c.sources) {
+      if (src.name == p.name)
+        ctx.error(p.name_key, "a source is named " + in_quotes(p.name) + " too: the " + p.kind +
+                                  " processor's records carry its name as their source, so the names must differ");
+    }
+    if (p.name == "tidegate") ctx.error(p.name_key, "\"tidegate\" is the heartbeat's source name");
+  }
   std::set<std::string> claimed;
   for (const auto& p : c.sources) {
     for (const auto& claim : p.claims) {
@@ -293,6 +330,7 @@ LoadResult parse_config(const std::string& toml_text, const std::string& file_na
   root.finish();
   resolve_chains(ctx, config);
   check_whole(ctx, config);
+  add_derived_streams(config);
   result.errors = std::move(ctx.errors);
   if (result.errors.empty()) result.config = std::move(config);
   return result;
@@ -315,6 +353,7 @@ std::unique_ptr<processing::Chain> make_chain(const GatewayConfig& config, const
   for (const auto& name : sink.processors) {
     const auto* p = find_processor(config, name);
     if (!p) throw std::runtime_error("no processor named " + in_quotes(name));
+    if (!p->create) throw std::runtime_error(in_quotes(name) + " is a " + p->kind + " processor: select its records by route");
     chain.push_back({p->name, p->kind, p->create()});
   }
   return std::make_unique<processing::Chain>(sink.route, std::move(chain));

@@ -22,6 +22,7 @@
 #include "tidegate/gateway/version.h"
 #include "tidegate/status/collector.h"
 #include "tidegate/status/status_service.h"
+#include "tidegate/streams/derived_stream.h"
 
 namespace tidegate::gateway {
 namespace {
@@ -239,8 +240,8 @@ class Gateway {
     };
     controls.rewind_sink = [this](const std::string& sink, const forward::RewindTarget& target) -> std::string {
       auto f = forwarder(sink);
-      if (!f) return "no sink named '" + sink + "'";
-      const auto r = f->rewind(target);
+      const auto r = f ? f->rewind(target) : rewind_stream(sink, target);
+      if (r.status == buffer::Status::kNotFound && !f) return r.error;
       if (r.status != buffer::Status::kOk) {
         return "the buffer refused: " + (r.error.empty() ? std::string(buffer::to_string(r.status)) : r.error);
       }
@@ -286,11 +287,30 @@ class Gateway {
     });
   }
 
+  // A window or deadband processor recomputes its output from the retained
+  // input (the status API's thread; the stream serves it on its own).
+  buffer::RewindResult rewind_stream(const std::string& name, const forward::RewindTarget& target) {
+    std::lock_guard lock(parts_mu_);
+    for (auto& s : sources_) {
+      auto* stream = dynamic_cast<streams::DerivedStream*>(s.source.get());
+      if (s.name != name || !stream) continue;
+      switch (target.kind) {
+        case forward::RewindTarget::Kind::kSeq: return stream->rewind_to_seq(target.seq);
+        case forward::RewindTarget::Kind::kTime: return stream->rewind_to_time(target.ingest_ns);
+        case forward::RewindTarget::Kind::kEarliest: return stream->rewind_to_seq(0);
+      }
+    }
+    return {buffer::Status::kNotFound, 0, false, "no sink, window or deadband named '" + name + "'"};
+  }
+
   // A cursor whose sink left the configuration still holds back retention.
   void warn_about_unconfigured_cursors() {
     std::set<std::string> configured;
     for (const auto& plan : config_.sinks)
       configured.insert(plan.name);
+    for (const auto& plan : config_.processors) {
+      if (plan.create_stream) configured.insert(streams::DerivedStream::cursor_name(plan.name));
+    }
     for (const auto& cursor : buffer_->sinks()) {
       if (!configured.count(cursor)) {
         log(LogLevel::kWarning, "the buffer keeps a cursor for sink '" + cursor +

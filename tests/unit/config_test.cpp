@@ -315,6 +315,16 @@ TEST_F(ConfigTest, EveryMistakeNamesFileKeyAndReason) {
        "test.toml: sinks.mqtt[0].tls.key_file: cert_file is set but key_file is not"},
       {"[[sinks.kinesis]]\naccess_key_id = \"a\"\nsecret_access_key = \"b\"\n",
        "test.toml: sinks.kinesis[0].stream: a stream name is required"},
+      {"[[processors.window]]\nname = \"w\"\nfields = [\"v\"]\n[[sinks.mqtt]]\nurl = \"mqtt://x\"\nprocessors = [\"w\"]\n",
+       "test.toml: sinks.mqtt[0].processors[0]: \"w\" is a window processor, which makes records of its own: select "
+       "them with route.sources = [\"w\"]"},
+      {"[[processors.window]]\nname = \"w\"\n", "test.toml: processors.window[0].fields: required"},
+      {"[[processors.window]]\nname = \"w\"\nfields = [\"v\"]\nsize = \"1m\"\nhop = \"7s\"\n",
+       "test.toml: processors.window[0].hop: size must be a multiple of hop"},
+      {"[[processors.window]]\nname = \"w\"\nfields = [\"v\"]\naggregates = [\"median\"]\n",
+       "test.toml: processors.window[0].aggregates[0]: unknown aggregate \"median\""},
+      {"[[sources.sim]]\nname = \"rooms\"\n[[processors.deadband]]\nname = \"rooms\"\nfields = [\"t\"]\n",
+       "test.toml: processors.deadband[0].name: a source is named \"rooms\" too"},
       {"[gateway\n", "test.toml: line 1"},
   };
   for (const auto& c : cases) {
@@ -329,6 +339,24 @@ TEST_F(ConfigTest, EveryMistakeNamesFileKeyAndReason) {
     EXPECT_NE(errors.find(c.expected), std::string::npos) << "for:\n" << toml << "got:\n" << errors;
     EXPECT_FALSE(parse(toml).config.has_value());
   }
+}
+
+// Window and deadband processors run as sources of their own, after the
+// configured ones; their whole table is their definition.
+TEST_F(ConfigTest, StatefulProcessorsBecomeDerivedStreams) {
+  const auto r = parse(buffer_section() +
+                       "[[sources.sim]]\nname = \"meters\"\n"
+                       "[[processors.window]]\nname = \"power_1m\"\nfields = [\"kw\"]\nsize = \"1m\"\nhop = \"15s\"\n"
+                       "route = { sources = [\"meters\"] }\n"
+                       "[[processors.deadband]]\nname = \"changes\"\nfields = [\"t\"]\nband = 0.5\n"
+                       "[[sinks.mqtt]]\nurl = \"mqtt://x\"\nroute = { sources = [\"power_1m\", \"changes\"] }\n");
+  ASSERT_TRUE(r.config) << (r.errors.empty() ? "" : r.errors[0].text());
+  ASSERT_EQ(r.config->sources.size(), 3u);
+  EXPECT_EQ(r.config->sources[1].name, "power_1m");
+  EXPECT_EQ(r.config->sources[1].kind, "window");
+  EXPECT_NE(r.config->sources[1].written.find("hop"), std::string::npos);
+  EXPECT_EQ(r.config->sources[2].kind, "deadband");
+  EXPECT_TRUE(r.config->sources[2].create);
 }
 
 // What a reload compares to name the settings that need a restart.

@@ -1,3 +1,4 @@
+#include "tidegate/plugins/processor_plugin.h"
 #include "tidegate/plugins/sink_plugin.h"
 
 namespace tidegate::plugins {
@@ -37,17 +38,20 @@ void read_routing_keys(config::Section& s, SinkPlan& plan) {
                                 "this sink forwards; the buffer keeps the original. A record a processor cannot "
                                 "handle is dead-lettered with the processor's name and the reason.");
   plan.processors_key = s.key_path("processors");
-  s.table("route", s.doc_section() + ".route",
-          "Which records this sink forwards: a record is sent when it matches every list given (one entry of a "
-          "list suffices). Records not selected move the cursor unsent and are counted as not routed. No route: "
-          "everything. The gateway's heartbeat has source \"tidegate\".",
-          [&](config::Section& r) {
-            plan.route.sources = r.text_list("sources", {}, "Source names; * and ? are wildcards.");
-            plan.route.topics = r.text_list("topics", {}, "MQTT topic filters (+ one level, # the rest).");
-            plan.route.devices = r.text_list("devices", {}, "Device ids (partition keys); * and ? are wildcards.");
-            plan.route.content_types = r.text_list(
-                "content_types", {}, "Content types, e.g. \"application/json\"; * and ? are wildcards; \"\" is unknown.");
-          });
+  read_route(s, plan.route,
+             "Which records this sink forwards: a record is sent when it matches every list given (one entry of a "
+             "list suffices). Records not selected move the cursor unsent and are counted as not routed. No route: "
+             "everything. The gateway's heartbeat has source \"tidegate\".");
+}
+
+void read_route(config::Section& s, processing::Route& route, const std::string& help) {
+  s.table("route", s.doc_section() + ".route", help, [&](config::Section& r) {
+    route.sources = r.text_list("sources", {}, "Source names; * and ? are wildcards.");
+    route.topics = r.text_list("topics", {}, "MQTT topic filters (+ one level, # the rest).");
+    route.devices = r.text_list("devices", {}, "Device ids (partition keys); * and ? are wildcards.");
+    route.content_types =
+        r.text_list("content_types", {}, "Content types, e.g. \"application/json\"; * and ? are wildcards; \"\" is unknown.");
+  });
 }
 
 }  // namespace tidegate::plugins

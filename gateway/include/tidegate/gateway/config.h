@@ -31,7 +31,8 @@ struct GatewayConfig {
   buffer::LogLevel log_level = buffer::LogLevel::kInfo;
   buffer::BufferOptions buffer;
   // Every [[sources.KIND]] and [[sinks.KIND]] table, in the order of the
-  // plugin list and then of the file.
+  // plugin list and then of the file. The sources end with the window and
+  // deadband processors: derived streams run like sources.
   std::vector<plugins::SourcePlan> sources;
   std::vector<plugins::SinkPlan> sinks;
   // Every [[processors.KIND]] table; sinks name them in `processors`.

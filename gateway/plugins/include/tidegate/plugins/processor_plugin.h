@@ -8,9 +8,13 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "tidegate/buffer/buffer.h"
 #include "tidegate/config/schema.h"
+#include "tidegate/drivers/source.h"
 #include "tidegate/processing/processor.h"
+#include "tidegate/processing/route.h"
 
 namespace tidegate::plugins {
 
@@ -22,7 +26,17 @@ struct ProcessorPlan {
   // table): the sinks that use it restart at a reload when this changes.
   std::string written;
   std::function<std::unique_ptr<processing::Processor>()> create;
+  // Set instead of `create` by stateful kinds (window, deadband): a derived
+  // stream that runs on its own like a source (sinks select its output by
+  // route, with its name as the source; no sink lists it in `processors`).
+  // `other_streams`: the names of the other derived streams.
+  std::function<std::unique_ptr<drivers::Source>(buffer::Buffer&, buffer::LogFn,
+                                                 const std::vector<std::string>& other_streams)>
+      create_stream;
 };
+
+// A [NAME.route] table (sinks and derived streams): which records it takes.
+void read_route(config::Section& s, processing::Route& route, const std::string& help);
 
 struct ProcessorDescriptor {
   std::string kind;  // [[processors.KIND]]
