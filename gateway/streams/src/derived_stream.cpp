@@ -148,11 +148,13 @@ bool DerivedStream::commit(std::vector<NewRecord> out, std::vector<StateChange> 
   for (auto& r : out) r.source = options_.name;
   const auto emitted = out.size();
 
+  const auto started = std::chrono::steady_clock::now();
   std::promise<buffer::AppendOutcome> done;
   auto outcome_future = done.get_future();
   buffer_.append(std::move(out), std::move(changes),
                  [&done](const buffer::AppendOutcome& outcome) { done.set_value(outcome); });
   const auto outcome = outcome_future.get();
+  const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   if (!outcome.ok()) {
     roll_back("commit refused by the buffer (" + std::string(buffer::to_string(outcome.status)) +
               (outcome.error.empty() ? "" : ": " + outcome.error) + ")");
@@ -173,6 +175,8 @@ bool DerivedStream::commit(std::vector<NewRecord> out, std::vector<StateChange> 
   if (position_ > 0) buffer_.ack(cursor_, position_);
   std::lock_guard lock(stats_mu_);
   stats_.committed_total += emitted;
+  commits_ += 1;
+  commit_seconds_ += waited;
   committed_received_ = stats_.received_total;
   committed_received_bytes_ = stats_.received_bytes_total;
   if (emitted) stats_.last_message_ns = buffer_.clock().wall_ns();
@@ -314,6 +318,10 @@ drivers::SourceStats DerivedStream::stats() const {
   s.counters = op_counters_;
   s.counters.push_back({"state_devices", "Devices whose state it holds (open windows, last reported values).",
                         static_cast<double>(devices_), common::Counter::Type::kGauge, false});
+  s.counters.push_back({"commits_total", "Transactions it committed: output, state and position together.",
+                        static_cast<double>(commits_), common::Counter::Type::kCounter, false});
+  s.counters.push_back({"commit_seconds_total", "Time it waited for those transactions to commit.", commit_seconds_,
+                        common::Counter::Type::kCounter, false});
   s.counters.push_back({"position", "Sequence number of the last input record its committed state accounts for.",
                         static_cast<double>(committed_position_.load()), common::Counter::Type::kGauge, false});
   return s;

@@ -117,6 +117,8 @@ class DerivedStream : public drivers::Source {
   std::vector<common::Counter> op_counters_;  // as of the last commit
   std::uint64_t committed_received_ = 0, committed_received_bytes_ = 0;
   std::size_t devices_ = 0;
+  std::uint64_t commits_ = 0;
+  double commit_seconds_ = 0;  // waiting for its transactions to commit
 };
 
 }  // namespace tidegate::streams
