@@ -14,6 +14,7 @@
 #include "tidegate/common/civil_time.h"
 
 #include "operator_access.h"
+#include "tidegate/streams/derived_stream.h"
 
 namespace tidegate::gateway {
 
@@ -124,16 +125,26 @@ int rewind_sink(const OperatorContext& ctx, const std::string& sink, const forwa
   if (!buffer_exists(ctx)) return 2;
   const auto s = read_stats(ctx);
   const auto* cursor = find_cursor(s, sink);
+  // A window or deadband processor (a derived stream) has a cursor of its own.
+  const std::string stream_cursor = streams::DerivedStream::cursor_name(sink);
+  const bool stream = !cursor && (cursor = find_cursor(s, stream_cursor)) != nullptr;
   if (!cursor) {
-    *ctx.err << "tidegate: the buffer " << ctx.buffer.path.string() << " has no cursor for sink '" << sink << "'\n";
+    *ctx.err << "tidegate: the buffer " << ctx.buffer.path.string() << " has no cursor for sink '" << sink
+             << "' (nor a window or deadband of that name)\n";
     return 1;
   }
   using Kind = forward::RewindTarget::Kind;
   const bool older_than_kept =
       s.records > 0 && ((target.kind == Kind::kSeq && target.seq < s.oldest_seq) ||
                         (target.kind == Kind::kTime && s.oldest_ingest_ns && target.ingest_ns < *s.oldest_ingest_ns));
-  *ctx.out << "sink '" << sink << "' has acknowledged up to sequence " << cursor->acked_seq << "; it goes back to "
-           << target_text << " and sends every record from there again, then carries on with live data.\n";
+  if (stream) {
+    *ctx.out << "processor '" << sink << "' has read up to sequence " << cursor->acked_seq << "; it goes back to "
+             << target_text << ", drops its state (open windows, reported values) and makes its records again "
+             << "from there, as new records.\n";
+  } else {
+    *ctx.out << "sink '" << sink << "' has acknowledged up to sequence " << cursor->acked_seq << "; it goes back to "
+             << target_text << " and sends every record from there again, then carries on with live data.\n";
+  }
   if (s.records == 0) {
     *ctx.out << "The buffer holds no records: there is nothing to send again.\n";
   } else if (older_than_kept || target.kind == Kind::kEarliest) {
@@ -158,8 +169,12 @@ int rewind_sink(const OperatorContext& ctx, const std::string& sink, const forwa
   const int code = apply(
       ctx,
       [&](buffer::Buffer& b) {
-        result = target.kind == Kind::kTime ? b.rewind_to_time(sink, target.ingest_ns)
-                                            : b.rewind_to_seq(sink, target.kind == Kind::kSeq ? target.seq : 0);
+        const std::string name = stream ? stream_cursor : sink;
+        auto move_cursor = [&] {
+          return target.kind == Kind::kTime ? b.rewind_to_time(name, target.ingest_ns)
+                                            : b.rewind_to_seq(name, target.kind == Kind::kSeq ? target.seq : 0);
+        };
+        result = stream ? streams::DerivedStream::rewind_offline(b, sink, move_cursor) : move_cursor();
         return result.status;
       },
       "/api/sinks/" + sink + "/rewind?" + query, "rewound sink '" + sink + "' to " + target_text);

@@ -12,6 +12,7 @@
 #include <random>
 #include <thread>
 
+#include "mosquitto.h"
 #include "process.h"
 #include "test_support.h"
 #include "tidegate/buffer/buffer.h"
@@ -179,6 +180,64 @@ TEST_F(StreamsCrashTest, EveryWindowIsEmittedExactlyOnceThroughRepeatedKills) {
   EXPECT_EQ(seen.size(), expected.size()) << "windows missing";
   std::printf("windows exactly once: %zu windows from %llu readings through %d kills mid-work\n", seen.size(),
               static_cast<unsigned long long>(last_input), kills_mid_work);
+}
+
+// An operator's rewind of a window recomputes its windows from the retained
+// input: through the running gateway (its API), and on the file while no
+// gateway runs (the next start recomputes).
+TEST_F(StreamsCrashTest, ARewindThroughTheGatewayOrOnTheFileMakesTheWindowsAgain) {
+  {
+    auto b = buffer::Buffer::open(options(false));
+    std::vector<buffer::NewRecord> batch;
+    for (int s = 0; s < 60; ++s) {
+      for (int d = 0; d < 5; ++d) {
+        buffer::NewRecord r;
+        r.ingest_ns = kT0 + s * kSecond + d;
+        r.source = "meters";
+        r.partition_key = "meter-" + std::to_string(d);
+        r.payload = Json{{"kw", value_of(d, s)}}.dump();
+        batch.push_back(std::move(r));
+      }
+    }
+    ASSERT_TRUE(b->append_wait(std::move(batch)).ok());
+  }
+  const auto status_port = testing::free_loopback_port();
+  const auto config = dir_.path() / "tidegate.toml";
+  std::ofstream(config) << "[gateway]\nid = \"rewind-gw\"\n[heartbeat]\ninterval = \"0s\"\n[buffer]\npath = \""
+                        << db().string() << "\"\ndisk_reserve = 0\nretention = \"3650d\"\n"
+                        << "[status]\nlisten = \"127.0.0.1:" << status_port << "\"\ntoken = \"s3cret\"\n"
+                        << "[[processors.window]]\nname = \"w10\"\nfields = [\"kw\"]\nsize = \"10s\"\n"
+                           "start = \"earliest\"\nroute = { sources = [\"meters\"] }\n";
+  auto cli = [&](const std::string& args) {
+    return testing::capture(std::string(TIDEGATE_BINARY) + " " + args + " --yes --config " + config.string() +
+                            " 2>&1; echo \"exit=$?\"");
+  };
+  auto each_window_times = [&](std::size_t times) {
+    std::map<std::string, std::size_t> seen;
+    for (const auto& r : windows()) seen[r.partition_key + " " + std::to_string(*r.device_ts_ns)] += 1;
+    if (seen.size() != 30) return false;
+    for (const auto& [key, n] : seen) {
+      if (n != times) return false;
+    }
+    return true;
+  };
+  {
+    Process gw({TIDEGATE_BINARY, "run", "--config", config.string()}, log());
+    ASSERT_TRUE(testing::wait_for([&] { return each_window_times(1); }, std::chrono::seconds(30)))
+        << testing::read_text(log());
+    const auto out = cli("sink rewind w10 --to-earliest");
+    EXPECT_NE(out.find("exit=0"), std::string::npos) << out;
+    EXPECT_NE(out.find("through the running gateway"), std::string::npos) << out;
+    EXPECT_TRUE(testing::wait_for([&] { return each_window_times(2); }, std::chrono::seconds(30)));
+    EXPECT_EQ(WEXITSTATUS(gw.signal_and_wait(SIGTERM)), 0);
+  }
+  const auto out = cli("sink rewind w10 --to-seq 1");
+  EXPECT_NE(out.find("exit=0"), std::string::npos) << out;
+  EXPECT_NE(out.find("on the buffer file"), std::string::npos) << out;
+  EXPECT_NE(out.find("drops its state"), std::string::npos) << out;
+  Process gw({TIDEGATE_BINARY, "run", "--config", config.string()}, log());
+  EXPECT_TRUE(testing::wait_for([&] { return each_window_times(3); }, std::chrono::seconds(30)))
+      << testing::read_text(log());
 }
 
 }  // namespace

@@ -312,6 +312,22 @@ buffer::RewindResult DerivedStream::rewind_to_time(std::int64_t ingest_ns) {
   return rewind([this, ingest_ns] { return buffer_.rewind_to_time(cursor_, ingest_ns); });
 }
 
+buffer::RewindResult DerivedStream::rewind_offline(buffer::Buffer& buffer, const std::string& stream,
+                                                  const std::function<buffer::RewindResult()>& move_cursor) {
+  auto result = move_cursor();
+  if (result.status != buffer::Status::kOk) return result;
+  const std::string prefix = state_prefix(stream);
+  std::vector<StateChange> changes;
+  for (const auto& [key, value] : buffer.source_state(prefix + "k/")) changes.push_back({key, std::nullopt});
+  changes.push_back({prefix + "position", std::to_string(result.acked_seq)});
+  std::promise<buffer::AppendOutcome> done;
+  auto outcome_future = done.get_future();
+  buffer.append({}, std::move(changes), [&done](const buffer::AppendOutcome& o) { done.set_value(o); });
+  const auto outcome = outcome_future.get();
+  if (!outcome.ok()) return {outcome.status, 0, false, outcome.error};
+  return result;
+}
+
 drivers::SourceStats DerivedStream::stats() const {
   std::lock_guard lock(stats_mu_);
   auto s = stats_;

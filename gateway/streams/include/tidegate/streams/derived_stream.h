@@ -72,6 +72,12 @@ class DerivedStream : public drivers::Source {
   buffer::RewindResult rewind_to_seq(std::uint64_t seq);
   buffer::RewindResult rewind_to_time(std::int64_t ingest_ns);
 
+  // The same on a buffer no gateway runs (the operator's CLI): the cursor
+  // goes back, the state is dropped and the position set, in the file; the
+  // stream recomputes at its next start. `move_cursor` rewinds the cursor.
+  static buffer::RewindResult rewind_offline(buffer::Buffer& buffer, const std::string& stream,
+                                             const std::function<buffer::RewindResult()>& move_cursor);
+
   // For tests: the committed position (the last input seq it accounts for).
   std::uint64_t committed_position() const { return committed_position_.load(); }
 
