@@ -374,14 +374,9 @@ std::string config_reference_markdown() {
       "`tests/unit/config_test.cpp` fails if this page and the code disagree.\n\n"
       "The file is TOML. `tidegate check-config --config FILE` validates it without running; every error names the "
       "file, the key and the reason. Unknown keys are errors.\n";
-  std::set<std::string> array_tables;  // [[sources.KIND]], [[sinks.KIND]], [[processors.KIND]]
-  for (const auto& k : source_kinds())
-    array_tables.insert("sources." + k.kind);
-  for (const auto& k : sink_kinds())
-    array_tables.insert("sinks." + k.kind);
-  for (const auto& k : processor_kinds()) {
-    array_tables.insert("processors." + k.kind);
-    array_tables.insert("processors." + k.kind + ".rules");
+  std::set<std::string> array_tables;  // [[sources.KIND]], [[sources.modbus.maps]], ...
+  for (const auto& d : docs) {
+    if (d.array) array_tables.insert(d.section);
   }
   // Group rows by section, sections in the order they were first declared.
   std::vector<std::string> order;

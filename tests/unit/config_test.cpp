@@ -1,5 +1,6 @@
 // Configuration files: what is accepted, and that every mistake names the
 // file, the key and the reason.
+#include "tidegate/drivers/modbus/modbus_source.h"
 #include "tidegate/gateway/config.h"
 
 #include <gtest/gtest.h>
@@ -325,6 +326,20 @@ TEST_F(ConfigTest, EveryMistakeNamesFileKeyAndReason) {
        "test.toml: processors.window[0].aggregates[0]: unknown aggregate \"median\""},
       {"[[sources.sim]]\nname = \"rooms\"\n[[processors.deadband]]\nname = \"rooms\"\nfields = [\"t\"]\n",
        "test.toml: processors.deadband[0].name: a source is named \"rooms\" too"},
+      {"[[sources.modbus]]\n[[sources.modbus.devices]]\nname = \"m1\"\nurl = \"tcp://10.0.0.5:502\"\nmap = \"em24\"\n",
+       "test.toml: sources.modbus[0].devices[0].map: no map named \"em24\""},
+      {"[[sources.modbus]]\n[[sources.modbus.maps]]\nname = \"m\"\n[[sources.modbus.maps.points]]\nname = \"p\"\n"
+       "register = 50001\n",
+       "test.toml: sources.modbus[0].maps[0].points[0].register: 50001 is not a register number"},
+      {"[[sources.modbus]]\n[[sources.modbus.maps]]\nname = \"m\"\n[[sources.modbus.maps.points]]\nname = \"p\"\n"
+       "register = 30001\naddress = 0\n",
+       "test.toml: sources.modbus[0].maps[0].points[0].register: give `register` (data sheet number) or `table` and "
+       "`address`, not both"},
+      {"[[sources.modbus]]\n[[sources.modbus.maps]]\nname = \"m\"\n[[sources.modbus.maps.points]]\nname = \"p\"\n"
+       "register = 10001\ntype = \"f32\"\n",
+       "test.toml: sources.modbus[0].maps[0].points[0].type: coils and discrete inputs are bits"},
+      {"[[sources.modbus]]\n[[sources.modbus.devices]]\nname = \"m1\"\nurl = \"tcp://meter.local:502\"\n",
+       "test.toml: sources.modbus[0].devices[0].url: \"meter.local\" is not a literal IP address"},
       {"[gateway\n", "test.toml: line 1"},
   };
   for (const auto& c : cases) {
@@ -339,6 +354,34 @@ TEST_F(ConfigTest, EveryMistakeNamesFileKeyAndReason) {
     EXPECT_NE(errors.find(c.expected), std::string::npos) << "for:\n" << toml << "got:\n" << errors;
     EXPECT_FALSE(parse(toml).config.has_value());
   }
+}
+
+// A register map given once serves many devices; data sheet numbers and
+// protocol addresses name the same registers.
+TEST_F(ConfigTest, ModbusMapsAndDevices) {
+  const auto r = parse(buffer_section() +
+                       "[[sources.modbus]]\nname = \"plant\"\nmax_gap = 4\ninterval = \"2s\"\n"
+                       "[[sources.modbus.maps]]\nname = \"em24\"\n"
+                       "[[sources.modbus.maps.points]]\nname = \"power_kw\"\nregister = 30041\ntype = \"f32\"\n"
+                       "order = \"CDAB\"\nscale = 0.001\nunit = \"kW\"\n"
+                       "[[sources.modbus.maps.points]]\nname = \"alarm\"\ntable = \"coil\"\naddress = 3\ntype = \"bool\"\n"
+                       "[[sources.modbus.devices]]\nname = \"m1\"\nurl = \"tcp://10.0.0.5\"\nunit_id = 2\nmap = \"em24\"\n"
+                       "[[sources.modbus.devices]]\nname = \"m2\"\nurl = \"tcp://10.0.0.5:1502\"\nmap = \"em24\"\n"
+                       "interval = \"500ms\"\n");
+  ASSERT_TRUE(r.config) << (r.errors.empty() ? "" : r.errors[0].text());
+  const auto& o = r.config->sources.at(0).options_as<drivers::modbus::ModbusOptions>();
+  ASSERT_EQ(o.maps.size(), 1u);
+  const auto& p = o.maps[0].points[0];
+  EXPECT_EQ(p.table, drivers::modbus::Table::kInputRegister);
+  EXPECT_EQ(p.address, 40);
+  EXPECT_EQ(p.order, drivers::modbus::ByteOrder::kCDAB);
+  EXPECT_EQ(o.maps[0].points[1].table, drivers::modbus::Table::kCoil);
+  ASSERT_EQ(o.devices.size(), 2u);
+  EXPECT_EQ(o.devices[0].port, 502);
+  EXPECT_EQ(o.devices[0].unit_id, 2);
+  EXPECT_EQ(o.devices[0].interval, std::chrono::seconds(2));
+  EXPECT_EQ(o.devices[1].port, 1502);
+  EXPECT_EQ(o.devices[1].interval, std::chrono::milliseconds(500));
 }
 
 // Window and deadband processors run as sources of their own, after the

@@ -39,6 +39,7 @@ struct KeyDoc {
   std::string type;
   std::string default_text;
   std::string help;
+  bool array = false;  // a section that is an array of tables ([[...]])
 };
 
 // Shared state of one load: where errors go, and (in describe mode, when
@@ -222,7 +223,7 @@ class Section {
   template <typename Visit>
   void tables(const std::string& key, const std::string& doc_name, const std::string& help, Visit&& visit) {
     if (ctx_.docs) {
-      ctx_.docs->push_back({doc_name, "", "", "", help});
+      ctx_.docs->push_back({doc_name, "", "", "", help, true});
       Section entry(ctx_, nullptr, "", doc_name);
       visit(entry, 0);
       return;

@@ -10,9 +10,12 @@
 #include <string_view>
 #include <vector>
 
+#include "tidegate/common/clock.h"
 #include "tidegate/processing/json_view.h"
 
 namespace tidegate::streams {
+
+using common::utc_text;
 
 class FieldValues {
  public:
@@ -25,9 +28,5 @@ class FieldValues {
   std::vector<std::string> paths_;
   processing::JsonView view_;
 };
-
-// "2026-12-06T07:00:00.000Z": UTC with milliseconds, exact for 64-bit times
-// (not gmtime: time_t is 32 bits on armhf).
-std::string utc_text(std::int64_t ns);
 
 }  // namespace tidegate::streams

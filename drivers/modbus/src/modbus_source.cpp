@@ -1,0 +1,313 @@
+#include "tidegate/drivers/modbus/modbus_source.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "tidegate/common/clock.h"
+#include "tidegate/drivers/ingest_support.h"
+#include "tidegate/drivers/modbus/link.h"
+
+namespace tidegate::drivers::modbus {
+
+namespace asio = boost::asio;
+using buffer::LogLevel;
+using Clock = std::chrono::steady_clock;
+
+class ModbusSource::Impl {
+ public:
+  Impl(ModbusOptions o, buffer::Buffer& b, buffer::LogFn log) : o_(std::move(o)), buffer_(b), log_(std::move(log)) {
+    std::map<std::string, std::shared_ptr<Link>> links;
+    for (const auto& d : o_.devices) {
+      const std::string at = d.host + ":" + std::to_string(d.port);
+      auto& link = links[at];
+      if (!link) link = std::make_shared<Link>(io_, LinkOptions{d.host, d.port, d.timeout, std::chrono::milliseconds(3000)});
+      devices_.push_back(std::make_unique<Device>(io_, d, o_.maps.at(d.map), link));
+    }
+    stats_.name = o_.name;
+  }
+
+  const std::string& name() const { return o_.name; }
+
+  void start() {
+    work_.emplace(asio::make_work_guard(io_));
+    for (auto& d : devices_) {
+      d->due = Clock::now();
+      asio::post(io_, [this, dev = d.get()] { poll(*dev); });
+    }
+    thread_ = std::thread([this] { io_.run(); });
+    std::lock_guard lock(mu_);
+    stats_.connected = true;
+  }
+
+  void stop() {
+    if (!thread_.joinable()) return;
+    io_.stop();  // a poll in flight is abandoned; its record was not made
+    thread_.join();
+    std::lock_guard lock(mu_);
+    stats_.connected = false;
+  }
+
+  SourceStats stats() const {
+    std::lock_guard lock(mu_);
+    auto s = stats_;
+    auto counter = [&](const char* name, const char* help, double v, bool loss = false,
+                       common::Counter::Type type = common::Counter::Type::kCounter) {
+      s.counters.push_back({name, help, v, type, loss});
+    };
+    counter("polls_total", "Polls of all devices.", static_cast<double>(polls_));
+    counter("poll_failures_total", "Polls that did not read every point (timeouts, refused connections, exceptions).",
+            static_cast<double>(poll_failures_));
+    counter("timeouts_total", "Requests a device did not answer in time.", static_cast<double>(timeouts_));
+    counter("connect_failures_total", "Connections that could not be made.", static_cast<double>(connect_failures_));
+    counter("exceptions_total", "Modbus exception answers (the log names device, function, address and code).",
+            static_cast<double>(exceptions_));
+    counter("malformed_total", "Answers that were not valid Modbus (wrong length, transaction or unit).",
+            static_cast<double>(malformed_));
+    counter("bad_points", "Points left out for good: the device answers exception 2 (illegal data address) for them.",
+            static_cast<double>(bad_points_), true, common::Counter::Type::kGauge);
+    counter("devices_down", "Devices whose last poll failed.", static_cast<double>(devices_down_), true,
+            common::Counter::Type::kGauge);
+    counter("refused_total", "Poll results the buffer refused (full under reject-new, disk reserve): the next poll "
+            "reads again.", static_cast<double>(refused_), true);
+    return s;
+  }
+
+ private:
+  struct Device {
+    Device(asio::io_context& io, DeviceOptions options, const PointMap& m, std::shared_ptr<Link> l)
+        : o(std::move(options)), map(m), link(std::move(l)), timer(io), alone(m.points.size()), bad(m.points.size()) {}
+    DeviceOptions o;
+    const PointMap& map;
+    std::shared_ptr<Link> link;
+    asio::steady_timer timer;
+    std::vector<bool> alone, bad;
+    Clock::time_point due;
+    int failures = 0;  // polls in a row that failed
+    // The poll in progress.
+    std::vector<Read> reads;
+    std::size_t next = 0;
+    nlohmann::ordered_json values, raw;
+    std::int64_t poll_ns = 0;
+    std::string error;
+  };
+
+  void log(LogLevel level, const Device& d, const std::string& text) {
+    if (log_) {
+      log_(level, "modbus source '" + o_.name + "': device '" + d.o.name + "' (" + d.link->describe() + " unit " +
+                      std::to_string(d.o.unit_id) + "): " + text);
+    }
+  }
+
+  static std::string where(const Read& r) {
+    return "function " + std::to_string(read_function(r.table)) + " " + to_string(r.table) + " address " +
+           std::to_string(r.start) + " count " + std::to_string(r.count);
+  }
+
+  void poll(Device& d) {
+    d.reads = plan_reads(d.map.points, o_.max_gap, d.alone, d.bad);
+    d.next = 0;
+    d.values = nlohmann::ordered_json::object();
+    d.raw = nlohmann::ordered_json::object();
+    d.poll_ns = common::wall_now_ns();
+    d.error.clear();
+    {
+      std::lock_guard lock(mu_);
+      polls_ += 1;
+    }
+    issue(d);
+  }
+
+  void issue(Device& d) {
+    if (d.next == d.reads.size()) {
+      finish(d);
+      return;
+    }
+    const Read& r = d.reads[d.next];
+    d.link->read(d.o.unit_id, r.table, r.start, r.count, [this, &d](const ReadOutcome& o) { answered(d, o); });
+  }
+
+  void answered(Device& d, const ReadOutcome& o) {
+    const Read r = d.reads[d.next];
+    switch (o.kind) {
+      case ReadOutcome::Kind::kOk:
+        for (const auto i : r.points) {
+          const Point& p = d.map.points[i];
+          const std::size_t at = p.address - r.start;
+          if (is_bit_table(r.table)) {
+            d.values[p.name] = decode_bit(p, o.response.bits.at(at));
+          } else {
+            d.values[p.name] = decode(p, o.response.registers.data() + at);
+            if (o_.raw) {
+              auto& words = d.raw[p.name] = nlohmann::ordered_json::array();
+              for (std::uint16_t k = 0; k < width(p); ++k) words.push_back(o.response.registers.at(at + k));
+            }
+          }
+        }
+        d.next += 1;
+        issue(d);
+        return;
+      case ReadOutcome::Kind::kException:
+        {
+          std::lock_guard lock(mu_);
+          exceptions_ += 1;
+        }
+        if (o.response.exception == kIllegalDataAddress && r.points.size() > 1) {
+          // A merged read crossed an address the device does not have:
+          // its points are read one by one from now on.
+          for (const auto i : r.points) d.alone[i] = true;
+          log(LogLevel::kWarning, d, "merged read (" + where(r) + ") got " + o.error + "; reading its " +
+                                      std::to_string(r.points.size()) + " points one by one from now on");
+          std::vector<Read> singles = plan_reads(d.map.points, 0, d.alone, not_in(d, r));
+          d.reads.erase(d.reads.begin() + static_cast<std::ptrdiff_t>(d.next));
+          d.reads.insert(d.reads.begin() + static_cast<std::ptrdiff_t>(d.next), singles.begin(), singles.end());
+          issue(d);
+          return;
+        }
+        if (o.response.exception == kIllegalDataAddress) {
+          const Point& p = d.map.points[r.points.front()];
+          d.bad[r.points.front()] = true;
+          log(LogLevel::kError, d, "point '" + p.name + "' (" + where(r) + ") got " + o.error +
+                                    ": left out from now on (check its address in the register map)");
+          {
+            std::lock_guard lock(mu_);
+            bad_points_ += 1;
+          }
+          d.next += 1;
+          issue(d);
+          return;
+        }
+        d.error = where(r) + ": " + o.error;
+        break;
+      case ReadOutcome::Kind::kTimeout:
+        count(timeouts_);
+        d.error = where(r) + ": " + o.error;
+        break;
+      case ReadOutcome::Kind::kConnect:
+        count(connect_failures_);
+        d.error = o.error;
+        break;
+      case ReadOutcome::Kind::kIo:
+        d.error = o.error;
+        break;
+      case ReadOutcome::Kind::kMalformed:
+        count(malformed_);
+        d.error = where(r) + ": " + o.error;
+        break;
+    }
+    finish(d);
+  }
+
+  // Marks every point but those of `r` to be skipped (to plan just those).
+  static std::vector<bool> not_in(const Device& d, const Read& r) {
+    std::vector<bool> skip(d.map.points.size(), true);
+    for (const auto i : r.points) skip[i] = false;
+    return skip;
+  }
+
+  void count(std::uint64_t& counter) {
+    std::lock_guard lock(mu_);
+    counter += 1;
+  }
+
+  void finish(Device& d) {
+    const bool failed = !d.error.empty();
+    if (!d.values.empty()) commit(d);
+    const auto now = Clock::now();
+    if (failed) {
+      if (d.failures == 0) {
+        log(LogLevel::kWarning, d, d.error + "; polling it less often until it answers");
+        std::lock_guard lock(mu_);
+        devices_down_ += 1;
+      }
+      d.failures += 1;
+      std::lock_guard lock(mu_);
+      poll_failures_ += 1;
+      stats_.errors_total += 1;
+      stats_.last_error = d.o.name + ": " + d.error;
+    } else if (d.failures > 0) {
+      log(LogLevel::kInfo, d, "answers again after " + std::to_string(d.failures) + " failed poll(s)");
+      d.failures = 0;
+      std::lock_guard lock(mu_);
+      devices_down_ -= 1;
+    }
+    if (d.failures > 0) {
+      // Backed off on its own: the interval doubled per failure, capped.
+      const int shift = std::min(d.failures - 1, 16);
+      const auto backoff = std::min(o_.max_backoff, d.o.interval * (1 << shift));
+      d.due = now + std::max(backoff, d.o.interval);
+    } else {
+      d.due += d.o.interval;
+      if (d.due < now) d.due = now;  // missed cycles are skipped, not made up
+    }
+    d.timer.expires_at(d.due);
+    d.timer.async_wait([this, &d](const boost::system::error_code& ec) {
+      if (!ec) poll(d);
+    });
+  }
+
+  void commit(Device& d) {
+    nlohmann::ordered_json doc;
+    doc["time"] = common::utc_text(d.poll_ns);
+    for (auto& [k, v] : d.values.items()) doc[k] = v;
+    nlohmann::ordered_json units = nlohmann::ordered_json::object();
+    for (const auto& p : d.map.points) {
+      if (!p.unit.empty() && d.values.contains(p.name)) units[p.name] = p.unit;
+    }
+    if (!units.empty()) doc["units"] = std::move(units);
+    if (o_.raw && !d.raw.empty()) doc["raw"] = d.raw;
+    buffer::NewRecord r;
+    r.source = o_.name;
+    r.partition_key = d.o.name;
+    r.topic = o_.topic;
+    for (auto at = r.topic.find("{device}"); at != std::string::npos; at = r.topic.find("{device}"))
+      r.topic.replace(at, 8, d.o.name);
+    r.payload = doc.dump();
+    r.content_type = "application/json";
+    r.device_ts_ns = d.poll_ns;
+    r.clock_synced = clock_sync_.synchronized();
+    const auto bytes = r.payload.size();
+    {
+      std::lock_guard lock(mu_);
+      stats_.received_total += 1;
+      stats_.received_bytes_total += bytes;
+      stats_.last_message_ns = d.poll_ns;
+    }
+    buffer_.append({std::move(r)}, [this](const buffer::AppendOutcome& out) {
+      std::lock_guard lock(mu_);
+      if (out.ok()) {
+        stats_.committed_total += 1;
+      } else {
+        refused_ += 1;
+        stats_.last_error = std::string("buffer refused a poll result: ") + buffer::to_string(out.status);
+      }
+    });
+  }
+
+  ModbusOptions o_;
+  buffer::Buffer& buffer_;
+  buffer::LogFn log_;
+  asio::io_context io_;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
+  std::vector<std::unique_ptr<Device>> devices_;
+  std::thread thread_;
+  ClockSyncProbe clock_sync_;
+
+  mutable std::mutex mu_;
+  SourceStats stats_;
+  std::uint64_t polls_ = 0, poll_failures_ = 0, timeouts_ = 0, connect_failures_ = 0, exceptions_ = 0, malformed_ = 0,
+                bad_points_ = 0, devices_down_ = 0, refused_ = 0;
+};
+
+ModbusSource::ModbusSource(ModbusOptions options, buffer::Buffer& buffer, buffer::LogFn log)
+    : impl_(std::make_unique<Impl>(std::move(options), buffer, std::move(log))) {}
+ModbusSource::~ModbusSource() { impl_->stop(); }
+const std::string& ModbusSource::name() const { return impl_->name(); }
+void ModbusSource::start() { impl_->start(); }
+void ModbusSource::stop() { impl_->stop(); }
+SourceStats ModbusSource::stats() const { return impl_->stats(); }
+
+}  // namespace tidegate::drivers::modbus

@@ -1,0 +1,181 @@
+// [[sources.modbus]]: its keys, register maps and devices, checked as a
+// whole (a device names a map that exists, a point has one address).
+#include <set>
+#include <utility>
+// (utility first: Boost 1.74's asio/awaitable.hpp uses std::exchange)
+#include <boost/asio/ip/address.hpp>
+
+#include "tidegate/drivers/modbus/modbus_source.h"
+#include "tidegate/plugins/source_plugin.h"
+
+namespace tidegate::drivers::modbus {
+namespace {
+
+using config::Context;
+using config::in_quotes;
+using config::Section;
+
+// Names the record uses itself: a point may not take them.
+const std::set<std::string> kReserved = {"time", "units", "raw"};
+
+std::optional<Table> parse_table(const std::string& t) {
+  if (t == "coil") return Table::kCoil;
+  if (t == "discrete_input") return Table::kDiscreteInput;
+  if (t == "input") return Table::kInputRegister;
+  if (t == "holding") return Table::kHoldingRegister;
+  return std::nullopt;
+}
+
+void read_point(Section& s, Point& p) {
+  Context& ctx = s.context();
+  p.name = s.text("name", "", "Required. The field the value has in the record.");
+  const auto number = s.integer("register", 0, 0, 465'536,
+                                "The register as data sheets number it: 5 or 6 digits, the first naming the table "
+                                "(0 coil, 1 discrete input, 3 input register, 4 holding register), the rest 1-based "
+                                "(30001 is input register 0). Give this or `table` and `address`.");
+  const auto table = s.choice("table", "holding", {"coil", "discrete_input", "input", "holding"},
+                              "With `address`: the table.");
+  const auto address = s.integer("address", -1, -1, 65'535,
+                                 "The 0-based protocol address within `table` (what goes on the wire: data sheet "
+                                 "number 40001 is holding address 0).");
+  const auto type = s.choice("type", "u16", {"bool", "bit", "u16", "s16", "u32", "s32", "u64", "s64", "f32", "f64", "string"},
+                             "How the registers are read: bool (non-zero register, or a coil/discrete input), bit "
+                             "(one bit of a register), 16/32/64-bit unsigned or signed integers, IEEE 754 floats, or "
+                             "text of `length` registers.");
+  p.type = *parse_data_type(type);
+  p.bit = static_cast<std::uint8_t>(s.integer("bit", 0, 0, 15, "type = \"bit\": which bit (0 = least significant)."));
+  p.length = static_cast<std::uint16_t>(s.integer("length", 1, 1, 125, "type = \"string\": registers of text."));
+  const auto order = s.choice("order", "ABCD", {"ABCD", "CDAB", "BADC", "DCBA"},
+                              "Byte order of the value, as A B C D for a 32-bit value's bytes, most significant "
+                              "first: ABCD big-endian (the standard), CDAB low word first, BADC bytes swapped in "
+                              "each word, DCBA little-endian. 16- and 64-bit values follow the same rule.");
+  p.order = *parse_byte_order(order);
+  p.scale = s.number("scale", 1, -1e300, 1e300, "The value is multiplied by this ...");
+  p.offset = s.number("offset", 0, -1e300, 1e300, "... and this is added.");
+  p.unit = s.text("unit", "", "Unit, written beside the value in the record's \"units\".");
+  if (ctx.docs) return;
+  if (p.name.empty()) ctx.error(s.key_path("name"), "required: the point's name");
+  if (kReserved.count(p.name)) ctx.error(s.key_path("name"), in_quotes(p.name) + " is a name the record uses itself");
+  if (number > 0 && address >= 0) {
+    ctx.error(s.key_path("register"), "give `register` (data sheet number) or `table` and `address`, not both");
+  } else if (number > 0) {
+    const auto ta = from_register_number(number);
+    if (!ta) {
+      ctx.error(s.key_path("register"), std::to_string(number) +
+                                            " is not a register number (0xxxx, 1xxxx, 3xxxx or 4xxxx, 1-based)");
+    } else {
+      p.table = ta->table;
+      p.address = ta->address;
+    }
+  } else if (address >= 0) {
+    p.table = *parse_table(table);
+    p.address = static_cast<std::uint16_t>(address);
+  } else {
+    ctx.error(s.key_path("address"), "required: `register` or `table` and `address`");
+  }
+  const bool bits = is_bit_table(p.table);
+  if (bits && p.type != DataType::kBool) {
+    ctx.error(s.key_path("type"), "coils and discrete inputs are bits: type = \"bool\"");
+  }
+  if (std::uint32_t{p.address} + width(p) > 65'536) ctx.error(s.key_path("address"), "the point runs past address 65535");
+}
+
+void read_options(Section& s, ModbusOptions& o) {
+  Context& ctx = s.context();
+  o.name = s.text("name", "modbus", "Name of this source.");
+  o.max_gap = static_cast<std::uint16_t>(
+      s.integer("max_gap", 8, 0, 100,
+                "Registers (bits) no point needs that one read may span to cover two points: fewer requests, a "
+                "little more on the wire. A read the device refuses (exception 2) is split by itself."));
+  o.topic = s.text("topic", "modbus/{device}", "Topic of the records; {device} is the device's name.");
+  o.raw = s.boolean("raw", false, "Add each point's registers (\"raw\": {\"point\": [words]}) to the record.");
+  const auto default_interval = s.duration("interval", std::chrono::seconds(1), "Poll interval of its devices.");
+  const auto default_timeout = s.duration("timeout", std::chrono::seconds(1), "How long a device has to answer a request.");
+  o.max_backoff = s.duration("max_backoff", std::chrono::minutes(1),
+                             "A device that does not answer is polled at its interval doubled per failed poll, up to "
+                             "this.");
+  std::map<std::string, std::size_t> map_index;
+  s.tables("maps", s.doc_section() + ".maps", "Register maps, each defined once and used by any number of devices.",
+           [&](Section& m, std::size_t) {
+             PointMap map;
+             map.name = m.text("name", "", "Required. Devices name it in `map`.");
+             std::set<std::string> names;
+             m.tables("points", m.doc_section() + ".points", "The map's points, in any order.",
+                      [&](Section& pt, std::size_t) {
+                        Point p;
+                        read_point(pt, p);
+                        if (!ctx.docs && !names.insert(p.name).second)
+                          ctx.error(pt.key_path("name"), "duplicate point name " + in_quotes(p.name));
+                        map.points.push_back(std::move(p));
+                      });
+             if (!ctx.docs && map.name.empty()) ctx.error(m.key_path("name"), "required: the map's name");
+             if (!ctx.docs && map.points.empty()) ctx.error(m.key_path("points"), "a map needs at least one point");
+             if (!ctx.docs && !map_index.emplace(map.name, o.maps.size()).second)
+               ctx.error(m.key_path("name"), "duplicate map name " + in_quotes(map.name));
+             o.maps.push_back(std::move(map));
+           });
+  std::set<std::string> device_names;
+  s.tables("devices", s.doc_section() + ".devices", "The devices polled; each becomes one record per poll.",
+           [&](Section& d, std::size_t) {
+             DeviceOptions dev;
+             dev.name = d.text("name", "", "Required. The records' device (partition key).");
+             const auto url = d.text("url", "", "Required. tcp://ADDRESS:PORT of the device or of its gateway (a "
+                                                "literal IP address; port 502 by default).");
+             dev.unit_id = static_cast<std::uint8_t>(
+                 d.integer("unit_id", 1, 0, 255, "Unit id (slave address); several devices behind one gateway share "
+                                                 "its connection."));
+             const auto map = d.text("map", "", "Required. The register map's name.");
+             dev.interval = d.duration("interval", default_interval, "Its poll interval (default: the source's).");
+             dev.timeout = d.duration("timeout", default_timeout, "Its request timeout (default: the source's).");
+             if (ctx.docs) return;
+             if (dev.name.empty()) ctx.error(d.key_path("name"), "required: the device's name");
+             if (!device_names.insert(dev.name).second)
+               ctx.error(d.key_path("name"), "duplicate device name " + in_quotes(dev.name));
+             const std::string prefix = "tcp://";
+             const auto colon = url.rfind(':');
+             if (url.rfind(prefix, 0) != 0) {
+               ctx.error(d.key_path("url"), "expected tcp://ADDRESS:PORT");
+             } else {
+               dev.host = url.substr(prefix.size(), colon > prefix.size() ? colon - prefix.size() : std::string::npos);
+               if (colon > prefix.size()) {
+                 try {
+                   const int port = std::stoi(url.substr(colon + 1));
+                   if (port < 1 || port > 65'535) throw std::out_of_range("port");
+                   dev.port = static_cast<std::uint16_t>(port);
+                 } catch (const std::exception&) {
+                   ctx.error(d.key_path("url"), "bad port in " + in_quotes(url));
+                 }
+               }
+               boost::system::error_code ec;
+               boost::asio::ip::make_address(dev.host, ec);
+               if (ec) ctx.error(d.key_path("url"), in_quotes(dev.host) + " is not a literal IP address");
+             }
+             const auto it = map_index.find(map);
+             if (it == map_index.end()) {
+               ctx.error(d.key_path("map"), "no map named " + in_quotes(map));
+             } else {
+               dev.map = it->second;
+             }
+             if (dev.interval.count() <= 0) ctx.error(d.key_path("interval"), "must be more than 0");
+             if (dev.timeout.count() <= 0) ctx.error(d.key_path("timeout"), "must be more than 0");
+             o.devices.push_back(std::move(dev));
+           });
+  if (!ctx.docs && o.devices.empty()) ctx.error(s.key_path("devices"), "at least one device is needed");
+}
+
+}  // namespace
+}  // namespace tidegate::drivers::modbus
+
+namespace tidegate::plugins {
+
+// Named in gateway/src/plugin_list.inc.
+SourceDescriptor modbus_source_plugin() {
+  return {"modbus", "Modbus TCP devices polled by register maps ([[sources.modbus]], docs/drivers.md).",
+          [](config::Section& s, std::size_t) {
+            drivers::modbus::ModbusOptions o;
+            drivers::modbus::read_options(s, o);
+            return source_plan<drivers::modbus::ModbusSource>(s, std::move(o));
+          }};
+}
+
+}  // namespace tidegate::plugins
