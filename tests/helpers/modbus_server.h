@@ -13,6 +13,8 @@
 #include <cstdint>
 #include <mutex>
 #include <set>
+#include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -120,6 +122,53 @@ class ModbusServer {
   std::set<int> clients_;
   std::mutex mu_;
   std::set<std::uint16_t> holes_;
+  std::atomic<std::uint64_t> requests_{0};
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+}  // namespace tidegate::testing
+
+namespace tidegate::testing {
+
+// A Modbus RTU device on libmodbus, on a serial port (in tests one end of a
+// pseudo-terminal pair that socat makes), answering as unit `unit`.
+class ModbusRtuServer {
+ public:
+  ModbusRtuServer(const std::string& device, int unit, int baud = 9600, char parity = 'E') {
+    mapping_ = modbus_mapping_new_start_address(0, 100, 0, 100, 0, 100, 0, 100);
+    ctx_ = modbus_new_rtu(device.c_str(), baud, parity, 8, 1);
+    modbus_set_slave(ctx_, unit);
+    if (modbus_connect(ctx_) != 0) throw std::runtime_error("cannot open " + device);
+    modbus_set_indication_timeout(ctx_, 0, 50'000);  // the loop checks for a stop
+    thread_ = std::thread([this] {
+      std::uint8_t query[MODBUS_RTU_MAX_ADU_LENGTH];
+      while (!stop_) {
+        const int n = modbus_receive(ctx_, query);
+        if (n <= 0) continue;  // a timeout, another unit's frame, or a bad CRC
+        requests_ += 1;
+        std::lock_guard lock(mu_);
+        modbus_reply(ctx_, query, n, mapping_);
+      }
+    });
+  }
+  ~ModbusRtuServer() {
+    stop_ = true;
+    thread_.join();
+    modbus_close(ctx_);
+    modbus_free(ctx_);
+    modbus_mapping_free(mapping_);
+  }
+  void holding(std::uint16_t address, std::vector<std::uint16_t> words) {
+    std::lock_guard lock(mu_);
+    for (std::size_t i = 0; i < words.size(); ++i) mapping_->tab_registers[address + i] = words[i];
+  }
+  std::uint64_t requests() const { return requests_.load(); }
+
+ private:
+  modbus_t* ctx_ = nullptr;
+  modbus_mapping_t* mapping_ = nullptr;
+  std::mutex mu_;
   std::atomic<std::uint64_t> requests_{0};
   std::atomic<bool> stop_{false};
   std::thread thread_;

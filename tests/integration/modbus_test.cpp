@@ -13,6 +13,7 @@
 
 #include "modbus_server.h"
 #include "mosquitto.h"
+#include "process.h"
 #include "test_support.h"
 #include "tidegate/buffer/buffer.h"
 #include "tidegate/drivers/modbus/modbus_source.h"
@@ -69,8 +70,8 @@ class ModbusTest : public ::testing::Test {
                               std::chrono::milliseconds interval = std::chrono::milliseconds(100)) {
     DeviceOptions d;
     d.name = name;
-    d.host = "127.0.0.1";
-    d.port = port;
+    d.link.host = "127.0.0.1";
+    d.link.port = port;
     d.unit_id = unit;
     d.interval = interval;
     d.timeout = std::chrono::milliseconds(300);
@@ -295,6 +296,59 @@ TEST_F(ModbusTest, ADeviceDownAtStartAndOneThatGoesAwayAreReadWhenTheyComeBack) 
   }));
   source.stop();
   EXPECT_TRUE(log_.contains("answers again"));
+}
+
+// RTU: on a serial line (a pseudo-terminal pair from socat, the device on
+// one end) and through a serial server (socat between a TCP port and the
+// device's line), the same map reads the same values.
+TEST_F(ModbusTest, RtuOnASerialLineAndThroughASerialServerReadsTheDevice) {
+  const auto line = dir_ / "line";  // the gateway's end
+  const auto dev = dir_ / "dev";    // the device's end
+  testing::Process pair({"/usr/bin/socat", "pty,raw,echo=0,link=" + line.string(), "pty,raw,echo=0,link=" + dev.string()},
+                        dir_ / "socat-pair.log");
+  ASSERT_TRUE(testing::wait_for([&] { return std::filesystem::exists(line) && std::filesystem::exists(dev); }));
+  testing::ModbusRtuServer meter(dev.string(), 5);
+  meter.holding(10, layout(bytes_of<float>(230.5f), "CDAB"));
+  meter.holding(12, {1234});
+
+  const auto port = testing::free_loopback_port();
+  const auto dev2 = dir_ / "dev2";
+  testing::Process server({"/usr/bin/socat", "pty,raw,echo=0,link=" + dev2.string(),
+                           "tcp-listen:" + std::to_string(port) + ",bind=127.0.0.1,reuseaddr"},
+                          dir_ / "socat-server.log");
+  ASSERT_TRUE(testing::wait_for([&] { return std::filesystem::exists(dev2); }));
+  testing::ModbusRtuServer behind_server(dev2.string(), 7);
+  behind_server.holding(10, layout(bytes_of<float>(-1.25f), "CDAB"));
+  behind_server.holding(12, {99});
+
+  auto voltage = point("voltage", 10, DataType::kF32, ByteOrder::kCDAB);
+  PointMap map{"m", {voltage, point("count", 12, DataType::kU16)}};
+  auto b = open();
+  ModbusOptions o;
+  o.maps = {map};
+  auto serial = device("serial", 0, 5, std::chrono::milliseconds(100));
+  serial.link.transport = Transport::kRtuSerial;
+  serial.link.device = line.string();
+  serial.link.serial.baud = 9600;
+  auto over_tcp = device("over-tcp", port, 7, std::chrono::milliseconds(100));
+  over_tcp.link.transport = Transport::kRtuOverTcp;
+  o.devices = {serial, over_tcp};
+  ModbusSource source(o, *b, log_.fn());
+  source.start();
+  ASSERT_TRUE(testing::wait_for([&] { return records(*b, "serial").size() >= 3 && records(*b, "over-tcp").size() >= 3; }))
+      << log_.lines().size() << " log lines; " << (log_.lines().empty() ? "" : log_.lines().back());
+  source.stop();
+  for (const auto& r : records(*b, "serial")) {
+    const auto v = Json::parse(r.payload);
+    EXPECT_EQ(v["voltage"], 230.5);
+    EXPECT_EQ(v["count"], 1234);
+  }
+  for (const auto& r : records(*b, "over-tcp")) {
+    const auto v = Json::parse(r.payload);
+    EXPECT_EQ(v["voltage"], -1.25);
+    EXPECT_EQ(v["count"], 99);
+  }
+  EXPECT_GE(meter.requests(), 3u);
 }
 
 }  // namespace

@@ -339,7 +339,7 @@ TEST_F(ConfigTest, EveryMistakeNamesFileKeyAndReason) {
        "register = 10001\ntype = \"f32\"\n",
        "test.toml: sources.modbus[0].maps[0].points[0].type: coils and discrete inputs are bits"},
       {"[[sources.modbus]]\n[[sources.modbus.devices]]\nname = \"m1\"\nurl = \"tcp://meter.local:502\"\n",
-       "test.toml: sources.modbus[0].devices[0].url: \"meter.local\" is not a literal IP address"},
+       "test.toml: sources.modbus[0].devices[0].url: expected tcp://ADDRESS[:PORT]"},
       {"[gateway\n", "test.toml: line 1"},
   };
   for (const auto& c : cases) {
@@ -377,10 +377,10 @@ TEST_F(ConfigTest, ModbusMapsAndDevices) {
   EXPECT_EQ(p.order, drivers::modbus::ByteOrder::kCDAB);
   EXPECT_EQ(o.maps[0].points[1].table, drivers::modbus::Table::kCoil);
   ASSERT_EQ(o.devices.size(), 2u);
-  EXPECT_EQ(o.devices[0].port, 502);
+  EXPECT_EQ(o.devices[0].link.port, 502);
   EXPECT_EQ(o.devices[0].unit_id, 2);
   EXPECT_EQ(o.devices[0].interval, std::chrono::seconds(2));
-  EXPECT_EQ(o.devices[1].port, 1502);
+  EXPECT_EQ(o.devices[1].link.port, 1502);
   EXPECT_EQ(o.devices[1].interval, std::chrono::milliseconds(500));
 }
 

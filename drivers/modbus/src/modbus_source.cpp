@@ -22,9 +22,8 @@ class ModbusSource::Impl {
   Impl(ModbusOptions o, buffer::Buffer& b, buffer::LogFn log) : o_(std::move(o)), buffer_(b), log_(std::move(log)) {
     std::map<std::string, std::shared_ptr<Link>> links;
     for (const auto& d : o_.devices) {
-      const std::string at = d.host + ":" + std::to_string(d.port);
-      auto& link = links[at];
-      if (!link) link = std::make_shared<Link>(io_, LinkOptions{d.host, d.port, d.timeout, std::chrono::milliseconds(3000)});
+      auto& link = links[Link::key(d.link)];
+      if (!link) link = std::make_shared<Link>(io_, d.link);
       devices_.push_back(std::make_unique<Device>(io_, d, o_.maps.at(d.map), link));
     }
     stats_.name = o_.name;
@@ -127,7 +126,8 @@ class ModbusSource::Impl {
       return;
     }
     const Read& r = d.reads[d.next];
-    d.link->read(d.o.unit_id, r.table, r.start, r.count, [this, &d](const ReadOutcome& o) { answered(d, o); });
+    d.link->read(d.o.unit_id, r.table, r.start, r.count, d.o.timeout,
+                 [this, &d](const ReadOutcome& o) { answered(d, o); });
   }
 
   void answered(Device& d, const ReadOutcome& o) {

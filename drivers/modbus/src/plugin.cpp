@@ -80,6 +80,42 @@ void read_point(Section& s, Point& p) {
   if (std::uint32_t{p.address} + width(p) > 65'536) ctx.error(s.key_path("address"), "the point runs past address 65535");
 }
 
+// tcp://ADDRESS[:PORT], rtu+tcp://ADDRESS:PORT, rtu:///dev/ttyX.
+bool parse_url(const std::string& url, LinkOptions& link) {
+  auto host_port = [&](const std::string& rest, bool port_required) {
+    const auto colon = rest.rfind(':');
+    link.host = colon == std::string::npos ? rest : rest.substr(0, colon);
+    if (colon == std::string::npos) return !port_required && !link.host.empty();
+    try {
+      std::size_t used = 0;
+      const int port = std::stoi(rest.substr(colon + 1), &used);
+      if (used != rest.size() - colon - 1 || port < 1 || port > 65'535) return false;
+      link.port = static_cast<std::uint16_t>(port);
+    } catch (const std::exception&) {
+      return false;
+    }
+    boost::system::error_code ec;
+    boost::asio::ip::make_address(link.host, ec);
+    return !ec;
+  };
+  if (url.rfind("tcp://", 0) == 0) {
+    link.transport = Transport::kTcp;
+    if (!host_port(url.substr(6), false)) return false;
+  } else if (url.rfind("rtu+tcp://", 0) == 0) {
+    link.transport = Transport::kRtuOverTcp;
+    return host_port(url.substr(10), true);
+  } else if (url.rfind("rtu://", 0) == 0) {
+    link.transport = Transport::kRtuSerial;
+    link.device = url.substr(6);
+    return link.device.size() > 1 && link.device[0] == '/';
+  } else {
+    return false;
+  }
+  boost::system::error_code ec;
+  boost::asio::ip::make_address(link.host, ec);
+  return !ec;
+}
+
 void read_options(Section& s, ModbusOptions& o) {
   Context& ctx = s.context();
   o.name = s.text("name", "modbus", "Name of this source.");
@@ -114,13 +150,26 @@ void read_options(Section& s, ModbusOptions& o) {
                ctx.error(m.key_path("name"), "duplicate map name " + in_quotes(map.name));
              o.maps.push_back(std::move(map));
            });
+  SerialOptions serial;
+  serial.baud = static_cast<unsigned>(s.integer("baud", 9600, 300, 921'600, "RTU on a serial port: baud rate."));
+  const auto parity = s.choice("parity", "even", {"none", "even", "odd"},
+                               "RTU on a serial port: parity (the Modbus specification's default is even).");
+  serial.parity = parity == "none" ? 'N' : parity == "odd" ? 'O' : 'E';
+  serial.data_bits = static_cast<unsigned>(s.integer("data_bits", 8, 7, 8, "RTU on a serial port: data bits."));
+  serial.stop_bits = static_cast<unsigned>(s.integer("stop_bits", 1, 1, 2, "RTU on a serial port: stop bits."));
+  serial.frame_gap = std::chrono::duration_cast<std::chrono::microseconds>(
+      s.duration("frame_gap", std::chrono::milliseconds(0),
+                 "RTU: silence before each request. 0: 3.5 character times at the baud rate (at least 1.75 ms)."));
+  std::map<std::string, SerialOptions> lines;  // serial port -> its settings
   std::set<std::string> device_names;
   s.tables("devices", s.doc_section() + ".devices", "The devices polled; each becomes one record per poll.",
            [&](Section& d, std::size_t) {
              DeviceOptions dev;
              dev.name = d.text("name", "", "Required. The records' device (partition key).");
-             const auto url = d.text("url", "", "Required. tcp://ADDRESS:PORT of the device or of its gateway (a "
-                                                "literal IP address; port 502 by default).");
+             const auto url = d.text("url", "",
+                                     "Required. tcp://ADDRESS[:PORT] (Modbus TCP, port 502 by default), "
+                                     "rtu+tcp://ADDRESS:PORT (RTU frames through a serial server) or rtu:///dev/ttyUSB0 "
+                                     "(RTU on a serial port). Devices with the same url share its connection.");
              dev.unit_id = static_cast<std::uint8_t>(
                  d.integer("unit_id", 1, 0, 255, "Unit id (slave address); several devices behind one gateway share "
                                                  "its connection."));
@@ -131,24 +180,20 @@ void read_options(Section& s, ModbusOptions& o) {
              if (dev.name.empty()) ctx.error(d.key_path("name"), "required: the device's name");
              if (!device_names.insert(dev.name).second)
                ctx.error(d.key_path("name"), "duplicate device name " + in_quotes(dev.name));
-             const std::string prefix = "tcp://";
-             const auto colon = url.rfind(':');
-             if (url.rfind(prefix, 0) != 0) {
-               ctx.error(d.key_path("url"), "expected tcp://ADDRESS:PORT");
-             } else {
-               dev.host = url.substr(prefix.size(), colon > prefix.size() ? colon - prefix.size() : std::string::npos);
-               if (colon > prefix.size()) {
-                 try {
-                   const int port = std::stoi(url.substr(colon + 1));
-                   if (port < 1 || port > 65'535) throw std::out_of_range("port");
-                   dev.port = static_cast<std::uint16_t>(port);
-                 } catch (const std::exception&) {
-                   ctx.error(d.key_path("url"), "bad port in " + in_quotes(url));
-                 }
+             dev.link.serial = serial;
+             if (!parse_url(url, dev.link)) {
+               ctx.error(d.key_path("url"), "expected tcp://ADDRESS[:PORT], rtu+tcp://ADDRESS:PORT or rtu:///dev/PORT "
+                                            "(a literal IP address), not " + in_quotes(url));
+             }
+             if (dev.link.transport == Transport::kRtuSerial) {
+               auto [it, fresh] = lines.emplace(dev.link.device, dev.link.serial);
+               const auto& a = it->second;
+               const auto& b = dev.link.serial;
+               if (!fresh && (a.baud != b.baud || a.parity != b.parity || a.data_bits != b.data_bits ||
+                              a.stop_bits != b.stop_bits || a.frame_gap != b.frame_gap)) {
+                 ctx.error(d.key_path("url"), "another device on " + dev.link.device +
+                                                  " has other serial settings: a line has one");
                }
-               boost::system::error_code ec;
-               boost::asio::ip::make_address(dev.host, ec);
-               if (ec) ctx.error(d.key_path("url"), in_quotes(dev.host) + " is not a literal IP address");
              }
              const auto it = map_index.find(map);
              if (it == map_index.end()) {
@@ -170,7 +215,7 @@ namespace tidegate::plugins {
 
 // Named in gateway/src/plugin_list.inc.
 SourceDescriptor modbus_source_plugin() {
-  return {"modbus", "Modbus TCP devices polled by register maps ([[sources.modbus]], docs/drivers.md).",
+  return {"modbus", "Modbus devices (TCP, RTU over TCP, RTU on a serial line) polled by register maps ([[sources.modbus]], docs/drivers.md).",
           [](config::Section& s, std::size_t) {
             drivers::modbus::ModbusOptions o;
             drivers::modbus::read_options(s, o);

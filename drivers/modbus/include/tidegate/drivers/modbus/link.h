@@ -1,10 +1,13 @@
-// One connection to a Modbus TCP server (a device, or a gateway with several
-// unit ids behind it), shared by the devices configured on it. Requests go
-// one at a time, in the order asked (many devices and serial gateways do
-// not take a second request before answering the first). It connects when a
-// request needs it and again after a failure; a timeout closes the
-// connection, so an answer that comes late is never taken for the next
-// request's. Runs on the io_context of the source that owns it.
+// One connection to Modbus devices, shared by the devices configured on it:
+// a Modbus TCP server (a device, or a gateway with several unit ids behind
+// it), a serial server speaking RTU over TCP, or an RS-485 line (RTU on a
+// serial port). Requests go one at a time, in the order asked (many devices
+// and serial gateways do not take a second request before answering the
+// first; on a serial line requests must never overlap), with the line's
+// silent interval before each RTU frame. It connects (opens) when a request
+// needs it and again after a failure; a timeout closes it, so an answer
+// that comes late is never taken for the next request's. Runs on the
+// io_context of the source that owns it.
 #pragma once
 
 #include <utility>
@@ -36,10 +39,24 @@ struct ReadOutcome {
   std::string error;  // for the log: what happened, with the OS's words
 };
 
+enum class Transport { kTcp, kRtuOverTcp, kRtuSerial };
+
+struct SerialOptions {
+  unsigned baud = 9600;
+  char parity = 'E';  // 'N', 'E', 'O' (Modbus over serial line: even by default)
+  unsigned data_bits = 8;
+  unsigned stop_bits = 1;
+  // Silence before each frame; 0: 3.5 character times at `baud` (at least
+  // 1.75 ms, as the specification sets above 19,200 baud).
+  std::chrono::microseconds frame_gap{0};
+};
+
 struct LinkOptions {
-  std::string host;
+  Transport transport = Transport::kTcp;
+  std::string host;  // kTcp, kRtuOverTcp
   std::uint16_t port = 502;
-  std::chrono::milliseconds timeout{1000};          // per request, from its write
+  std::string device;  // kRtuSerial: /dev/ttyUSB0, /dev/ttyAMA0, ...
+  SerialOptions serial;
   std::chrono::milliseconds connect_timeout{3000};
 };
 
@@ -49,12 +66,16 @@ class Link : public std::enable_shared_from_this<Link> {
 
   Link(boost::asio::io_context& io, LinkOptions options);
   const LinkOptions& options() const { return options_; }
-  std::string describe() const { return options_.host + ":" + std::to_string(options_.port); }
+  std::string describe() const;
+  // Devices with the same key share one link.
+  static std::string key(const LinkOptions& o);
 
-  // Queues a read; `done` runs on the io_context once it is answered or failed.
-  void read(std::uint8_t unit, Table table, std::uint16_t address, std::uint16_t count, Callback done);
+  // Queues a read; `done` runs on the io_context once it is answered or
+  // failed. `timeout` counts from the request's write.
+  void read(std::uint8_t unit, Table table, std::uint16_t address, std::uint16_t count,
+            std::chrono::milliseconds timeout, Callback done);
   void close();
-  bool connected() const { return socket_.is_open() && connected_; }
+  bool connected() const { return connected_; }
   std::uint64_t reconnects() const { return connects_ > 0 ? connects_ - 1 : 0; }
 
  private:
@@ -62,20 +83,33 @@ class Link : public std::enable_shared_from_this<Link> {
     std::uint8_t unit;
     Table table;
     std::uint16_t address, count;
+    std::chrono::milliseconds timeout;
     Callback done;
   };
   void next();
   void connect();
   void send();
+  void write_frame();
   void read_header();
   void read_body(std::uint16_t length);
+  void read_rtu_head();
+  void read_rtu_rest(std::size_t total);
+  void answered(std::string_view pdu);
+  bool open_serial(std::string& error);
+  std::chrono::microseconds frame_gap() const;
+  template <typename Buffers, typename Handler>
+  void write(const Buffers& b, Handler&& h);
+  template <typename Buffers, typename Handler>
+  void read_exactly(const Buffers& b, Handler&& h);
   void finish(ReadOutcome outcome, bool close_link);
-  void arm(std::chrono::milliseconds timeout);
+  void arm(std::chrono::milliseconds timeout, bool connecting);
 
   boost::asio::io_context& io_;
   LinkOptions options_;
   boost::asio::ip::tcp::socket socket_;
+  boost::asio::serial_port serial_;
   boost::asio::steady_timer timer_;
+  boost::asio::steady_timer gap_;  // the silent interval before an RTU frame
   std::deque<Request> queue_;
   bool busy_ = false;
   bool connected_ = false;

@@ -1,7 +1,7 @@
-// [[sources.modbus]]: polls Modbus TCP devices by their register maps and
-// commits one record per device per poll. All devices of a source share one
-// thread (an io_context); devices at the same address and port share one
-// connection (a gateway with several unit ids behind it). A dead, slow or
+// [[sources.modbus]]: polls Modbus devices (TCP, RTU over TCP, RTU on a
+// serial line) by their register maps and commits one record per device per
+// poll. All devices of a source share one thread (an io_context); devices on
+// the same link (address and port, or serial port) share one connection. A dead, slow or
 // misconfigured device is backed off on its own: the others keep their
 // interval.
 #pragma once
@@ -13,15 +13,15 @@
 #include <vector>
 
 #include "tidegate/buffer/buffer.h"
+#include "tidegate/drivers/modbus/link.h"
 #include "tidegate/drivers/modbus/register_map.h"
 #include "tidegate/drivers/source.h"
 
 namespace tidegate::drivers::modbus {
 
 struct DeviceOptions {
-  std::string name;            // the records' partition key
-  std::string host;            // a literal IP address
-  std::uint16_t port = 502;
+  std::string name;  // the records' partition key
+  LinkOptions link;  // where it is: devices on the same link share it
   std::uint8_t unit_id = 1;
   std::size_t map = 0;         // index into ModbusOptions::maps
   std::chrono::milliseconds interval{1000};
