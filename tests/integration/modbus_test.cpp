@@ -266,6 +266,20 @@ TEST_F(ModbusTest, DeadSilentAndRefusingDevicesDoNotSlowTheHealthyOnes) {
   EXPECT_GE(c["connect_failures_total"], 1);
   EXPECT_GE(c["timeouts_total"], 1);
   EXPECT_EQ(c["devices_down"], 2);
+  // Per device, labelled: which one is down, and why.
+  std::map<std::string, double> per_device;
+  for (const auto& k : source.stats().counters) {
+    std::string key = k.name;
+    for (const auto& [label, value] : k.labels) key += " " + label + "=" + value;
+    per_device[key] = k.value;
+  }
+  EXPECT_EQ(per_device["device_down device=dead"], 1);
+  EXPECT_EQ(per_device["device_down device=silent"], 1);
+  EXPECT_EQ(per_device["device_down device=ok-3"], 0);
+  EXPECT_GE(per_device["device_timeouts_total device=silent"], 1);
+  EXPECT_GE(per_device["device_exceptions_total device=refusing code=2"], 1);
+  EXPECT_GT(per_device["device_last_success_seconds device=ok-1"], 1.7e9);
+  EXPECT_GE(per_device["device_polls_total device=ok-17"], 18);
 }
 
 TEST_F(ModbusTest, ADeviceDownAtStartAndOneThatGoesAwayAreReadWhenTheyComeBack) {

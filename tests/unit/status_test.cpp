@@ -410,6 +410,32 @@ TEST(Render, PluginCountersAreRenderedWithoutKnowingTheKind) {
   EXPECT_EQ(j["sinks"][0]["counters"][0]["name"], "throttled_total");
 }
 
+// Counters of single devices (a Modbus source's meters): one family, a
+// sample per device with its labels beside the source's.
+TEST(Render, PerDeviceCountersCarryTheirLabels) {
+  auto s = healthy();
+  s.sources[0].stats.kind = "modbus";
+  const auto source = s.sources[0].stats.name;
+  s.sources[0].stats.counters = {
+      {"device_down", "1 while the device's polls fail.", 1, common::Counter::Type::kGauge, true, {{"device", "m-1"}}},
+      {"device_down", "1 while the device's polls fail.", 0, common::Counter::Type::kGauge, true, {{"device", "m\"2"}}},
+      {"device_exceptions_total", "By code.", 4, common::Counter::Type::kCounter, false,
+       {{"device", "m-1"}, {"code", "2"}}}};
+  const auto text = to_prometheus(s);
+  EXPECT_NE(text.find("# TYPE tidegate_modbus_source_device_down gauge\n"
+                      "tidegate_modbus_source_device_down{source=\"" + source + "\",device=\"m-1\"} 1\n"
+                      "tidegate_modbus_source_device_down{source=\"" + source + "\",device=\"m\\\"2\"} 0\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("tidegate_modbus_source_device_exceptions_total{source=\"" + source +
+                      "\",device=\"m-1\",code=\"2\"} 4\n"),
+            std::string::npos)
+      << text;
+  const auto j = nlohmann::json::parse(to_json(s));
+  EXPECT_EQ(j["sources"][0]["counters"][0]["labels"]["device"], "m-1");
+  EXPECT_FALSE(j["sources"][0]["counters"][0].contains("code"));
+}
+
 // The exposition format, line by line: comments are HELP or TYPE, every
 // sample belongs to a family declared just before it, names and label
 // syntax are valid, values are numbers.

@@ -72,6 +72,31 @@ class ModbusSource::Impl {
             common::Counter::Type::kGauge);
     counter("refused_total", "Poll results the buffer refused (full under reject-new, disk reserve): the next poll "
             "reads again.", static_cast<double>(refused_), true);
+    // The same per device, labelled with its name.
+    for (const auto& d : devices_) {
+      const auto& c = d->counters;
+      auto of = [&](const char* name, const char* help, double v, bool loss = false,
+                    common::Counter::Type type = common::Counter::Type::kCounter,
+                    std::vector<std::pair<std::string, std::string>> more = {}) {
+        common::Counter k{name, help, v, type, loss, {{"device", d->o.name}}};
+        for (auto& m : more) k.labels.push_back(std::move(m));
+        s.counters.push_back(std::move(k));
+      };
+      of("device_polls_total", "Polls of the device.", static_cast<double>(c.polls));
+      of("device_poll_failures_total", "Polls of the device that did not read every point.",
+         static_cast<double>(c.failures), true);
+      of("device_timeouts_total", "Requests the device did not answer in time.", static_cast<double>(c.timeouts));
+      for (const auto& [code, n] : c.exceptions)
+        of("device_exceptions_total", "Exception answers of the device, by code.", static_cast<double>(n), false,
+           common::Counter::Type::kCounter, {{"code", std::to_string(code)}});
+      of("device_malformed_total", "Answers of the device that were not valid Modbus (CRC, length, unit).",
+         static_cast<double>(c.malformed));
+      of("device_reconnects_total", "Connections to the device (its link) made again after the first.",
+         static_cast<double>(d->link->reconnects()));
+      of("device_last_success_seconds", "Unix time of the device's last poll that read every point (0: never).",
+         static_cast<double>(c.last_success_ns) / 1e9, false, common::Counter::Type::kGauge);
+      of("device_down", "1 while the device's polls fail.", c.down ? 1 : 0, true, common::Counter::Type::kGauge);
+    }
     return s;
   }
 
@@ -92,6 +117,13 @@ class ModbusSource::Impl {
     nlohmann::ordered_json values, raw;
     std::int64_t poll_ns = 0;
     std::string error;
+    // Under the source's mu_ (stats() reads them from the status thread).
+    struct Counters {
+      std::uint64_t polls = 0, failures = 0, timeouts = 0, malformed = 0;
+      std::map<int, std::uint64_t> exceptions;  // by code
+      std::int64_t last_success_ns = 0;
+      bool down = false;
+    } counters;
   };
 
   void log(LogLevel level, const Device& d, const std::string& text) {
@@ -116,6 +148,7 @@ class ModbusSource::Impl {
     {
       std::lock_guard lock(mu_);
       polls_ += 1;
+      d.counters.polls += 1;
     }
     issue(d);
   }
@@ -154,6 +187,7 @@ class ModbusSource::Impl {
         {
           std::lock_guard lock(mu_);
           exceptions_ += 1;
+          d.counters.exceptions[o.response.exception] += 1;
         }
         if (o.response.exception == kIllegalDataAddress && r.points.size() > 1) {
           // A merged read crossed an address the device does not have:
@@ -183,7 +217,7 @@ class ModbusSource::Impl {
         d.error = where(r) + ": " + o.error;
         break;
       case ReadOutcome::Kind::kTimeout:
-        count(timeouts_);
+        count(timeouts_, d.counters.timeouts);
         d.error = where(r) + ": " + o.error;
         break;
       case ReadOutcome::Kind::kConnect:
@@ -194,7 +228,7 @@ class ModbusSource::Impl {
         d.error = o.error;
         break;
       case ReadOutcome::Kind::kMalformed:
-        count(malformed_);
+        count(malformed_, d.counters.malformed);
         d.error = where(r) + ": " + o.error;
         break;
     }
@@ -212,6 +246,11 @@ class ModbusSource::Impl {
     std::lock_guard lock(mu_);
     counter += 1;
   }
+  void count(std::uint64_t& counter, std::uint64_t& device_counter) {
+    std::lock_guard lock(mu_);
+    counter += 1;
+    device_counter += 1;
+  }
 
   void finish(Device& d) {
     const bool failed = !d.error.empty();
@@ -226,6 +265,8 @@ class ModbusSource::Impl {
       d.failures += 1;
       std::lock_guard lock(mu_);
       poll_failures_ += 1;
+      d.counters.failures += 1;
+      d.counters.down = true;
       stats_.errors_total += 1;
       stats_.last_error = d.o.name + ": " + d.error;
     } else if (d.failures > 0) {
@@ -233,6 +274,11 @@ class ModbusSource::Impl {
       d.failures = 0;
       std::lock_guard lock(mu_);
       devices_down_ -= 1;
+    }
+    if (!failed) {
+      std::lock_guard lock(mu_);
+      d.counters.last_success_ns = d.poll_ns;
+      d.counters.down = false;
     }
     if (d.failures > 0) {
       // Backed off on its own: the interval doubled per failure, capped.

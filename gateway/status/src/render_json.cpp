@@ -78,11 +78,16 @@ json buffer_json(const Snapshot& s) {
 json counters_json(const std::vector<common::Counter>& counters) {
   json out = json::array();
   for (const auto& c : counters) {
-    out.push_back({{"name", c.name},
-                   {"value", c.value},
-                   {"type", c.type == common::Counter::Type::kGauge ? "gauge" : "counter"},
-                   {"loss_or_refusal", c.loss_or_refusal},
-                   {"help", c.help}});
+    json entry = {{"name", c.name},
+                  {"value", c.value},
+                  {"type", c.type == common::Counter::Type::kGauge ? "gauge" : "counter"},
+                  {"loss_or_refusal", c.loss_or_refusal},
+                  {"help", c.help}};
+    if (!c.labels.empty()) {
+      auto& labels = entry["labels"] = json::object();
+      for (const auto& [k, v] : c.labels) labels[k] = v;
+    }
+    out.push_back(std::move(entry));
   }
   return out;
 }

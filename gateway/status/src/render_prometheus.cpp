@@ -52,6 +52,14 @@ class Exposition {
     out_ << "} " << number(value) << '\n';
     return *this;
   }
+  // A plugin's sample: its instance label, then the counter's own labels.
+  Exposition& sample(double value, const std::string& label, const std::string& label_value,
+                     const std::vector<std::pair<std::string, std::string>>& more) {
+    out_ << name_ << '{' << label << "=\"" << escape_label(label_value) << '"';
+    for (const auto& [k, v] : more) out_ << ',' << k << "=\"" << escape_label(v) << '"';
+    out_ << "} " << number(value) << '\n';
+    return *this;
+  }
   Exposition& sample(double value, const std::string& label = "", const std::string& label_value = "") {
     out_ << name_;
     if (!label.empty()) out_ << '{' << label << "=\"" << escape_label(label_value) << "\"}";
@@ -150,7 +158,7 @@ void plugin_counters(Exposition& e, const std::vector<View>& views, const char* 
     const auto* decl = list.front().second;
     e.family(family, decl->type == common::Counter::Type::kGauge ? "gauge" : "counter", decl->help);
     for (const auto& [view, counter] : list)
-      e.sample(counter->value, label, instance_name(*view));
+      e.sample(counter->value, label, instance_name(*view), counter->labels);
   }
 }
 

@@ -5,6 +5,8 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace tidegate::common {
 
@@ -17,6 +19,10 @@ struct Counter {
   // It means readings lost or refused: shown on the status page (when not
   // zero), not only on /metrics and /api/status.
   bool loss_or_refusal = false;
+  // One of several samples of the same name, told apart by these labels
+  // beside the plugin's own (e.g. {"device", "meter-7"}): /metrics labels,
+  // the page's prefix.
+  std::vector<std::pair<std::string, std::string>> labels = {};
 };
 
 }  // namespace tidegate::common

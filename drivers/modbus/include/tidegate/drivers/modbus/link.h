@@ -14,6 +14,7 @@
 // (utility first: Boost 1.74's asio/awaitable.hpp uses std::exchange)
 #include <boost/asio.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -76,7 +77,11 @@ class Link : public std::enable_shared_from_this<Link> {
             std::chrono::milliseconds timeout, Callback done);
   void close();
   bool connected() const { return connected_; }
-  std::uint64_t reconnects() const { return connects_ > 0 ? connects_ - 1 : 0; }
+  // Any thread: connections made after the first (a device that power-cycled).
+  std::uint64_t reconnects() const {
+    const auto n = connects_.load();
+    return n > 0 ? n - 1 : 0;
+  }
 
  private:
   struct Request {
@@ -113,7 +118,7 @@ class Link : public std::enable_shared_from_this<Link> {
   std::deque<Request> queue_;
   bool busy_ = false;
   bool connected_ = false;
-  std::uint64_t connects_ = 0;
+  std::atomic<std::uint64_t> connects_{0};
   std::uint16_t transaction_ = 0;
   std::uint64_t generation_ = 0;  // a completion of an earlier request is ignored
   std::string out_;
