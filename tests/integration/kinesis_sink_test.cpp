@@ -44,7 +44,17 @@ std::string node_output(const std::vector<std::string>& args, const std::filesys
   argv.insert(argv.end(), args.begin(), args.end());
   std::filesystem::remove(out);
   testing::Process p(argv, out);
-  const int status = p.wait();
+  // Bounded: a peer that never finishes fails the test with its output
+  // instead of holding it until ctest's timeout.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(2);
+  while (p.running() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  if (p.running()) {
+    p.signal_and_wait(SIGKILL);
+    ADD_FAILURE() << "node peer.js " << args.front() << " did not finish in 2 minutes: " << p.output();
+    return p.output();
+  }
+  const int status = p.exit_status();
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << p.output();
   return p.output();
 }
@@ -110,7 +120,8 @@ class KinesaliteTest : public ::testing::Test {
     peer_ = std::make_unique<testing::Process>(
         std::vector<std::string>{TIDEGATE_NODE, kPeerDir + "/peer.js", "serve", std::to_string(port_)},
         dir_ / "kinesalite.log");
-    ASSERT_TRUE(wait_for([&] { return testing::port_accepts(port_); })) << peer_->output();
+    // node takes a few seconds to load kinesalite on a busy machine.
+    ASSERT_TRUE(wait_for([&] { return testing::port_accepts(port_); }, std::chrono::seconds(30))) << peer_->output();
     node_output({"create", std::to_string(port_), "readings", "2"}, dir_ / "create.out");
     buffer::BufferOptions o;
     o.path = dir_ / "buffer.db";
@@ -386,7 +397,7 @@ TEST(KinesisOutage, TheBacklogIsDeliveredWhenTheStreamComesBack) {
     auto p = std::make_unique<testing::Process>(
         std::vector<std::string>{TIDEGATE_NODE, kPeerDir + "/peer.js", "serve", std::to_string(port), data},
         dir / "kinesalite.log");
-    EXPECT_TRUE(wait_for([&] { return testing::port_accepts(port); })) << p->output();
+    EXPECT_TRUE(wait_for([&] { return testing::port_accepts(port); }, std::chrono::seconds(30))) << p->output();
     return p;
   };
   auto peer = start_peer();

@@ -15,7 +15,11 @@ function client(port) {
     endpoint: `http://127.0.0.1:${port}`,
     region: 'us-east-1',
     credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY' },
-    requestHandler: new NodeHttpHandler(), // kinesalite speaks HTTP/1.1 only
+    // kinesalite speaks HTTP/1.1 only. A request kinesalite leaves unanswered
+    // (it stalls now and then on a loaded machine) times out and is retried,
+    // instead of hanging the test that waits for this process.
+    requestHandler: new NodeHttpHandler({ connectionTimeout: 5000, requestTimeout: 20000 }),
+    maxAttempts: 5,
   });
 }
 
