@@ -53,7 +53,8 @@ async function main() {
       let it = (await c.send(new k.GetShardIteratorCommand({
         StreamName: args[1], ShardId: shard.ShardId, ShardIteratorType: 'TRIM_HORIZON' }))).ShardIterator;
       for (;;) {
-        const r = await c.send(new k.GetRecordsCommand({ ShardIterator: it, Limit: 10000 }));
+        // Pages of 1,000: a large page keeps kinesalite busy past the request timeout on a loaded machine.
+        const r = await c.send(new k.GetRecordsCommand({ ShardIterator: it, Limit: 1000 }));
         for (const rec of r.Records) {
           console.log(JSON.stringify({ shard: shard.ShardId, sequence: rec.SequenceNumber, key: rec.PartitionKey,
                                        data: Buffer.from(rec.Data).toString('base64') }));
