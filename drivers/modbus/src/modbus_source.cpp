@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "tidegate/common/clock.h"
+#include "tidegate/common/text.h"
 #include "tidegate/drivers/ingest_support.h"
 #include "tidegate/drivers/modbus/link.h"
 
@@ -309,8 +310,7 @@ class ModbusSource::Impl {
     r.source = o_.name;
     r.partition_key = d.o.name;
     r.topic = o_.topic;
-    for (auto at = r.topic.find("{device}"); at != std::string::npos; at = r.topic.find("{device}"))
-      r.topic.replace(at, 8, d.o.name);
+    common::replace_all(r.topic, "{device}", d.o.name);
     r.payload = doc.dump();
     r.content_type = "application/json";
     r.device_ts_ns = d.poll_ns;

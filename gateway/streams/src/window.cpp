@@ -6,6 +6,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "tidegate/common/text.h"
 #include "tidegate/drivers/ingest_support.h"
 
 namespace tidegate::streams {
@@ -16,11 +17,6 @@ using Json = nlohmann::json;
 std::int64_t floor_to(std::int64_t t, std::int64_t step) {
   const std::int64_t q = t / step - (t % step < 0 ? 1 : 0);
   return q * step;
-}
-
-void replace_all(std::string& text, const std::string& what, const std::string& with) {
-  for (std::size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + with.size()))
-    text.replace(at, what.size(), with);
 }
 
 // Devices not heard from for this long, with no window left, are forgotten
@@ -207,8 +203,8 @@ void Window::emit(const Device& d, std::int64_t start, Pane& pane, std::vector<b
   buffer::NewRecord r;
   r.partition_key = d.device;
   r.topic = o_.topic;
-  replace_all(r.topic, "{name}", o_.name);
-  replace_all(r.topic, "{device}", d.device);
+  common::replace_all(r.topic, "{name}", o_.name);
+  common::replace_all(r.topic, "{device}", d.device);
   r.payload = doc.dump();
   r.content_type = "application/json";
   r.device_ts_ns = start + o_.size_ns;

@@ -1,5 +1,5 @@
-// Small text helpers for the line-oriented files operators write by hand
-// (password, ACL and environment files).
+// Small text helpers: for the line-oriented files operators write by hand
+// (password, ACL and environment files), and for topic templates.
 #pragma once
 
 #include <string>
@@ -13,6 +13,15 @@ inline std::string trim(std::string_view s) {
   if (first == std::string_view::npos) return {};
   const auto last = s.find_last_not_of(" \t\r");
   return std::string(s.substr(first, last - first + 1));
+}
+
+// Replaces every `what` in `text` by `with`, scanning on after each
+// replacement (a `with` that contains `what` is not expanded again):
+// "{device}" in a topic template.
+inline void replace_all(std::string& text, std::string_view what, std::string_view with) {
+  if (what.empty()) return;
+  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + with.size()))
+    text.replace(at, what.size(), with);
 }
 
 }  // namespace tidegate::common
