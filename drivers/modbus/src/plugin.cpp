@@ -82,17 +82,21 @@ void read_point(Section& s, Point& p) {
 
 // tcp://ADDRESS[:PORT], rtu+tcp://ADDRESS:PORT, rtu:///dev/ttyX.
 bool parse_url(const std::string& url, LinkOptions& link) {
+  // ADDRESS[:PORT], the address a literal IP address.
   auto host_port = [&](const std::string& rest, bool port_required) {
     const auto colon = rest.rfind(':');
     link.host = colon == std::string::npos ? rest : rest.substr(0, colon);
-    if (colon == std::string::npos) return !port_required && !link.host.empty();
-    try {
-      std::size_t used = 0;
-      const int port = std::stoi(rest.substr(colon + 1), &used);
-      if (used != rest.size() - colon - 1 || port < 1 || port > 65'535) return false;
-      link.port = static_cast<std::uint16_t>(port);
-    } catch (const std::exception&) {
-      return false;
+    if (colon == std::string::npos) {
+      if (port_required) return false;
+    } else {
+      try {
+        std::size_t used = 0;
+        const int port = std::stoi(rest.substr(colon + 1), &used);
+        if (used != rest.size() - colon - 1 || port < 1 || port > 65'535) return false;
+        link.port = static_cast<std::uint16_t>(port);
+      } catch (const std::exception&) {
+        return false;
+      }
     }
     boost::system::error_code ec;
     boost::asio::ip::make_address(link.host, ec);
@@ -100,20 +104,18 @@ bool parse_url(const std::string& url, LinkOptions& link) {
   };
   if (url.rfind("tcp://", 0) == 0) {
     link.transport = Transport::kTcp;
-    if (!host_port(url.substr(6), false)) return false;
-  } else if (url.rfind("rtu+tcp://", 0) == 0) {
+    return host_port(url.substr(6), false);
+  }
+  if (url.rfind("rtu+tcp://", 0) == 0) {
     link.transport = Transport::kRtuOverTcp;
     return host_port(url.substr(10), true);
-  } else if (url.rfind("rtu://", 0) == 0) {
+  }
+  if (url.rfind("rtu://", 0) == 0) {
     link.transport = Transport::kRtuSerial;
     link.device = url.substr(6);
     return link.device.size() > 1 && link.device[0] == '/';
-  } else {
-    return false;
   }
-  boost::system::error_code ec;
-  boost::asio::ip::make_address(link.host, ec);
-  return !ec;
+  return false;
 }
 
 void read_options(Section& s, ModbusOptions& o) {
