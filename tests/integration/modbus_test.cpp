@@ -312,6 +312,73 @@ TEST_F(ModbusTest, ADeviceDownAtStartAndOneThatGoesAwayAreReadWhenTheyComeBack) 
   EXPECT_TRUE(log_.contains("answers again"));
 }
 
+// Report by exception: values wandering inside their deadbands make records
+// only at max_silence (then carrying every point); a value that leaves its
+// band is sent at the next poll, alone.
+TEST_F(ModbusTest, ValuesInsideTheirDeadbandAreSentOnlyAtMaxSilenceAndAChangeAlone) {
+  ModbusServer server(testing::free_loopback_port());
+  server.holding(0, {100, 7, 1000});
+  const auto silence = std::chrono::milliseconds(600);
+  auto banded = [&](Point p, double band, double percent) {
+    p.by_exception = true;
+    p.deadband = band;
+    p.deadband_percent = percent;
+    p.max_silence = silence;
+    return p;
+  };
+  Point temp = banded(point("temp", 0, DataType::kU16), 5, 0);
+  temp.unit = "degC";
+  temp.tags = {{"zone", "north"}};
+  PointMap map{"m", {temp, banded(point("setpoint", 1, DataType::kU16), 0, 0),
+                     banded(point("power", 2, DataType::kU16), 0, 10)}};
+  auto b = open();
+  ModbusOptions o;
+  o.maps = {map};
+  o.devices = {device("ahu", server.port(), 1, std::chrono::milliseconds(50))};
+  ModbusSource source(o, *b, log_.fn());
+  source.start();
+  // 2.5 s of wandering inside the bands: temp 100..104 (band 5), power
+  // 1000..1090 (10 % of 1000), setpoint steady (band 0).
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(2500); ++i) {
+    server.holding(0, {static_cast<std::uint16_t>(100 + i % 5), 7, static_cast<std::uint16_t>(1000 + (i * 30) % 100)});
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  const auto wandering = records(*b);
+  // One record at the start, then one per max_silence: every one full.
+  ASSERT_GE(wandering.size(), 4u);
+  ASSERT_LE(wandering.size(), 5u);
+  for (std::size_t i = 0; i < wandering.size(); ++i) {
+    const auto v = Json::parse(wandering[i].payload);
+    for (const char* name : {"temp", "setpoint", "power"}) EXPECT_TRUE(v.contains(name)) << i << " " << name;
+    EXPECT_EQ(v["tags"]["temp"]["zone"], "north");
+    EXPECT_EQ(v["units"]["temp"], "degC");
+    if (i == 0) continue;
+    const auto gap = std::chrono::nanoseconds(*wandering[i].device_ts_ns - *wandering[i - 1].device_ts_ns);
+    EXPECT_GE(gap, silence) << i;
+    EXPECT_LE(gap, silence + std::chrono::milliseconds(150)) << i;
+  }
+  // Right after a full record, temp leaves its band: the next record
+  // carries temp alone.
+  const auto seen = records(*b).size();
+  ASSERT_TRUE(testing::wait_for([&] { return records(*b).size() > seen; }));
+  server.holding(0, {110});
+  ASSERT_TRUE(testing::wait_for([&] {
+    const auto all = records(*b);
+    return Json::parse(all.back().payload).value("temp", 0) == 110;
+  }));
+  source.stop();
+  const auto changed = Json::parse(records(*b).back().payload);
+  EXPECT_EQ(changed["temp"], 110);
+  EXPECT_FALSE(changed.contains("setpoint"));
+  EXPECT_FALSE(changed.contains("power"));
+  EXPECT_EQ(changed["tags"], Json::parse(R"({"temp":{"zone":"north"}})"));
+  std::map<std::string, double> c;
+  for (const auto& k : source.stats().counters) c[k.name] = k.value;
+  EXPECT_GE(c["confirmations_total"], 3);
+  EXPECT_GE(c["values_held_back_total"], 3 * 30);
+}
+
 // RTU: on a serial line (a pseudo-terminal pair from socat, the device on
 // one end) and through a serial server (socat between a TCP port and the
 // device's line), the same map reads the same values.

@@ -10,6 +10,7 @@
 #include "tidegate/common/clock.h"
 #include "tidegate/common/text.h"
 #include "tidegate/drivers/ingest_support.h"
+#include "tidegate/drivers/modbus/exception_report.h"
 #include "tidegate/drivers/modbus/link.h"
 
 namespace tidegate::drivers::modbus {
@@ -73,6 +74,12 @@ class ModbusSource::Impl {
             common::Counter::Type::kGauge);
     counter("refused_total", "Poll results the buffer refused (full under reject-new, disk reserve): the next poll "
             "reads again.", static_cast<double>(refused_), true);
+    counter("values_held_back_total", "Point values a poll read but did not send: within their deadband.",
+            static_cast<double>(held_back_));
+    counter("unchanged_polls_total", "Polls that made no record: every value within its deadband.",
+            static_cast<double>(unchanged_polls_));
+    counter("confirmations_total", "Records that carry every point because a point's max_silence had passed.",
+            static_cast<double>(confirmations_));
     // The same per device, labelled with its name.
     for (const auto& d : devices_) {
       const auto& c = d->counters;
@@ -104,18 +111,30 @@ class ModbusSource::Impl {
  private:
   struct Device {
     Device(asio::io_context& io, DeviceOptions options, const PointMap& m, std::shared_ptr<Link> l)
-        : o(std::move(options)), map(m), link(std::move(l)), timer(io), alone(m.points.size()), bad(m.points.size()) {}
+        : o(std::move(options)),
+          map(m),
+          link(std::move(l)),
+          timer(io),
+          alone(m.points.size()),
+          bad(m.points.size()),
+          report(m.points),
+          read(m.points.size()),
+          values(m.points.size()),
+          raw(m.points.size()) {}
     DeviceOptions o;
     const PointMap& map;
     std::shared_ptr<Link> link;
     asio::steady_timer timer;
     std::vector<bool> alone, bad;
+    ExceptionReport report;
     Clock::time_point due;
     int failures = 0;  // polls in a row that failed
     // The poll in progress.
     std::vector<Read> reads;
     std::size_t next = 0;
-    nlohmann::ordered_json values, raw;
+    std::vector<bool> read;                      // per point: read in this poll
+    std::vector<nlohmann::ordered_json> values;  // per point
+    std::vector<nlohmann::ordered_json> raw;     // per point: its words (raw = true)
     std::int64_t poll_ns = 0;
     std::string error;
     // Under the source's mu_ (stats() reads them from the status thread).
@@ -142,8 +161,7 @@ class ModbusSource::Impl {
   void poll(Device& d) {
     d.reads = plan_reads(d.map.points, o_.max_gap, d.alone, d.bad);
     d.next = 0;
-    d.values = nlohmann::ordered_json::object();
-    d.raw = nlohmann::ordered_json::object();
+    std::fill(d.read.begin(), d.read.end(), false);
     d.poll_ns = common::wall_now_ns();
     d.error.clear();
     {
@@ -171,12 +189,13 @@ class ModbusSource::Impl {
         for (const auto i : r.points) {
           const Point& p = d.map.points[i];
           const std::size_t at = p.address - r.start;
+          d.read[i] = true;
           if (is_bit_table(r.table)) {
-            d.values[p.name] = decode_bit(p, o.response.bits.at(at));
+            d.values[i] = decode_bit(p, o.response.bits.at(at));
           } else {
-            d.values[p.name] = decode(p, o.response.registers.data() + at);
+            d.values[i] = decode(p, o.response.registers.data() + at);
             if (o_.raw) {
-              auto& words = d.raw[p.name] = nlohmann::ordered_json::array();
+              auto& words = d.raw[i] = nlohmann::ordered_json::array();
               for (std::uint16_t k = 0; k < width(p); ++k) words.push_back(o.response.registers.at(at + k));
             }
           }
@@ -255,7 +274,7 @@ class ModbusSource::Impl {
 
   void finish(Device& d) {
     const bool failed = !d.error.empty();
-    if (!d.values.empty()) commit(d);
+    if (std::find(d.read.begin(), d.read.end(), true) != d.read.end()) commit(d);
     const auto now = Clock::now();
     if (failed) {
       if (d.failures == 0) {
@@ -296,16 +315,38 @@ class ModbusSource::Impl {
     });
   }
 
+  // One record of the points the poll read, or of those that left their
+  // deadband (all of them when a max_silence has passed).
   void commit(Device& d) {
+    bool full = false;
+    const std::vector<bool> carry = d.report.select(d.read, d.values, d.poll_ns, full);
+    std::vector<std::size_t> carried;
+    std::uint64_t held = 0;
+    for (std::size_t i = 0; i < carry.size(); ++i) {
+      if (carry[i]) carried.push_back(i);
+      else if (d.read[i]) held += 1;
+    }
+    {
+      std::lock_guard lock(mu_);
+      held_back_ += held;
+      if (full) confirmations_ += 1;
+      if (carried.empty()) unchanged_polls_ += 1;
+    }
+    if (carried.empty()) return;
     nlohmann::ordered_json doc;
     doc["time"] = common::utc_text(d.poll_ns);
-    for (auto& [k, v] : d.values.items()) doc[k] = v;
-    nlohmann::ordered_json units = nlohmann::ordered_json::object();
-    for (const auto& p : d.map.points) {
-      if (!p.unit.empty() && d.values.contains(p.name)) units[p.name] = p.unit;
+    nlohmann::ordered_json units = nlohmann::ordered_json::object(), tags = nlohmann::ordered_json::object(),
+                           raw = nlohmann::ordered_json::object();
+    for (const auto i : carried) {
+      const Point& p = d.map.points[i];
+      doc[p.name] = d.values[i];
+      if (!p.unit.empty()) units[p.name] = p.unit;
+      if (!p.tags.empty()) tags[p.name] = p.tags;
+      if (o_.raw && !d.raw[i].is_null()) raw[p.name] = d.raw[i];
     }
     if (!units.empty()) doc["units"] = std::move(units);
-    if (o_.raw && !d.raw.empty()) doc["raw"] = d.raw;
+    if (!tags.empty()) doc["tags"] = std::move(tags);
+    if (!raw.empty()) doc["raw"] = std::move(raw);
     buffer::NewRecord r;
     r.source = o_.name;
     r.partition_key = d.o.name;
@@ -322,7 +363,12 @@ class ModbusSource::Impl {
       stats_.received_bytes_total += bytes;
       stats_.last_message_ns = d.poll_ns;
     }
-    buffer_.append({std::move(r)}, [this](const buffer::AppendOutcome& out) {
+    buffer_.append({std::move(r)}, [this, &d, carried = std::move(carried)](const buffer::AppendOutcome& out) {
+      if (!out.ok()) {
+        // Not stored: its points count as never sent, so the next poll
+        // carries them again even if they stay within their deadbands.
+        asio::post(io_, [&d, carried] { d.report.forget(carried); });
+      }
       std::lock_guard lock(mu_);
       if (out.ok()) {
         stats_.committed_total += 1;
@@ -345,7 +391,8 @@ class ModbusSource::Impl {
   mutable std::mutex mu_;
   SourceStats stats_;
   std::uint64_t polls_ = 0, poll_failures_ = 0, timeouts_ = 0, connect_failures_ = 0, exceptions_ = 0, malformed_ = 0,
-                bad_points_ = 0, devices_down_ = 0, refused_ = 0;
+                bad_points_ = 0, devices_down_ = 0, refused_ = 0, held_back_ = 0, confirmations_ = 0,
+                unchanged_polls_ = 0;
 };
 
 ModbusSource::ModbusSource(ModbusOptions options, buffer::Buffer& buffer, buffer::LogFn log)

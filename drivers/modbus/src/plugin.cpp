@@ -16,7 +16,7 @@ using config::in_quotes;
 using config::Section;
 
 // Names the record uses itself: a point may not take them.
-const std::set<std::string> kReserved = {"time", "units", "raw"};
+const std::set<std::string> kReserved = {"time", "units", "tags", "raw"};
 
 std::optional<Table> parse_table(const std::string& t) {
   if (t == "coil") return Table::kCoil;
@@ -26,7 +26,28 @@ std::optional<Table> parse_table(const std::string& t) {
   return std::nullopt;
 }
 
-void read_point(Section& s, Point& p) {
+// A point's tags: a table of strings, e.g. { zone = "north", asset = "AHU-1" }.
+void read_tags(Section& s, Point& p) {
+  s.declare("tags", "table of strings", "{}",
+            "Written beside the value in the record's \"tags\", e.g. { zone = \"north\", asset = \"AHU-1\" }.");
+  const auto* n = s.node("tags");
+  if (!n || s.context().docs) return;
+  const auto* t = n->as_table();
+  if (!t) {
+    s.context().error(s.key_path("tags"), "expected a table of strings, e.g. { zone = \"north\" }");
+    return;
+  }
+  for (const auto& [k, v] : *t) {
+    auto text = v.value_exact<std::string>();
+    if (!text) {
+      s.context().error(s.key_path("tags") + "." + std::string(k.str()), "expected a string");
+      continue;
+    }
+    p.tags.emplace(std::string(k.str()), *text);
+  }
+}
+
+void read_point(Section& s, Point& p, std::chrono::milliseconds default_max_silence) {
   Context& ctx = s.context();
   p.name = s.text("name", "", "Required. The field the value has in the record.");
   const auto number = s.integer("register", 0, 0, 465'536,
@@ -53,7 +74,20 @@ void read_point(Section& s, Point& p) {
   p.scale = s.number("scale", 1, -1e300, 1e300, "The value is multiplied by this ...");
   p.offset = s.number("offset", 0, -1e300, 1e300, "... and this is added.");
   p.unit = s.text("unit", "", "Unit, written beside the value in the record's \"units\".");
+  read_tags(s, p);
+  p.deadband = s.number("deadband", 0, 0, 1e300,
+                        "Report by exception: the value is sent only when it differs from the value last sent by "
+                        "more than this (0: any change; for bool and text, any change), and at every `max_silence`. "
+                        "Without `deadband` or `deadband_percent` the point is sent at every poll.");
+  p.deadband_percent = s.number("deadband_percent", 0, 0, 1e6,
+                                "Report by exception with a band in percent of the value last sent; with `deadband` "
+                                "too, the wider band counts.");
+  p.max_silence = s.duration("max_silence", default_max_silence,
+                             "A point reported by exception that has not been sent for this long makes the next "
+                             "record carry every point of the device (a full confirmation). Default: the source's.");
+  p.by_exception = s.present("deadband") || s.present("deadband_percent");
   if (ctx.docs) return;
+  if (p.max_silence.count() <= 0) ctx.error(s.key_path("max_silence"), "must be more than 0");
   if (p.name.empty()) ctx.error(s.key_path("name"), "required: the point's name");
   if (kReserved.count(p.name)) ctx.error(s.key_path("name"), in_quotes(p.name) + " is a name the record uses itself");
   if (number > 0 && address >= 0) {
@@ -132,6 +166,11 @@ void read_options(Section& s, ModbusOptions& o) {
   o.max_backoff = s.duration("max_backoff", std::chrono::minutes(1),
                              "A device that does not answer is polled at its interval doubled per failed poll, up to "
                              "this.");
+  const auto max_silence = s.duration(
+      "max_silence", std::chrono::minutes(15),
+      "Default of the points' `max_silence`: how long a point reported by exception (with a `deadband`) may go "
+      "unsent before a record carries every point again.");
+  if (!ctx.docs && max_silence.count() <= 0) ctx.error(s.key_path("max_silence"), "must be more than 0");
   std::map<std::string, std::size_t> map_index;
   s.tables("maps", s.doc_section() + ".maps", "Register maps, each defined once and used by any number of devices.",
            [&](Section& m, std::size_t) {
@@ -141,7 +180,7 @@ void read_options(Section& s, ModbusOptions& o) {
              m.tables("points", m.doc_section() + ".points", "The map's points, in any order.",
                       [&](Section& pt, std::size_t) {
                         Point p;
-                        read_point(pt, p);
+                        read_point(pt, p, max_silence);
                         if (!ctx.docs && !names.insert(p.name).second)
                           ctx.error(pt.key_path("name"), "duplicate point name " + in_quotes(p.name));
                         map.points.push_back(std::move(p));

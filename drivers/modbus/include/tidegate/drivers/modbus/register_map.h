@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -39,7 +40,12 @@ struct Point {
   ByteOrder order = ByteOrder::kABCD;
   double scale = 1, offset = 0;
   std::string unit;
-  std::map<std::string, std::string> tags;
+  std::map<std::string, std::string> tags;  // written beside the value in the record's "tags"
+  // Report by exception (exception_report.h): sent when the value leaves
+  // its band, and at least every max_silence; otherwise at every poll.
+  bool by_exception = false;
+  double deadband = 0, deadband_percent = 0;
+  std::chrono::milliseconds max_silence{0};
 };
 
 // Registers (or bits) a point spans.
