@@ -8,10 +8,13 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <iterator>
+#include <sstream>
 #include <string>
 
 namespace tidegate::bench {
@@ -35,14 +38,35 @@ inline double cpu_seconds() {
          static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
 }
 
-// Resident set size of this process now, KiB.
-inline std::uint64_t rss_kib() {
-  std::ifstream in("/proc/self/status");
+// User plus system CPU time of another process so far, seconds: fields 14
+// and 15 of /proc/PID/stat, counted after "pid (comm) " (comm may hold
+// spaces). 0 when the process is gone.
+inline double cpu_seconds(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto close = text.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream fields(text.substr(close + 2));
+  std::string f;
+  unsigned long long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && fields >> f; ++i) {
+    if (i == 14) utime = std::stoull(f);
+    if (i == 15) stime = std::stoull(f);
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+// A KiB field of /proc/PID/status ("VmRSS:", "VmHWM:"); 0 when absent.
+inline std::uint64_t status_kib(pid_t pid, const char* field) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   for (std::string line; std::getline(in, line);) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6));
+    if (line.rfind(field, 0) == 0) return std::stoull(line.substr(std::strlen(field)));
   }
   return 0;
 }
+
+// Resident set size of this process now, KiB.
+inline std::uint64_t rss_kib() { return status_kib(::getpid(), "VmRSS:"); }
 
 inline std::string fmt(double v, int decimals = 0) {
   char buf[64];

@@ -35,7 +35,9 @@
 #include "tidegate/drivers/mqtt/codec.h"
 
 using namespace tidegate;
+using bench::cpu_seconds;
 using bench::fmt;
+using bench::status_kib;
 using Steady = std::chrono::steady_clock;
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
@@ -187,29 +189,6 @@ class LoadGenerator {
 };
 
 // ---------------------------------------------------------------- peers
-
-double cpu_seconds(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const auto close = text.rfind(')');
-  if (close == std::string::npos) return 0;
-  std::istringstream fields(text.substr(close + 2));
-  std::string f;
-  unsigned long long utime = 0, stime = 0;
-  for (int i = 3; i <= 15 && fields >> f; ++i) {
-    if (i == 14) utime = std::stoull(f);
-    if (i == 15) stime = std::stoull(f);
-  }
-  return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
-}
-
-std::uint64_t status_kib(pid_t pid, const char* field) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind(field, 0) == 0) return std::stoull(line.substr(std::strlen(field)));
-  }
-  return 0;
-}
 
 struct Row {
   std::string path;

@@ -114,32 +114,14 @@ std::string map_toml(const std::vector<mb::Point>& points, bool by_exception) {
   return t.str();
 }
 
+// The gateway's CPU time and memory at one moment.
 struct ProcStat {
   double cpu_s = 0;
   std::uint64_t rss_kib = 0, hwm_kib = 0;
 };
 
 ProcStat read_proc(pid_t pid) {
-  ProcStat s;
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-  std::istringstream fields(text.substr(text.rfind(')') + 2));  // after "pid (comm) "
-  std::string f;
-  unsigned long long utime = 0, stime = 0;
-  for (int i = 3; fields >> f; ++i) {
-    if (i == 14) utime = std::stoull(f);
-    if (i == 15) {
-      stime = std::stoull(f);
-      break;
-    }
-  }
-  s.cpu_s = static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  for (std::string line; std::getline(status, line);) {
-    if (line.rfind("VmRSS:", 0) == 0) s.rss_kib = std::stoull(line.substr(6));
-    if (line.rfind("VmHWM:", 0) == 0) s.hwm_kib = std::stoull(line.substr(6));
-  }
-  return s;
+  return {bench::cpu_seconds(pid), bench::status_kib(pid, "VmRSS:"), bench::status_kib(pid, "VmHWM:")};
 }
 
 struct Servers {
