@@ -258,6 +258,56 @@ TEST(WindowTest, StateWrittenAndRestoredGivesTheSameOutputAsRunningOn) {
   for (std::size_t i = 0; i < out_running.size(); ++i) EXPECT_EQ(out_running[i].payload, out_restored[i].payload);
 }
 
+TEST(WindowTest, GroupByKeepsAWindowPerDeviceAndFieldValueThroughAStateRestore) {
+  auto o = ten_seconds();
+  o.group_by = {"phase"};
+  o.aggregates = {"sum"};
+  o.topic = "{name}/{device}/{group}";
+  Window op(o);
+  std::vector<NewRecord> out;
+  op.feed(reading(1, 1, "m1", R"({"phase":"L1","v":1})"), out);
+  op.feed(reading(2, 2, "m1", R"({"phase":"L2","v":10})"), out);
+  op.feed(reading(3, 3, "m1", R"({"v":100})"), out);                    // no phase: the null group
+  op.feed(reading(4, 4, "m1", R"({"phase":"L\u0031","v":1000})"), out);  // escaped: the full parse, same group
+  std::vector<buffer::StateChange> state;
+  op.changes(state);
+  Window restored(o);
+  for (const auto& c : state) restored.restore(c.key, *c.value);
+  EXPECT_EQ(restored.devices(), 3u);
+  restored.feed(reading(5, 5, "m1", R"({"phase":"L1","v":2})"), out);
+  restored.feed(reading(6, 5, "m1", R"({"phase":3,"v":5})"), out);  // any JSON value groups
+  restored.tick(kT0 + 60 * kSecond, true, out);
+  std::map<std::string, Json> by_topic;
+  for (const auto& r : out) by_topic[r.topic] = payload(r);
+  ASSERT_EQ(by_topic.size(), 4u);
+  EXPECT_EQ(by_topic.at("w/m1/L1")["group"], (Json{{"phase", "L1"}}));
+  EXPECT_EQ(by_topic.at("w/m1/L1")["fields"]["v"]["sum"], 1003.0);  // 1 + 1000 (L\u0031 is L1) + 2
+  EXPECT_EQ(by_topic.at("w/m1/L1")["inputs"], 3);
+  EXPECT_EQ(by_topic.at("w/m1/L2")["fields"]["v"]["sum"], 10.0);
+  EXPECT_EQ(by_topic.at("w/m1/null")["group"], (Json{{"phase", nullptr}}));
+  EXPECT_EQ(by_topic.at("w/m1/null")["fields"]["v"]["sum"], 100.0);
+  EXPECT_EQ(by_topic.at("w/m1/3")["group"], (Json{{"phase", 3}}));
+}
+
+TEST(DeadbandTest, GroupByGivesEachFieldValueItsOwnBand) {
+  DeadbandOptions o;
+  o.name = "db";
+  o.fields = {"v"};
+  o.band = 1;
+  o.group_by = {"channel"};
+  Deadband op(o);
+  std::vector<NewRecord> out;
+  op.feed(reading(1, 1, "d", R"({"channel":1,"v":20})"), out);
+  op.feed(reading(2, 2, "d", R"({"channel":2,"v":50})"), out);    // its own band: out, although far from 20
+  op.feed(reading(3, 3, "d", R"({"channel":1,"v":20.5})"), out);  // within channel 1's band
+  op.feed(reading(4, 4, "d", R"({"channel":2,"v":52})"), out);    // leaves channel 2's band
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(out[0].payload, R"({"channel":1,"v":20})");
+  EXPECT_EQ(out[1].payload, R"({"channel":2,"v":50})");
+  EXPECT_EQ(out[2].payload, R"({"channel":2,"v":52})");
+  EXPECT_EQ(op.devices(), 2u);
+}
+
 TEST(WindowTest, TheDeviceLimitDropsAndCountsNewDevices) {
   auto o = ten_seconds();
   o.max_devices = 2;

@@ -25,7 +25,7 @@ std::vector<std::optional<double>> values_from(const Json& list) {
 
 }  // namespace
 
-Deadband::Deadband(DeadbandOptions options) : o_(std::move(options)), reader_(o_.fields) {
+Deadband::Deadband(DeadbandOptions options) : o_(std::move(options)), reader_(o_.fields, o_.group_by) {
   inputs_ = declare("inputs_total", "Records it judged (at least one of its fields held a number).");
   no_fields_ = declare("no_fields_total",
                        "Records it passed over: none of its fields held a number, or the payload is not a JSON object.");
@@ -74,7 +74,7 @@ void Deadband::feed(const buffer::Record& r, std::vector<buffer::NewRecord>& out
     count(no_fields_);
     return;
   }
-  const std::string key = device_key(r, o_.per_topic);
+  const std::string key = device_key(r, o_.per_topic, reader_.groups());
   Device* found = admit(devices_, key, o_.max_devices, over_limit_);
   if (!found) return;
   Device& d = *found;

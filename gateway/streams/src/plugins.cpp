@@ -99,7 +99,13 @@ void read_window(config::Section& s, WindowOptions& o) {
                                           "late = \"correct\": how long a closed window takes corrections. 0: one "
                                           "window size."));
   o.per_topic = s.boolean("per_topic", false, "Windows per device and topic, instead of per device.");
-  o.topic = s.text("topic", "{name}/{device}", "Topic of the window records; {name} and {device} are replaced.");
+  o.group_by = s.text_list("group_by", {},
+                           "Dotted JSON paths whose values also key the windows: one window per device and value "
+                           "(e.g. a meter's \"phase\" or a gateway device's \"channel\"); a missing field groups as "
+                           "null. The values are written as \"group\" in the window record.");
+  o.topic = s.text("topic", "{name}/{device}",
+                   "Topic of the window records; {name}, {device} and {group} (the group_by values joined by "
+                   "'/') are replaced.");
   o.max_devices = static_cast<std::size_t>(s.integer("max_devices", 10'000, 1, 1'000'000,
                                                      "Most devices with open windows; more are counted and dropped."));
 }
@@ -114,6 +120,9 @@ void read_deadband(config::Section& s, DeadbandOptions& o) {
                                    "After this long without a report, the newest reading held back goes out as a "
                                    "confirmation. 0: never."));
   o.per_topic = s.boolean("per_topic", false, "Bands per device and topic, instead of per device.");
+  o.group_by = s.text_list("group_by", {},
+                           "Dotted JSON paths whose values also key the bands: one band per device and value (a "
+                           "missing field groups as null).");
   o.max_devices = static_cast<std::size_t>(s.integer("max_devices", 10'000, 1, 1'000'000,
                                                      "Most devices with state; more are counted and dropped."));
 }

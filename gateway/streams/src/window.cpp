@@ -26,6 +26,17 @@ std::int64_t forget_after(const WindowOptions& o, std::int64_t horizon) {
   return std::max<std::int64_t>(3'600'000'000'000, 2 * (o.size_ns + o.allowed_lateness_ns + horizon));
 }
 
+// The group_by values for a topic: joined by '/', text as it is, other
+// values as JSON.
+std::string group_text(const nlohmann::ordered_json& group) {
+  std::string out;
+  for (const auto& [path, value] : group.items()) {
+    if (!out.empty()) out += '/';
+    out += value.is_string() ? value.get<std::string>() : value.dump();
+  }
+  return out;
+}
+
 }  // namespace
 
 void FieldAggregate::add(double v, std::int64_t ts) {
@@ -49,7 +60,7 @@ double FieldAggregate::stddev() const {
   return count > 1 ? std::sqrt(std::max(0.0, m2) / static_cast<double>(count - 1)) : 0.0;
 }
 
-Window::Window(WindowOptions options) : o_(std::move(options)), reader_(o_.fields) {
+Window::Window(WindowOptions options) : o_(std::move(options)), reader_(o_.fields, o_.group_by) {
   if (o_.hop_ns <= 0) o_.hop_ns = o_.size_ns;
   const auto& names = aggregate_names();
   wanted_.assign(names.size(), o_.aggregates.empty());
@@ -98,13 +109,15 @@ void Window::feed(const buffer::Record& r, std::vector<buffer::NewRecord>& out) 
   if (!object || std::none_of(values_.begin(), values_.end(), [](const auto& v) { return v.has_value(); })) {
     count(no_fields_);
   } else {
-    const std::string key = device_key(r, o_.per_topic);
+    const std::string key = device_key(r, o_.per_topic, reader_.groups());
     Device* found = admit(devices_, key, o_.max_devices, over_limit_);
     if (!found) return;
     Device& d = *found;
     if (d.device.empty()) {
       d.device = r.partition_key;
       if (o_.per_topic) d.topic = r.topic;
+      d.group = nlohmann::ordered_json::object();
+      for (std::size_t i = 0; i < o_.group_by.size(); ++i) d.group[o_.group_by[i]] = reader_.groups()[i];
     }
     const std::int64_t watermark = o_.time == WindowTime::kDevice ? d.watermark : ingest_watermark_;
     count(inputs_);
@@ -183,6 +196,7 @@ void Window::emit(const Device& d, std::int64_t start, Pane& pane, std::vector<b
   nlohmann::ordered_json doc;
   doc["device"] = d.device;
   if (o_.per_topic) doc["topic"] = d.topic;
+  if (!o_.group_by.empty()) doc["group"] = d.group;
   doc["window_start"] = utc_text(start);
   doc["window_end"] = utc_text(start + o_.size_ns);
   doc["time"] = o_.time == WindowTime::kIngest ? "ingest" : "device";
@@ -205,6 +219,7 @@ void Window::emit(const Device& d, std::int64_t start, Pane& pane, std::vector<b
   r.topic = o_.topic;
   common::replace_all(r.topic, "{name}", o_.name);
   common::replace_all(r.topic, "{device}", d.device);
+  if (r.topic.find("{group}") != std::string::npos) common::replace_all(r.topic, "{group}", group_text(d.group));
   r.payload = doc.dump();
   r.content_type = "application/json";
   r.device_ts_ns = start + o_.size_ns;
@@ -290,6 +305,7 @@ void Window::changes(std::vector<buffer::StateChange>& out) {
     };
     Json j = {{"dev", d.device}, {"top", d.topic},           {"wm", d.watermark}, {"off", d.offset_ns},
               {"li", d.last_ingest_ns}, {"o", panes(d.open)}, {"c", panes(d.closed)}};
+    if (!d.group.empty()) j["grp"] = d.group.dump();  // as text: keeps the order of group_by
     out.push_back({"d/" + key, j.dump()});
   }
   dirty_.clear();
@@ -308,6 +324,8 @@ void Window::restore(const std::string& key, const std::string& value) {
   d.watermark = j.at("wm").get<std::int64_t>();
   d.offset_ns = j.at("off").get<std::int64_t>();
   d.last_ingest_ns = j.at("li").get<std::int64_t>();
+  d.group = j.contains("grp") ? nlohmann::ordered_json::parse(j.at("grp").get<std::string>())
+                              : nlohmann::ordered_json::object();
   auto panes = [&](const Json& list, std::map<std::int64_t, Pane>& m) {
     for (const auto& p : list) {
       Pane pane;

@@ -28,6 +28,7 @@ struct DeadbandOptions {
   double band_percent = 0;
   std::int64_t max_silence_ns = 0;     // 0: no confirmations
   bool per_topic = false;
+  std::vector<std::string> group_by;  // bands also per the values of these JSON fields
   std::size_t max_devices = 10'000;
 };
 

@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "tidegate/common/clock.h"
 #include "tidegate/processing/json_view.h"
 
@@ -19,13 +21,21 @@ using common::utc_text;
 
 class FieldValues {
  public:
-  explicit FieldValues(std::vector<std::string> paths) : paths_(std::move(paths)) {}
+  explicit FieldValues(std::vector<std::string> paths, std::vector<std::string> group_paths = {})
+      : paths_(std::move(paths)), group_paths_(std::move(group_paths)) {}
   const std::vector<std::string>& paths() const { return paths_; }
-  // Reads `payload`; false when it is not a JSON object (no field has a value).
+  // Reads `payload`; false when it is not a JSON object (no field has a
+  // value). groups() then holds the group_by values of this payload.
   bool read(std::string_view payload, std::vector<std::optional<double>>& values);
+  const std::vector<nlohmann::json>& groups() const { return groups_; }
 
  private:
+  // The group_by values through the view; false where it cannot answer.
+  bool read_groups_fast();
+
   std::vector<std::string> paths_;
+  std::vector<std::string> group_paths_;
+  std::vector<nlohmann::json> groups_;
   processing::JsonView view_;
 };
 

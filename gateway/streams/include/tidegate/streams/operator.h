@@ -9,14 +9,17 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "tidegate/buffer/record.h"
 #include "tidegate/common/counter.h"
 
 namespace tidegate::streams {
 
-// The key a record's state is kept under: its device, or with per_topic its
-// device and topic (as a JSON array, unambiguous whatever they hold).
-std::string device_key(const buffer::Record& r, bool per_topic);
+// The key a record's state is kept under: its device; with per_topic and
+// group_by values, a JSON array of the device, the topic and those values
+// (unambiguous whatever they hold).
+std::string device_key(const buffer::Record& r, bool per_topic, const std::vector<nlohmann::json>& groups);
 
 class StreamOperator {
  public:

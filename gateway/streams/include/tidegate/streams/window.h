@@ -33,7 +33,8 @@ struct WindowOptions {
   // kCorrect: how long after closing a window is kept for late input.
   std::int64_t correction_horizon_ns = 0;  // 0: one window size
   bool per_topic = false;                  // windows per device and topic
-  std::string topic = "{name}/{device}";   // of the output records
+  std::vector<std::string> group_by;       // and per the values of these JSON fields
+  std::string topic = "{name}/{device}";   // of the output records; also {group}
   std::size_t max_devices = 10'000;
 };
 
@@ -76,6 +77,7 @@ class Window : public StreamOperator {
   };
   struct Device {
     std::string device, topic;
+    nlohmann::ordered_json group;  // group_by path -> value
     std::map<std::int64_t, Pane> open, closed;  // by window start
     std::int64_t watermark = 0;    // device time: the newest device time seen (or estimated)
     std::int64_t offset_ns = 0;    // ingest minus device time of its newest record
