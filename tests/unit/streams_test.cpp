@@ -308,6 +308,29 @@ TEST(DeadbandTest, GroupByGivesEachFieldValueItsOwnBand) {
   EXPECT_EQ(op.devices(), 2u);
 }
 
+TEST(WindowTest, DecimalsRoundTheFiguresOfTheRecord) {
+  auto run = [](int decimals) {
+    auto o = ten_seconds();
+    o.decimals = decimals;
+    Window op(o);
+    std::vector<NewRecord> out;
+    op.feed(value_at(1, 1, "d", 1.0), out);
+    op.feed(value_at(2, 2, "d", 2.0), out);
+    op.feed(value_at(3, 3, "d", 2.0), out);
+    op.feed(value_at(4, 3, "huge", 1e300), out);  // too large to scale: kept as it is
+    op.tick(kT0 + 60 * kSecond, true, out);
+    EXPECT_EQ(out.size(), 2u);
+    return out;
+  };
+  const auto exact = run(-1);
+  EXPECT_EQ(payload(exact[0])["fields"]["v"]["mean"], 5.0 / 3.0);
+  const auto rounded = run(2);
+  EXPECT_NE(rounded[0].payload.find(R"("mean":1.67,)"), std::string::npos) << rounded[0].payload;
+  EXPECT_NE(rounded[0].payload.find(R"("stddev":0.58})"), std::string::npos) << rounded[0].payload;  // √(1/3)
+  EXPECT_NE(rounded[0].payload.find(R"("min":1.0,)"), std::string::npos) << rounded[0].payload;
+  EXPECT_EQ(payload(rounded[1])["fields"]["v"]["max"], 1e300);
+}
+
 TEST(WindowTest, TheDeviceLimitDropsAndCountsNewDevices) {
   auto o = ten_seconds();
   o.max_devices = 2;
@@ -406,6 +429,30 @@ TEST_F(DerivedStreamTest, WindowsGoIntoTheBufferUnderTheProcessorsNameAndStateOu
     for (const auto& [key, n] : inputs) EXPECT_EQ(n, key.find(":30.000Z") != std::string::npos ? 5 : 10) << key;
     EXPECT_EQ(s->stats().received_total, 40u) << "the second run reads only what came after the first's position";
   }
+}
+
+TEST_F(DerivedStreamTest, ABacklogCostsAFewCommitsNotOnePerBatchRead) {
+  clock_at(5'100);  // past the last window's end and lateness
+  auto b = open();
+  append(*b, 0, 5'000);  // 10,000 readings: 1,000 windows, closing in every batch of 2,000 read
+  DerivedStreamOptions d;
+  d.name = "w";
+  d.kind = "window";
+  d.route.sources = {"meters"};
+  d.start = buffer::StartPosition::kEarliest;
+  d.backlog_commit_interval = std::chrono::minutes(1);  // the count decides, however slow the build
+  auto s = std::make_unique<DerivedStream>(d, std::make_unique<Window>(ten_seconds()), *b, log_.fn());
+  s->start();
+  ASSERT_TRUE(wait_for([&] { return windows(*b).size() == 1'000; }));
+  s->stop();
+  double commits = 0;
+  for (const auto& c : s->stats().counters) {
+    if (c.name == "commits_total") commits = c.value;
+  }
+  // Five batches read; the output gathered over them goes in one commit when
+  // the stream has read everything (plus the start's): one per batch was 6.
+  EXPECT_LE(commits, 3);
+  EXPECT_EQ(windows(*b).size(), 1'000u);
 }
 
 TEST_F(DerivedStreamTest, AChangedDefinitionStartsFreshAndSaysSo) {

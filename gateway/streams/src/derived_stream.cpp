@@ -2,6 +2,7 @@
 
 #include <future>
 #include <stdexcept>
+#include <utility>
 
 #include "tidegate/common/exception_text.h"
 
@@ -190,6 +191,7 @@ void DerivedStream::roll_back(const std::string& why) {
                               std::to_string(committed_position_.load()) + ") and tries again");
   op_->clear();
   op_->set_counters(committed_counters_);
+  pending_out_.clear();  // made again from the input after the last commit
   loaded_ = false;
   std::lock_guard lock(stats_mu_);
   stats_.errors_total += 1;
@@ -213,6 +215,9 @@ void DerivedStream::run() {
         auto request = std::move(rewind_request_);
         rewind_request_ = nullptr;
         lock.unlock();
+        // What was fed before the request is committed first, as if the
+        // request had come a moment later.
+        if (loaded_ && position_ != committed_position_.load()) commit(std::exchange(pending_out_, {}));
         auto result = loaded_ || load() ? request() : buffer::RewindResult{buffer::Status::kIoError, 0, false,
                                                                            "the stream could not load its state"};
         if (result.status == buffer::Status::kOk) {
@@ -251,7 +256,7 @@ void DerivedStream::run() {
       rewind_cv_.wait_for(lock, kRetryAfter, [this] { return stopping_ || rewind_request_; });
       continue;
     }
-    std::vector<NewRecord> out;
+    auto& out = pending_out_;
     std::uint64_t fed = 0, fed_bytes = 0;
     for (const auto& r : read.records) {
       position_ = r.seq;
@@ -269,9 +274,12 @@ void DerivedStream::run() {
       stats_.received_bytes_total += fed_bytes;
     }
     const bool moved = position_ != committed_position_.load();
-    const bool due = !out.empty() || fed_since_commit_ >= options_.checkpoint_records ||
-                     (moved && std::chrono::steady_clock::now() - last_commit_ >= options_.checkpoint_interval);
-    if (due && !commit(std::move(out))) {
+    const auto since_commit = std::chrono::steady_clock::now() - last_commit_;
+    const bool output_due = !out.empty() && (caught_up || fed_since_commit_ >= options_.backlog_commit_records ||
+                                             since_commit >= options_.backlog_commit_interval);
+    const bool due = output_due || fed_since_commit_ >= options_.checkpoint_records ||
+                     (moved && since_commit >= options_.checkpoint_interval);
+    if (due && !commit(std::exchange(out, {}))) {
       std::unique_lock lock(rewind_mu_);
       rewind_cv_.wait_for(lock, kRetryAfter, [this] { return stopping_.load(); });
       continue;
@@ -286,7 +294,7 @@ void DerivedStream::run() {
     wait_for_input(wait);
   }
   // A clean stop keeps what was fed since the last commit.
-  if (loaded_ && position_ != committed_position_.load()) commit({});
+  if (loaded_ && position_ != committed_position_.load()) commit(std::exchange(pending_out_, {}));
   std::lock_guard lock(stats_mu_);
   stats_.connected = false;
 }

@@ -32,7 +32,8 @@ plugins::ProcessorDescriptor stream_descriptor(std::string kind, std::string hel
             d.checkpoint_interval = s.duration(
                 "checkpoint_interval", std::chrono::seconds(10),
                 "With input but no output, its position and state are committed at least this often (output is "
-                "committed at once): after a crash it reads again at most this much input.");
+                "committed as soon as it has read all there is, and through a backlog every 20,000 records or 200 "
+                "ms): after a crash it reads again at most this much input.");
             plugins::read_route(s, d.route,
                                 "Which records it takes (as a sink's route). Never its own output; the output of "
                                 "another window or deadband only when `sources` names it exactly.");
@@ -72,6 +73,9 @@ void read_window(config::Section& s, WindowOptions& o) {
                         "unknown aggregate \"" + o.aggregates[i] +
                             "\" (count, min, max, mean, sum, first, last, stddev)");
   }
+  o.decimals = static_cast<int>(s.integer("decimals", -1, -1, 15,
+                                          "Round every figure to this many decimals (the sensor's resolution: a "
+                                          "mean to 17 digits is noise, and bytes upstream). -1: as computed."));
   const auto size = s.duration("size", std::chrono::minutes(1), "Window length.");
   const auto hop = s.duration("hop", std::chrono::milliseconds(0),
                               "Hopping windows: a new window starts every `hop` (size must be a multiple of it). "

@@ -191,6 +191,13 @@ void Window::close_through(const std::string& key, Device& d, std::int64_t water
   if (changed) touch(key);
 }
 
+double Window::rounded(double v) const {
+  if (o_.decimals < 0) return v;
+  const double scale = std::pow(10.0, o_.decimals);
+  const double r = std::round(v * scale) / scale;
+  return std::isfinite(r) ? r : v;  // too large to scale: already coarser than the decimals
+}
+
 void Window::emit(const Device& d, std::int64_t start, Pane& pane, std::vector<buffer::NewRecord>& out) {
   const auto& names = aggregate_names();
   nlohmann::ordered_json doc;
@@ -211,7 +218,7 @@ void Window::emit(const Device& d, std::int64_t start, Pane& pane, std::vector<b
     const double figures[] = {0, a.min, a.max, a.sum / static_cast<double>(a.count), a.sum, a.first, a.last,
                               a.stddev()};
     for (std::size_t k = 1; k < names.size(); ++k) {
-      if (wanted_[k]) f[names[k]] = figures[k];
+      if (wanted_[k]) f[names[k]] = rounded(figures[k]);
     }
   }
   buffer::NewRecord r;

@@ -46,9 +46,14 @@ struct DerivedStreamOptions {
   std::size_t batch_bytes = 4 << 20;
   // A stream with state but no output commits its position and state at
   // least this often (and at a clean stop): a crash re-reads at most this
-  // much input. Output is committed at once.
+  // much input. Output is committed as soon as the stream has read all there
+  // is; working through a backlog, it gathers output over several batches
+  // (up to backlog_commit_records of input or backlog_commit_interval), so a
+  // backlog costs a few commits rather than one per batch read.
   std::chrono::milliseconds checkpoint_interval{10'000};
   std::size_t checkpoint_records = 50'000;
+  std::size_t backlog_commit_records = 20'000;
+  std::chrono::milliseconds backlog_commit_interval{200};
 };
 
 class DerivedStream : public drivers::Source {
@@ -105,6 +110,7 @@ class DerivedStream : public drivers::Source {
   std::set<std::string> stored_keys_;  // operator keys the file holds
   std::vector<common::Counter> committed_counters_;
   std::uint64_t fed_since_commit_ = 0;
+  std::vector<buffer::NewRecord> pending_out_;  // output not yet committed (a backlog's batches)
   std::chrono::steady_clock::time_point last_commit_{};
   bool loaded_ = false;
 

@@ -25,6 +25,7 @@ struct WindowOptions {
   std::string name;
   std::vector<std::string> fields;      // dotted JSON paths
   std::vector<std::string> aggregates;  // of kAggregateNames; empty: all
+  int decimals = -1;                    // figures rounded to this many decimals; -1: as computed
   std::int64_t size_ns = 60'000'000'000;
   std::int64_t hop_ns = 0;  // 0: tumbling (= size); else size must be a multiple of it
   WindowTime time = WindowTime::kIngest;
@@ -89,6 +90,7 @@ class Window : public StreamOperator {
   void close_through(const std::string& key, Device& d, std::int64_t watermark, std::vector<buffer::NewRecord>& out);
   // Ingest time: closes every device's windows through the watermark.
   void close_all(std::vector<buffer::NewRecord>& out);
+  double rounded(double v) const;
   void emit(const Device& d, std::int64_t start, Pane& pane, std::vector<buffer::NewRecord>& out);
   void touch(const std::string& key) { dirty_.insert(key); }
   std::int64_t horizon() const { return o_.correction_horizon_ns > 0 ? o_.correction_horizon_ns : o_.size_ns; }
