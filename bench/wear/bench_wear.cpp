@@ -13,7 +13,8 @@
 // Each rate runs with the uplink up (a subscriber on the upstream also
 // measures publish-to-upstream latency) and down (the sink has nowhere to
 // connect: the buffer fills). An idle run (no readings, heartbeat and status
-// page on) gives bytes per hour. Each setting (a [buffer] block) runs the
+// page on) gives bytes per hour. Each setting (a [buffer] block, and keys of
+// the sink for linger-0) runs the
 // whole matrix.
 //
 //   bench_wear [--quick] [--out DIR] [--tidegate PATH] [--seconds N]
@@ -51,6 +52,7 @@ struct Setting {
   std::string name;
   std::string buffer_toml;
   std::string what;
+  std::string sink_toml = {};  // keys of [[sinks.mqtt]]
 };
 
 const std::vector<Setting>& all_settings() {
@@ -63,6 +65,8 @@ const std::vector<Setting>& all_settings() {
        "minutes of deliveries; kill -9 loses nothing"},
       {"page-4096", "page_size = 4096\n", "the defaults with SQLite's usual 4 KiB pages (the previous default)"},
       {"power-safe", "durability = \"power-safe\"\n", "fsync before every acknowledgement (survives a power cut)"},
+      {"linger-0", "", "the defaults, with the sink's linger 0 (a batch leaves as soon as the previous one is acknowledged)",
+       "linger = \"0s\"\n"},
   };
   return settings;
 }
@@ -233,7 +237,7 @@ std::unique_ptr<testing::Process> start_gateway(const Run& run, const Setting& s
                         << s.buffer_toml << "[[sources.mqtt_listener]]\nlisten = \"127.0.0.1:" << listen_port << "\"\n"
                         << "key_from_topic = \"sensors/{device}/#\"\n"
                         << "[[sinks.mqtt]]\nname = \"upstream\"\nurl = \"mqtt://127.0.0.1:" << upstream_port << "\"\n"
-                        << "topic = \"bench/{topic}\"\npayload = \"raw\"\nretry_max = \"1s\"\n";
+                        << "topic = \"bench/{topic}\"\npayload = \"raw\"\nretry_max = \"1s\"\n" << s.sink_toml;
   // Its log goes to RAM (/dev/shm), as a gateway's goes to journald: the log
   // lines are the logging system's writes, not the gateway's.
   const auto log = std::filesystem::exists("/dev/shm") ? std::filesystem::path("/dev/shm/tidegate-wear-gateway.log")
@@ -391,7 +395,7 @@ int main(int argc, char** argv) {
       idle = false;
     } else {
       std::cerr << "usage: bench_wear [--quick] [--out DIR] [--tidegate PATH] [--seconds N] [--rates 1,10,...]\n"
-                   "                  [--settings default,low-wear,power-safe] [--no-idle] [--dir DIR]\n";
+                   "                  [--settings default,low-wear,page-4096,power-safe,linger-0] [--no-idle] [--dir DIR]\n";
       return 2;
     }
   }
