@@ -14,8 +14,7 @@
 // measures publish-to-upstream latency) and down (the sink has nowhere to
 // connect: the buffer fills). An idle run (no readings, heartbeat and status
 // page on) gives bytes per hour. Each setting (a [buffer] block, and keys of
-// the sink for linger-0) runs the
-// whole matrix.
+// the sink for linger-0) runs the whole matrix.
 //
 //   bench_wear [--quick] [--out DIR] [--tidegate PATH] [--seconds N]
 //              [--rates 1,10,100] [--settings default,low-wear] [--dir DIR]
@@ -36,10 +35,12 @@
 #include "mosquitto.h"
 #include "process.h"
 #include "report.h"
+#include "timed_readings.h"
 #include "test_support.h"
 
 using namespace tidegate;
 using bench::fmt;
+using bench::steady_ns;
 using Steady = std::chrono::steady_clock;
 
 namespace {
@@ -47,7 +48,8 @@ namespace {
 constexpr std::size_t kReadingBytes = 100;
 constexpr int kDevices = 50;
 
-// A setting is the [buffer] block the gateway runs with (beside its path).
+// A setting is the [buffer] block the gateway runs with (beside its path),
+// and for some keys of its sink.
 struct Setting {
   std::string name;
   std::string buffer_toml;
@@ -69,33 +71,6 @@ const std::vector<Setting>& all_settings() {
        "linger = \"0s\"\n"},
   };
   return settings;
-}
-
-struct IoCounters {
-  std::uint64_t write_bytes = 0;
-  std::uint64_t cancelled = 0;
-};
-
-IoCounters read_io(pid_t pid) {
-  IoCounters c;
-  std::ifstream in("/proc/" + std::to_string(pid) + "/io");
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind("write_bytes:", 0) == 0) c.write_bytes = std::stoull(line.substr(12));
-    if (line.rfind("cancelled_write_bytes:", 0) == 0) c.cancelled = std::stoull(line.substr(22));
-  }
-  return c;
-}
-
-std::int64_t steady_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(Steady::now().time_since_epoch()).count();
-}
-
-// 100 bytes of JSON carrying the moment it was published.
-std::string reading(std::uint64_t i, std::int64_t now_ns) {
-  std::string s = "{\"t\":" + std::to_string(now_ns) + ",\"n\":" + std::to_string(i) + ",\"v\":21.5,\"p\":\"";
-  s.append(kReadingBytes - 2 - s.size(), 'x');
-  s += "\"}";
-  return s;
 }
 
 // Publishes QoS 1 readings at a steady rate from one connection, round robin
@@ -133,9 +108,10 @@ class Publisher {
       }
       const auto topic = "sensors/dev-" + std::to_string(i % kDevices) + "/temp";
       try {
-        auto tok = client_.publish(topic, reading(i, steady_ns()), 1, false);
+        // The listener goes in with the publish: set afterwards, an early
+        // acknowledgement would find none and go uncounted.
+        client_.publish(::mqtt::make_message(topic, bench::timed_reading(i, steady_ns(), kReadingBytes), 1, false), nullptr, callbacks_);
         published_ += 1;
-        tok->set_action_callback(callbacks_);  // failures counted only while running
       } catch (const ::mqtt::exception&) {
         failed_ += 1;
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -192,11 +168,7 @@ class Subscriber {
   // Latency percentile, ms, over the readings received so far.
   double percentile_ms(double q) {
     std::lock_guard lock(mu_);
-    if (latencies_ns_.empty()) return 0;
-    auto v = latencies_ns_;
-    const auto k = static_cast<std::size_t>(q * static_cast<double>(v.size() - 1));
-    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
-    return static_cast<double>(v[k]) / 1e6;
+    return bench::percentile_ms(latencies_ns_, q);
   }
 
  private:
@@ -274,15 +246,15 @@ Row measure(const Run& run, const Setting& s, double rate, bool uplink) {
   // Warm-up: connections made, the first commits and checkpoints behind us.
   std::this_thread::sleep_for(std::chrono::seconds(idle ? 5 : 3));
   const auto span = idle ? run.idle_span : run.span;
-  const auto io0 = read_io(gw->pid());
+  const auto written0 = bench::written_bytes(gw->pid());
   const auto acked0 = pub.acknowledged();
   const auto t0 = Steady::now();
   std::this_thread::sleep_for(span);
-  const auto io1 = read_io(gw->pid());
+  const auto written1 = bench::written_bytes(gw->pid());
   const auto acked1 = pub.acknowledged();
   row.seconds = std::chrono::duration<double>(Steady::now() - t0).count();
   row.readings = acked1 - acked0;
-  row.bytes = (io1.write_bytes - io0.write_bytes) - std::min(io1.write_bytes - io0.write_bytes, io1.cancelled - io0.cancelled);
+  row.bytes = written1 - std::min(written1, written0);
   pub.stop();
   if (pub.failed() > 0) row.note += std::to_string(pub.failed()) + " publishes failed; ";
   if (!idle && static_cast<double>(row.readings) < 0.9 * rate * row.seconds) {
