@@ -7,7 +7,6 @@
 #include <stdexcept>
 
 #include "tidegate/common/text.h"
-#include "tidegate/drivers/ingest_support.h"
 
 namespace tidegate::streams {
 namespace {
@@ -230,7 +229,7 @@ void Window::emit(const Device& d, std::int64_t start, Pane& pane, std::vector<b
   r.payload = doc.dump();
   r.content_type = "application/json";
   r.device_ts_ns = start + o_.size_ns;
-  r.clock_synced = drivers::kernel_clock_synchronized();
+  r.clock_synced = clock_sync_.synchronized();  // cached: not a system call per window
   out.push_back(std::move(r));
   pane.emitted += 1;
   pane.revised = false;

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "tidegate/drivers/ingest_support.h"
 #include "tidegate/streams/field_values.h"
 #include "tidegate/streams/operator.h"
 
@@ -99,6 +100,7 @@ class Window : public StreamOperator {
   std::vector<bool> wanted_;  // by aggregate_names()
   FieldValues reader_;
   std::vector<std::optional<double>> values_;
+  drivers::ClockSyncProbe clock_sync_;
   std::map<std::string, Device> devices_;  // ordered: output in the same order on a replay
   std::int64_t ingest_watermark_ = 0;  // ingest time: the newest ingest time seen (or the clock's)
   bool watermark_dirty_ = false;
