@@ -186,6 +186,10 @@ bool DerivedStream::commit(std::vector<NewRecord> out, std::vector<StateChange> 
   return true;
 }
 
+void DerivedStream::commit_fed() {
+  if (loaded_ && position_ != committed_position_.load()) commit(std::exchange(pending_out_, {}));
+}
+
 void DerivedStream::roll_back(const std::string& why) {
   log(LogLevel::kWarning, why + "; it goes back to its last commit (sequence " +
                               std::to_string(committed_position_.load()) + ") and tries again");
@@ -217,7 +221,7 @@ void DerivedStream::run() {
         lock.unlock();
         // What was fed before the request is committed first, as if the
         // request had come a moment later.
-        if (loaded_ && position_ != committed_position_.load()) commit(std::exchange(pending_out_, {}));
+        commit_fed();
         auto result = loaded_ || load() ? request() : buffer::RewindResult{buffer::Status::kIoError, 0, false,
                                                                            "the stream could not load its state"};
         if (result.status == buffer::Status::kOk) {
@@ -294,7 +298,7 @@ void DerivedStream::run() {
     wait_for_input(wait);
   }
   // A clean stop keeps what was fed since the last commit.
-  if (loaded_ && position_ != committed_position_.load()) commit(std::exchange(pending_out_, {}));
+  commit_fed();
   std::lock_guard lock(stats_mu_);
   stats_.connected = false;
 }

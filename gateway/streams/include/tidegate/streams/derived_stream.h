@@ -93,6 +93,8 @@ class DerivedStream : public drivers::Source {
   // Commits outputs, changes and position; false if refused (then the
   // stream goes back to its committed state).
   bool commit(std::vector<buffer::NewRecord> out, std::vector<buffer::StateChange> extra = {});
+  // Commits what was fed since the last commit (its gathered output), if any.
+  void commit_fed();
   void roll_back(const std::string& why);
   void log(buffer::LogLevel level, const std::string& text) const;
   void wait_for_input(std::chrono::milliseconds at_most);
