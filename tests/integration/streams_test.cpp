@@ -31,12 +31,29 @@ constexpr int kDevices = 50;
 constexpr int kSeconds = 3'600;  // per device one reading a second: 360 windows each
 constexpr std::int64_t kT0 = 1'790'000'000 * kSecond;
 
+// One window's figures, computed by the test from its inputs in the
+// buffer's order: first/last by the input's time, ties by arrival.
 struct Reference {
   std::uint64_t count = 0;
   double sum = 0, min = 0, max = 0, first = 0, last = 0;
   std::int64_t min_ts = 0, max_ts = 0;
   std::vector<double> values;
+
+  void add(double v, std::int64_t ts) {
+    if (count == 0 || ts < min_ts) first = v, min_ts = ts;
+    if (count == 0 || ts >= max_ts) last = v, max_ts = ts;
+    min = count == 0 ? v : std::min(min, v);
+    max = count == 0 ? v : std::max(max, v);
+    sum += v;
+    count += 1;
+    values.push_back(v);
+  }
 };
+
+// Windows of 10 s, by device and start.
+std::string window_key(const std::string& device, std::int64_t start_ns) {
+  return device + " " + std::to_string(start_ns);
+}
 
 double value_of(int device, int second) { return static_cast<double>((device * 7919 + second * 104729) % 1000) - 300; }
 
@@ -79,15 +96,7 @@ class StreamsCrashTest : public ::testing::Test {
     std::map<std::string, Reference> out;
     for (int d = 0; d < kDevices; ++d) {
       for (int s = 0; s < kSeconds; ++s) {
-        auto& w = out["meter-" + std::to_string(d) + " " + std::to_string(s / 10)];
-        const double v = value_of(d, s);
-        if (w.count == 0) w.min = w.max = w.first = v;
-        w.min = std::min(w.min, v);
-        w.max = std::max(w.max, v);
-        w.last = v;
-        w.sum += v;
-        w.count += 1;
-        w.values.push_back(v);
+        out[window_key("meter-" + std::to_string(d), kT0 + s / 10 * 10 * kSecond)].add(value_of(d, s), s);
       }
     }
     return out;
@@ -119,6 +128,36 @@ class StreamsCrashTest : public ::testing::Test {
                            "[[processors.window]]\nname = \"w10\"\nfields = [\"kw\"]\nsize = \"10s\"\n"
                            "start = \"earliest\"\nroute = { sources = [\"meters\"] }\n";
     return path;
+  }
+
+  // Every window in the buffer against `expected`: none twice, none
+  // unexpected, none missing, every aggregate exact.
+  void expect_windows(const std::map<std::string, Reference>& expected, std::size_t& seen_count) const {
+    std::set<std::string> seen;
+    for (const auto& r : windows()) {
+      const auto w = Json::parse(r.payload);
+      ASSERT_TRUE(r.device_ts_ns);  // the window's end
+      const std::string key = window_key(w["device"].get<std::string>(), *r.device_ts_ns - 10 * kSecond);
+      ASSERT_TRUE(seen.insert(key).second) << "window " << key << " emitted twice";
+      ASSERT_TRUE(expected.count(key)) << "window " << key << " was never expected";
+      const auto& ref = expected.at(key);
+      const auto& f = w["fields"]["kw"];
+      EXPECT_EQ(w["inputs"].get<std::uint64_t>(), ref.count) << key;
+      EXPECT_EQ(f["count"].get<std::uint64_t>(), ref.count) << key;
+      EXPECT_EQ(f["min"].get<double>(), ref.min) << key;
+      EXPECT_EQ(f["max"].get<double>(), ref.max) << key;
+      EXPECT_EQ(f["sum"].get<double>(), ref.sum) << key;
+      EXPECT_EQ(f["first"].get<double>(), ref.first) << key;
+      EXPECT_EQ(f["last"].get<double>(), ref.last) << key;
+      EXPECT_DOUBLE_EQ(f["mean"].get<double>(), ref.sum / static_cast<double>(ref.count)) << key;
+      double sq = 0;
+      const double mean = ref.sum / static_cast<double>(ref.count);
+      for (const double v : ref.values) sq += (v - mean) * (v - mean);
+      const double stddev = ref.count > 1 ? std::sqrt(sq / static_cast<double>(ref.count - 1)) : 0.0;
+      EXPECT_NEAR(f["stddev"].get<double>(), stddev, 1e-9) << key;
+    }
+    EXPECT_EQ(seen.size(), expected.size()) << "windows missing";
+    seen_count = seen.size();
   }
 
   std::size_t runs_started() const { return testing::runs_started(log()); }
@@ -156,33 +195,10 @@ TEST_F(StreamsCrashTest, EveryWindowIsEmittedExactlyOnceThroughRepeatedKills) {
     EXPECT_EQ(WEXITSTATUS(gw.signal_and_wait(SIGTERM)), 0);
   }
 
-  auto expected = reference();
-  std::set<std::string> seen;
-  for (const auto& r : windows()) {
-    const auto w = Json::parse(r.payload);
-    const std::string device = w["device"];
-    ASSERT_TRUE(r.device_ts_ns);  // the window's end
-    const std::int64_t start_ns = *r.device_ts_ns - 10 * kSecond;
-    const std::string key = device + " " + std::to_string((start_ns - kT0) / (10 * kSecond));
-    ASSERT_TRUE(seen.insert(key).second) << "window " << key << " emitted twice";
-    ASSERT_TRUE(expected.count(key)) << "window " << key << " was never expected";
-    const auto& ref = expected.at(key);
-    const auto& f = w["fields"]["kw"];
-    EXPECT_EQ(w["inputs"].get<std::uint64_t>(), ref.count) << key;
-    EXPECT_EQ(f["count"].get<std::uint64_t>(), ref.count) << key;
-    EXPECT_EQ(f["min"].get<double>(), ref.min) << key;
-    EXPECT_EQ(f["max"].get<double>(), ref.max) << key;
-    EXPECT_EQ(f["sum"].get<double>(), ref.sum) << key;
-    EXPECT_EQ(f["first"].get<double>(), ref.first) << key;
-    EXPECT_EQ(f["last"].get<double>(), ref.last) << key;
-    EXPECT_DOUBLE_EQ(f["mean"].get<double>(), ref.sum / static_cast<double>(ref.count)) << key;
-    double sq = 0;
-    const double mean = ref.sum / static_cast<double>(ref.count);
-    for (const double v : ref.values) sq += (v - mean) * (v - mean);
-    EXPECT_NEAR(f["stddev"].get<double>(), std::sqrt(sq / static_cast<double>(ref.count - 1)), 1e-9) << key;
-  }
-  EXPECT_EQ(seen.size(), expected.size()) << "windows missing";
-  std::printf("windows exactly once: %zu windows from %llu readings through %d kills mid-work\n", seen.size(),
+  std::size_t seen = 0;
+  expect_windows(reference(), seen);
+  if (HasFatalFailure()) return;
+  std::printf("windows exactly once: %zu windows from %llu readings through %d kills mid-work\n", seen,
               static_cast<unsigned long long>(last_input), kills_mid_work);
 }
 
@@ -292,15 +308,7 @@ TEST_F(StreamsCrashTest, LiveReadingsMakeExactWindowsThroughRepeatedKills) {
   auto live_reference = [&] {
     std::map<std::string, Reference> out;
     for (const auto& in : inputs) {
-      const std::int64_t start = in.ingest_ns - in.ingest_ns % (10 * kSecond);
-      auto& w = out[in.device + " " + std::to_string(start)];
-      // first/last by ingest time, ties by arrival (the buffer's order).
-      if (w.count == 0 || in.ingest_ns < w.min_ts) w.first = in.kw, w.min_ts = in.ingest_ns;
-      if (w.count == 0 || in.ingest_ns >= w.max_ts) w.last = in.kw, w.max_ts = in.ingest_ns;
-      w.min = w.count == 0 ? in.kw : std::min(w.min, in.kw);
-      w.max = w.count == 0 ? in.kw : std::max(w.max, in.kw);
-      w.sum += in.kw;
-      w.count += 1;
+      out[window_key(in.device, in.ingest_ns - in.ingest_ns % (10 * kSecond))].add(in.kw, in.ingest_ns);
     }
     return out;
   };
@@ -312,24 +320,11 @@ TEST_F(StreamsCrashTest, LiveReadingsMakeExactWindowsThroughRepeatedKills) {
       << windows().size() << " of " << expected.size() << " windows\n" << testing::read_text(log());
   EXPECT_EQ(WEXITSTATUS(gw.signal_and_wait(SIGTERM)), 0);
 
-  std::set<std::string> seen;
-  for (const auto& r : windows()) {
-    const auto w = Json::parse(r.payload);
-    const std::string key = w["device"].get<std::string>() + " " + std::to_string(*r.device_ts_ns - 10 * kSecond);
-    ASSERT_TRUE(seen.insert(key).second) << "window " << key << " emitted twice";
-    ASSERT_TRUE(expected.count(key)) << "window " << key << " was never expected";
-    const auto& ref = expected.at(key);
-    const auto& f = w["fields"]["kw"];
-    EXPECT_EQ(f["count"].get<std::uint64_t>(), ref.count) << key;
-    EXPECT_EQ(f["min"].get<double>(), ref.min) << key;
-    EXPECT_EQ(f["max"].get<double>(), ref.max) << key;
-    EXPECT_EQ(f["sum"].get<double>(), ref.sum) << key;
-    EXPECT_EQ(f["first"].get<double>(), ref.first) << key;
-    EXPECT_EQ(f["last"].get<double>(), ref.last) << key;
-  }
-  EXPECT_EQ(seen.size(), expected.size()) << "windows missing";
+  std::size_t seen = 0;
+  expect_windows(expected, seen);
+  if (HasFatalFailure()) return;
   std::printf("live windows exactly once: %zu windows from %zu stored readings (%d published) through %d kills\n",
-              seen.size(), inputs.size(), readings, kills);
+              seen, inputs.size(), readings, kills);
 }
 
 // An operator's rewind of a window recomputes its windows from the retained
