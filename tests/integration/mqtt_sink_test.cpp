@@ -212,7 +212,7 @@ TEST_F(MqttSinkTlsTest, RefusedLinksKeepTheBatchAndSayWhy) {
   };
   const std::vector<Case> cases{
       {"no client certificate", [](MqttSinkOptions& o) { o.cert_file.clear(), o.key_file.clear(); }, "connect"},
-      {"another CA", [&](MqttSinkOptions& o) { o.ca_file = pki_->file("other-ca.pem"); }, "(TLS: certificate verify failed)"},
+      {"another CA", [&](MqttSinkOptions& o) { o.ca_file = pki_->file("other-ca.pem"); }, "certificate verify failed"},
   };
   ASSERT_TRUE(buffer_->append_wait(testing::make_records(5)).ok());
   for (const auto& c : cases) {

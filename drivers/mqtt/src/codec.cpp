@@ -71,15 +71,26 @@ std::string encode_subscribe(Version version, std::uint16_t packet_id, const std
   return frame(PacketType::kSubscribe, 0x02, body);  // 3.8.1: flags MUST be 0010
 }
 
+void append_publish(std::string& out, Version version, std::string_view topic, std::string_view payload,
+                    std::uint8_t qos, std::uint16_t packet_id, bool retain, bool dup) {
+  if (topic.size() > 0xffff) throw ProtocolError("topic longer than 65535 bytes");
+  const std::size_t body = 2 + topic.size() + (qos > 0 ? 2 : 0) + (version == Version::kV5 ? 1 : 0) + payload.size();
+  if (body > 268'435'455) throw ProtocolError("PUBLISH over 268,435,455 bytes");
+  const std::uint8_t flags = static_cast<std::uint8_t>((dup ? 0x08 : 0) | ((qos & 0x03) << 1) | (retain ? 1 : 0));
+  put_u8(out, static_cast<std::uint8_t>((static_cast<std::uint8_t>(PacketType::kPublish) << 4) | flags));
+  append_varint(out, static_cast<std::uint32_t>(body));
+  put_string(out, topic);  // 3.3.2.1
+  if (qos > 0) put_u16(out, packet_id);  // 3.3.2.2
+  if (version == Version::kV5) append_varint(out, 0);  // 3.3.2.3: no properties
+  out.append(payload);  // 3.3.3
+}
+
 std::string encode_publish(Version version, std::string_view topic, std::string_view payload, std::uint8_t qos,
                            std::uint16_t packet_id, bool retain, bool dup) {
-  std::string body;
-  put_string(body, topic);  // 3.3.2.1
-  if (qos > 0) put_u16(body, packet_id);  // 3.3.2.2
-  if (version == Version::kV5) append_varint(body, 0);  // 3.3.2.3: no properties
-  body.append(payload);  // 3.3.3
-  const std::uint8_t flags = static_cast<std::uint8_t>((dup ? 0x08 : 0) | ((qos & 0x03) << 1) | (retain ? 1 : 0));
-  return frame(PacketType::kPublish, flags, body);
+  std::string out;
+  out.reserve(payload.size() + topic.size() + 9);
+  append_publish(out, version, topic, payload, qos, packet_id, retain, dup);
+  return out;
 }
 
 std::string encode_puback(Version, std::uint16_t packet_id) {

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <thread>
 
+#include "client_tls.h"
 #include "stream.h"
 #include "tidegate/common/tls_peer.h"
 #include "tidegate/drivers/error_boundary.h"
@@ -143,24 +144,7 @@ class MqttSource::Impl : public std::enable_shared_from_this<MqttSource::Impl> {
 
   void set_state(State s) { state_ = s; }
 
-  void setup_tls() {
-    tls_ctx_.emplace(asio::ssl::context::tls_client);
-    tls_ctx_->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
-                          asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
-                          asio::ssl::context::no_tlsv1_1);
-    if (opts_.tls.ca_file.empty()) {
-      tls_ctx_->set_default_verify_paths();
-    } else {
-      tls_ctx_->load_verify_file(opts_.tls.ca_file);
-    }
-    if (!opts_.tls.cert_file.empty()) {
-      tls_ctx_->use_certificate_chain_file(opts_.tls.cert_file);
-      tls_ctx_->use_private_key_file(opts_.tls.key_file.empty() ? opts_.tls.cert_file : opts_.tls.key_file,
-                                     asio::ssl::context::pem);
-    }
-    tls_ctx_->set_verify_mode(opts_.tls.insecure_skip_verify ? asio::ssl::verify_none
-                                                              : asio::ssl::verify_peer);
-  }
+  void setup_tls() { tls_ctx_.emplace(make_client_tls_context(opts_.tls)); }
 
   // ---------------------------------------------------------- connecting
 

@@ -296,7 +296,10 @@ class Forwarder::Impl {
     auto batch = take(ahead);
     if (batch.empty()) {
       auto read = next_batch();
-      if (read.empty()) return;
+      if (read.empty()) {
+        sink_->idle();
+        return;
+      }
       if (opts_.drain == DrainOrder::kLiveFirst && is_backlog(read.front())) {
         enter_live_first();
         return;

@@ -1,4 +1,6 @@
 // [[sinks.mqtt]]: the sink's keys, checks and factory.
+#include <algorithm>
+
 #include "tidegate/config/tls_files.h"
 #include "tidegate/plugins/sink_plugin.h"
 #include "tidegate/sinks/mqtt_sink.h"
@@ -27,6 +29,15 @@ void read_options(Section& s, MqttSinkOptions& o) {
                   ? MqttPayload::kRaw
                   : MqttPayload::kEnvelope;
   o.timeout = s.duration("timeout", std::chrono::seconds(10), "Connect timeout, and how long to wait for PUBACKs.");
+  o.mqtt5 = s.choice("protocol", "3.1.1", {"3.1.1", "5"},
+                     "MQTT version. 5 adds PUBACK reason codes (a refused message is dead-lettered or retried "
+                     "by its reason, and counted) and the broker's Receive Maximum.") == "5";
+  const auto keepalive = s.duration("keepalive", std::chrono::seconds(60),
+                                    "MQTT keep alive: an idle connection is pinged at half of it.");
+  if (keepalive.count() % 1000 != 0 || keepalive > std::chrono::seconds(65535)) {
+    ctx.error(s.key_path("keepalive"), "must be whole seconds, at most 65535 s");
+  }
+  o.keepalive_s = static_cast<std::uint16_t>(std::min<long long>(keepalive.count() / 1000, 65535));
   const std::string username = s.text("username", "", "User name. TIDEGATE_SINK_<NAME>_USERNAME overrides it.");
   const std::string password = s.text("password", "",
                                       "Password. Prefer TIDEGATE_SINK_<NAME>_PASSWORD, which "

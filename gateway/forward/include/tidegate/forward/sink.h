@@ -49,6 +49,10 @@ class Sink {
   // Failures are results; an exception that escapes anyway is caught by the
   // forwarder, counted (exceptions_total) and the batch is sent again.
   virtual SendResult send(const std::vector<buffer::Record>& batch) = 0;
+  // Called between sends when there is nothing to send (about every 200 ms
+  // while idle), on the forwarder's thread: keep a connection alive, notice
+  // that the upstream closed it.
+  virtual void idle() {}
   // A short description of where it sends, for logs and the status page.
   virtual std::string describe() const = 0;
   // The sink's own figures beyond the forwarder's, for /metrics,

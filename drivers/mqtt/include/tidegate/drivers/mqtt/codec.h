@@ -62,6 +62,10 @@ std::string encode_connect(const ConnectOptions& options);
 std::string encode_subscribe(Version version, std::uint16_t packet_id, const std::vector<Subscription>& subs);
 std::string encode_publish(Version version, std::string_view topic, std::string_view payload, std::uint8_t qos,
                            std::uint16_t packet_id, bool retain = false, bool dup = false);
+// The same PUBLISH appended to `out`: a publisher frames a whole batch into
+// one buffer (one write, no per-message allocation).
+void append_publish(std::string& out, Version version, std::string_view topic, std::string_view payload,
+                    std::uint8_t qos, std::uint16_t packet_id, bool retain = false, bool dup = false);
 std::string encode_puback(Version version, std::uint16_t packet_id);
 std::string encode_pingreq();
 std::string encode_disconnect(Version version);

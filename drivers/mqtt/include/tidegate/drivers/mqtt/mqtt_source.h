@@ -22,17 +22,10 @@
 #include "tidegate/buffer/buffer.h"
 #include "tidegate/drivers/mqtt/codec.h"
 #include "tidegate/drivers/mqtt/message_mapping.h"
+#include "tidegate/drivers/mqtt/tls_options.h"
 #include "tidegate/drivers/source.h"
 
 namespace tidegate::drivers::mqtt {
-
-struct TlsOptions {
-  bool enabled = false;
-  std::string ca_file;    // empty: the system's trust store
-  std::string cert_file;  // client certificate (mutual TLS), optional
-  std::string key_file;
-  bool insecure_skip_verify = false;  // logged loudly at every connect
-};
 
 struct MqttSourceOptions {
   std::string name = "mqtt";

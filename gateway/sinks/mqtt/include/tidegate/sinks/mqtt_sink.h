@@ -1,9 +1,10 @@
-// The upstream MQTT sink (AWS IoT Core or any broker), on Eclipse Paho C++:
-// for publishing, Paho's semantics are the right ones: a QoS 1 publish is
-// complete when its delivery token completes on the broker's PUBACK, and
-// only then is the record acknowledged to the buffer.
+// The upstream MQTT sink (AWS IoT Core or any broker), on the project's own
+// MQTT client (drivers/mqtt Publisher): a batch goes out in one write and a
+// record is acknowledged to the buffer only on the broker's PUBACK for it.
+// docs/performance.md says why it left Eclipse Paho.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -33,6 +34,8 @@ struct MqttSinkOptions {
   // {gateway}, {source}, {key}, {topic} are replaced per record.
   std::string topic_template = "tidegate/{gateway}/{topic}";
   int qos = 1;
+  bool mqtt5 = false;  // MQTT 3.1.1 by default: every broker speaks it
+  std::uint16_t keepalive_s = 60;
   MqttPayload payload = MqttPayload::kEnvelope;
   std::chrono::milliseconds timeout{10'000};  // connect, and waiting for PUBACKs
   std::string gateway_id;
@@ -51,7 +54,9 @@ class MqttSink final : public forward::Sink {
   const std::string& name() const override;
   forward::SinkLimits limits() const override;
   forward::SendResult send(const std::vector<buffer::Record>& batch) override;
+  void idle() override;
   std::string describe() const override;
+  std::vector<common::Counter> counters() const override;
 
  private:
   struct Impl;
