@@ -22,7 +22,9 @@
 // RSS before and after the outage, and the bytes they wrote to disk
 // (/proc/PID/io write_bytes) per reading.
 //
-//   bench_compare [--quick] [--readings N] [--out DIR] [--tidegate PATH] [--dir DIR]
+//   bench_compare [--quick] [--readings N] [--out DIR] [--tidegate PATH] [--dir DIR] [--sink-keys TOML] [--buffer-keys TOML]
+// (--sink-keys, --buffer-keys: more keys for the gateway's [[sinks.mqtt]] and
+// [buffer], e.g. 'linger = "0ms"')
 #include <unistd.h>
 
 #include <algorithm>
@@ -263,6 +265,8 @@ struct Options {
   std::filesystem::path dir;
   std::uint64_t readings = 200'000;
   double latency_seconds = 10;
+  std::string sink_keys;    // more keys of the gateway's [[sinks.mqtt]] (--sink-keys)
+  std::string buffer_keys;  // and of its [buffer] (--buffer-keys)
 };
 
 std::unique_ptr<testing::Process> start_tidegate(const Options& o, const std::filesystem::path& dir,
@@ -271,11 +275,11 @@ std::unique_ptr<testing::Process> start_tidegate(const Options& o, const std::fi
   const auto config = dir / "tidegate.toml";
   std::ofstream(config) << "[gateway]\nid = \"compare\"\n[heartbeat]\ninterval = \"0s\"\n[status]\nenabled = false\n"
                         << "[buffer]\npath = \"" << (dir / "buffer.db").string() << "\"\nmax_bytes = \"2GiB\"\n"
-                        << "disk_reserve = 0\n"
+                        << "disk_reserve = 0\n" << o.buffer_keys << "\n"
                         << "[[sources.mqtt]]\nname = \"edge\"\nurl = \"mqtt://127.0.0.1:" << edge_port << "\"\n"
                         << "topics = [\"sensors/#\"]\nkey_from_topic = \"sensors/{device}/#\"\n"
                         << "[[sinks.mqtt]]\nname = \"upstream\"\nurl = \"mqtt://127.0.0.1:" << upstream_port << "\"\n"
-                        << "topic = \"{topic}\"\npayload = \"raw\"\nretry_max = \"1s\"\n";
+                        << "topic = \"{topic}\"\npayload = \"raw\"\nretry_max = \"1s\"\n" << o.sink_keys << "\n";
   const auto log = std::filesystem::exists("/dev/shm") ? std::filesystem::path("/dev/shm/tidegate-compare.log")
                                                        : dir / "gateway.log";
   std::filesystem::remove(log);
@@ -395,8 +399,12 @@ int main(int argc, char** argv) {
       o.binary = value();
     } else if (a == "--dir") {
       dir = value();
+    } else if (a == "--sink-keys") {  // e.g. --sink-keys 'linger = "5ms"'
+      o.sink_keys = value();
+    } else if (a == "--buffer-keys") {  // e.g. --buffer-keys 'commit_window = "2ms"'
+      o.buffer_keys = value();
     } else {
-      std::cerr << "usage: bench_compare [--quick] [--readings N] [--out DIR] [--tidegate PATH] [--dir DIR]\n";
+      std::cerr << "usage: bench_compare [--quick] [--readings N] [--out DIR] [--tidegate PATH] [--dir DIR] [--sink-keys TOML] [--buffer-keys TOML]\n";
       return 2;
     }
   }

@@ -213,6 +213,7 @@ class Publisher::Impl {
       if (gen != generation_) return;
       if (ec) return fail(ec == asio::error::eof ? "broker closed the connection" : "read: " + ec.message());
       last_received_ = Clock::now();
+      keep->quick_ack();  // the broker's next PUBACKs must not wait for our delayed ACK
       reader_.feed(keep->read_buf.data(), n);
       try {
         while (auto packet = reader_.next()) {

@@ -2,6 +2,8 @@
 // source's connection to its broker and each of the listener's clients.
 #pragma once
 
+#include <netinet/tcp.h>
+
 #include <vector>
 #include <optional>
 #include <utility>
@@ -53,6 +55,20 @@ class Stream {
   // writes into the buffer a newer connection is using. Sized by the user:
   // the listener's thousand idle clients cannot each hold 64 KiB.
   std::vector<char> read_buf;
+
+  // Asks the kernel to acknowledge what was read at once. A peer writing
+  // with Nagle's algorithm on (mosquitto's default, set_tcp_nodelay false)
+  // holds its next small packet until our ACK of the previous one; when our
+  // answer waits (a PUBACK for a commit, the next batch for this batch's
+  // PUBACKs) the kernel's delayed-ACK timer would set the pace: bench/compare
+  // measured p50 23 ms at 1,000 readings/s before this. Linux leaves
+  // quick-ACK mode by itself, so it is asked for after every read.
+  void quick_ack() {
+#ifdef TCP_QUICKACK
+    boost::system::error_code ignored;
+    socket().set_option(boost::asio::detail::socket_option::boolean<IPPROTO_TCP, TCP_QUICKACK>(true), ignored);
+#endif
+  }
 
   void close() {
     boost::system::error_code ignored;
