@@ -283,7 +283,6 @@ class MqttSource::Impl : public std::enable_shared_from_this<MqttSource::Impl> {
       reading_ = false;
       if (ec) return fail(ec == asio::error::eof ? "broker closed the connection" : "read: " + ec.message());
       last_received_ = SteadyClock::now();
-      keep->quick_ack();  // our PUBACKs wait for the commit; the TCP ACK must not
       reader_.feed(keep->read_buf.data(), n);
       try {
         handle_packets();

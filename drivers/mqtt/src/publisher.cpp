@@ -213,7 +213,6 @@ class Publisher::Impl {
       if (gen != generation_) return;
       if (ec) return fail(ec == asio::error::eof ? "broker closed the connection" : "read: " + ec.message());
       last_received_ = Clock::now();
-      keep->quick_ack();  // the broker's next PUBACKs must not wait for our delayed ACK
       reader_.feed(keep->read_buf.data(), n);
       try {
         while (auto packet = reader_.next()) {
@@ -224,6 +223,10 @@ class Publisher::Impl {
         return fail(std::string("protocol error: ") + e.what());
       }
       pump_writes();  // PUBACKs open the window
+      // Waiting for PUBACKs with nothing to write: our ACK of what came
+      // cannot ride on data, and the broker's next PUBACKs must not wait
+      // for the kernel's delayed ACK.
+      if (!writing_ && reasons_ && !batch_done()) keep->quick_ack();
       read();
     });
   }
