@@ -17,6 +17,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace tidegate::testing {
 
@@ -47,9 +48,10 @@ inline bool port_accepts(std::uint16_t port) {
 
 class Mosquitto {
  public:
-  // `extra` is appended to the generated config.
-  explicit Mosquitto(std::filesystem::path dir, std::string extra = "")
-      : dir_(std::move(dir)), port_(free_loopback_port()), extra_(std::move(extra)) {
+  // `extra` is appended to the generated config; `prefix` runs mosquitto
+  // under another program (bench_compare --callgrind: valgrind).
+  explicit Mosquitto(std::filesystem::path dir, std::string extra = "", std::vector<std::string> prefix = {})
+      : dir_(std::move(dir)), port_(free_loopback_port()), extra_(std::move(extra)), prefix_(std::move(prefix)) {
     std::filesystem::create_directories(dir_ / "data");
     start();
   }
@@ -89,10 +91,16 @@ class Mosquitto {
       const int out = ::open(console.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
       ::dup2(out, STDOUT_FILENO);
       ::dup2(out, STDERR_FILENO);
-      ::execlp("mosquitto", "mosquitto", "-c", conf.c_str(), nullptr);
+      std::vector<std::string> args = prefix_;
+      for (const char* a : {"mosquitto", "-c"}) args.emplace_back(a);
+      args.push_back(conf.string());
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execvp(argv[0], argv.data());
       std::_Exit(127);
     }
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(prefix_.empty() ? 10 : 60);
     while (!port_accepts(port_)) {
       int status = 0;
       if (::waitpid(pid_, &status, WNOHANG) == pid_) {
@@ -125,6 +133,7 @@ class Mosquitto {
   std::filesystem::path dir_;
   std::uint16_t port_;
   std::string extra_;
+  std::vector<std::string> prefix_;
   pid_t pid_ = -1;
 };
 
