@@ -94,14 +94,17 @@ class Publisher::Impl {
     poll();
     if (state_ != State::kUp || opts_.keepalive_s == 0) return;
     const auto now = Clock::now();
-    const auto keepalive = std::chrono::seconds(opts_.keepalive_s);
-    if (ping_sent_ && now - last_received_ > keepalive * 3 / 2) {
-      fail("no PINGRESP from the broker within 1.5 x keep alive");
+    const auto keepalive = std::chrono::milliseconds(1000 * opts_.keepalive_s);
+    // (From the PINGREQ, not from the last packet received: a QoS 0
+    // publisher hears nothing else.)
+    if (ping_sent_ && now - ping_sent_at_ > keepalive) {
+      fail("no PINGRESP from the broker within the keep alive");
       return;
     }
     if (!ping_sent_ && now - last_sent_ >= keepalive / 2) {
       control_ += encode_pingreq();
       ping_sent_ = true;
+      ping_sent_at_ = now;
       pump_writes();
       poll();
     }
@@ -212,7 +215,6 @@ class Publisher::Impl {
                                                                                           std::size_t n) {
       if (gen != generation_) return;
       if (ec) return fail(ec == asio::error::eof ? "broker closed the connection" : "read: " + ec.message());
-      last_received_ = Clock::now();
       reader_.feed(keep->read_buf.data(), n);
       try {
         while (auto packet = reader_.next()) {
@@ -329,7 +331,7 @@ class Publisher::Impl {
   bool writing_ = false;
   bool ping_sent_ = false;
   Clock::time_point last_sent_{};
-  Clock::time_point last_received_{};
+  Clock::time_point ping_sent_at_{};
   std::uint16_t window_ = 1;
 
   // The batch: PUBLISH packets back to back, and where each one ends.
