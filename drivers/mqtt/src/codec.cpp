@@ -231,6 +231,11 @@ Disconnect parse_disconnect(Version version, const Packet& packet) {
   return out;
 }
 
+std::string connack_refusal_text(Version version, const Connack& ack) {
+  return "broker refused the connection: " + connack_reason_text(version, ack.reason) +
+         (ack.reason_string.empty() ? "" : " (" + ack.reason_string + ")");
+}
+
 std::string connack_reason_text(Version version, std::uint8_t code) {
   if (version == Version::kV311) {  // 3.1.1 section 3.2.2.3
     switch (code) {

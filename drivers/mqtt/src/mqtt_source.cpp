@@ -11,9 +11,9 @@
 #include <mutex>
 #include <thread>
 
+#include "client_connect.h"
 #include "client_tls.h"
 #include "stream.h"
-#include "tidegate/common/tls_peer.h"
 #include "tidegate/drivers/error_boundary.h"
 #include "tidegate/drivers/ingest_support.h"
 
@@ -164,39 +164,13 @@ class MqttSource::Impl : public std::enable_shared_from_this<MqttSource::Impl> {
     timer_.async_wait([this, gen](boost::system::error_code ec) {
       if (!ec && gen == generation_ && state_ == State::kConnecting) fail("no CONNACK within the connect timeout");
     });
-    resolver_.async_resolve(opts_.host, std::to_string(opts_.port),
-                            [this, gen](boost::system::error_code ec, tcp::resolver::results_type results) {
-                              if (gen != generation_) return;
-                              if (ec) return fail("resolve " + opts_.host + ": " + ec.message());
-                              asio::async_connect(stream_->socket(), results,
-                                                  [this, gen, keep = stream_](boost::system::error_code ec2,
-                                                                              const tcp::endpoint&) {
-                                                    if (gen != generation_) return;
-                                                    if (ec2) return fail("connect: " + ec2.message());
-                                                    on_tcp_connected();
-                                                  });
-                            });
-  }
-
-  void on_tcp_connected() {
-    boost::system::error_code ignored;
-    stream_->socket().set_option(tcp::no_delay(true), ignored);
-    auto* tls = stream_->tls();
-    if (!tls) return send_connect();
-    if (opts_.tls.insecure_skip_verify) {
+    if (tls_ctx_ && opts_.tls.insecure_skip_verify) {
       log(LogLevel::kWarning, "TLS certificate verification is OFF (tls.insecure_skip_verify): anyone on the path "
                               "can impersonate the broker");
     }
-    // (Without verification OpenSSL does not act on the name; SNI still goes.)
-    if (!common::expect_peer(tls->native_handle(), opts_.host)) {
-      return fail("TLS: cannot check the broker's certificate against " + opts_.host);
-    }
-    const auto gen = generation_;
-    tls->async_handshake(asio::ssl::stream_base::client, [this, gen, tls, keep = stream_](boost::system::error_code ec) {
-      if (gen != generation_) return;
-      if (ec) return fail("TLS handshake: " + ec.message() + common::verify_failure(tls->native_handle()));
-      send_connect();
-    });
+    open_client_stream(
+        resolver_, stream_, opts_.host, opts_.port, [this, gen] { return gen == generation_; },
+        [this](const std::string& error) { return error.empty() ? send_connect() : fail(error); });
   }
 
   void send_connect() {
@@ -215,8 +189,7 @@ class MqttSource::Impl : public std::enable_shared_from_this<MqttSource::Impl> {
 
   void on_connack(const Connack& ack) {
     if (ack.reason != 0) {
-      return fail("broker refused the connection: " + connack_reason_text(opts_.version, ack.reason) +
-                  (ack.reason_string.empty() ? "" : " (" + ack.reason_string + ")"));
+      return fail(connack_refusal_text(opts_.version, ack));
     }
     timer_.cancel();
     set_state(State::kConnected);

@@ -6,9 +6,9 @@
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 
+#include "client_connect.h"
 #include "client_tls.h"
 #include "stream.h"
-#include "tidegate/common/tls_peer.h"
 
 namespace tidegate::drivers::mqtt {
 
@@ -143,38 +143,12 @@ class Publisher::Impl {
     control_.clear();
     writing_ = false;
     ping_sent_ = false;
-    resolver_.async_resolve(opts_.host, std::to_string(opts_.port),
-                            [this, gen](boost::system::error_code ec, tcp::resolver::results_type results) {
-                              if (gen != generation_) return;
-                              if (ec) return fail("resolve " + opts_.host + ": " + ec.message());
-                              asio::async_connect(stream_->socket(), results,
-                                                  [this, gen, keep = stream_](boost::system::error_code ec2,
-                                                                              const tcp::endpoint&) {
-                                                    if (gen != generation_) return;
-                                                    if (ec2) return fail(ec2.message());
-                                                    on_tcp_connected();
-                                                  });
-                            });
+    open_client_stream(
+        resolver_, stream_, opts_.host, opts_.port, [this, gen] { return gen == generation_; },
+        [this](const std::string& error) { return error.empty() ? send_connect() : fail(error); });
     run_until(deadline, [&] { return state_ != State::kConnecting; });
     if (state_ == State::kConnecting) fail("no CONNACK within " + std::to_string(opts_.timeout.count()) + " ms");
     if (state_ != State::kUp) error_ = "connect to " + uri() + ": " + error_;
-  }
-
-  void on_tcp_connected() {
-    boost::system::error_code ignored;
-    stream_->socket().set_option(tcp::no_delay(true), ignored);
-    auto* tls = stream_->tls();
-    if (!tls) return send_connect();
-    // (Without verification OpenSSL does not act on the name; SNI still goes.)
-    if (!common::expect_peer(tls->native_handle(), opts_.host)) {
-      return fail("TLS: cannot check the broker's certificate against " + opts_.host);
-    }
-    const auto gen = generation_;
-    tls->async_handshake(asio::ssl::stream_base::client, [this, gen, tls, keep = stream_](boost::system::error_code ec) {
-      if (gen != generation_) return;
-      if (ec) return fail("TLS handshake: " + ec.message() + common::verify_failure(tls->native_handle()));
-      send_connect();
-    });
   }
 
   void send_connect() {
@@ -195,8 +169,7 @@ class Publisher::Impl {
   void on_connack(const Connack& ack) {
     if (state_ != State::kConnecting) throw ProtocolError("a second CONNACK");
     if (ack.reason != 0) {
-      return fail("broker refused the connection: " + connack_reason_text(opts_.version, ack.reason) +
-                  (ack.reason_string.empty() ? "" : " (" + ack.reason_string + ")"));
+      return fail(connack_refusal_text(opts_.version, ack));
     }
     if (ack.maximum_qos && *ack.maximum_qos < opts_.qos) {
       return fail("the broker accepts at most QoS " + std::to_string(*ack.maximum_qos));

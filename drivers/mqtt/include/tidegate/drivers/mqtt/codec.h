@@ -142,6 +142,8 @@ Disconnect parse_disconnect(Version version, const Packet& packet);
 
 // Text for CONNACK codes of either version, for logs.
 std::string connack_reason_text(Version version, std::uint8_t code);
+// "broker refused the connection: <reason> (<reason string>)", for a client's error.
+std::string connack_refusal_text(Version version, const Connack& ack);
 
 // ---------------------------------------------------------------- server role
 // The packets the listener reads from devices and writes back to them.
