@@ -192,7 +192,7 @@ void read_document(Section& root, GatewayConfig& c) {
                  sinks.tables(kind.kind, "sinks." + kind.kind, kind.help, [&](Section& s, std::size_t) {
                    auto plan = kind.read(s);
                    plan.kind = kind.kind;
-                   plugins::read_forwarder_keys(s, plan.forwarder);
+                   plugins::read_forwarder_keys(s, plan.forwarder, kind.default_linger);
                    plugins::read_routing_keys(s, plan);
                    plan.written = s.written();
                    c.sinks.push_back(std::move(plan));

@@ -3,7 +3,7 @@
 
 namespace tidegate::plugins {
 
-void read_forwarder_keys(config::Section& s, forward::ForwarderOptions& f) {
+void read_forwarder_keys(config::Section& s, forward::ForwarderOptions& f, std::chrono::milliseconds default_linger) {
   f.start = s.choice("start", "earliest", {"earliest", "latest"},
                      "Where a new sink starts: the oldest record in the buffer (history plus live data) or only "
                      "records from now on. Ignored once the sink has a cursor.") == "latest"
@@ -13,7 +13,7 @@ void read_forwarder_keys(config::Section& s, forward::ForwarderOptions& f) {
       s.integer("batch_max_records", 2000, 1, 100'000,
                 "Records per send, at most; the sink's own limit applies too (see its kind). Larger batches drain "
                 "a backlog faster."));
-  f.linger = s.duration("linger", std::chrono::milliseconds(20),
+  f.linger = s.duration("linger", default_linger,
                         "How long a batch that is not full may wait for more records before it is sent, counted "
                         "from its oldest record's ingest (so the buffer's commit window is part of it).");
   f.retry_min = s.duration("retry_min", std::chrono::milliseconds(200), "First retry delay after a failed send.");

@@ -69,12 +69,18 @@ namespace tidegate::plugins {
 // Named in gateway/src/plugin_list.inc.
 SinkDescriptor mqtt_sink_plugin() {
   using sinks::MqttSink;
-  return sink_descriptor<MqttSink, sinks::MqttSinkOptions>(
+  auto descriptor = sink_descriptor<MqttSink, sinks::MqttSinkOptions>(
       "mqtt",
       "An upstream MQTT broker ([[sinks.mqtt]]), e.g. AWS IoT Core: QoS 1, a record counts as delivered on the "
       "broker's PUBACK; a batch is at most " +
           std::to_string(MqttSink::kMaxBatch) + " PUBACKs in flight.",
       sinks::read_options);
+  // Each record is its own PUBLISH, so waiting for company saves nothing
+  // upstream; cursor moves are held in memory, so more batches are not more
+  // writes (bench_wear 2026-12-07: 794 bytes per reading at 1,000/s either
+  // way, p99 32 -> 22 ms).
+  descriptor.default_linger = std::chrono::milliseconds(0);
+  return descriptor;
 }
 
 }  // namespace tidegate::plugins

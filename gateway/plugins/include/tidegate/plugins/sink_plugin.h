@@ -5,6 +5,7 @@
 #pragma once
 
 #include <any>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -46,6 +47,9 @@ struct SinkDescriptor {
   std::string kind;  // [[sinks.KIND]]
   std::string help;
   std::function<SinkPlan(config::Section&)> read;
+  // `linger` when not set: batching saves requests (Kinesis, HTTP) and
+  // costs latency; a kind whose messages go one by one anyway (MQTT) sets 0.
+  std::chrono::milliseconds default_linger{20};
 };
 
 // The usual descriptor: `read` fills the kind's options (which have `name`
@@ -68,7 +72,7 @@ SinkDescriptor sink_descriptor(std::string kind, std::string help, void (*read)(
 }
 
 // The keys every sink has: how its forwarder batches, retries and paces.
-void read_forwarder_keys(config::Section& s, forward::ForwarderOptions& f);
+void read_forwarder_keys(config::Section& s, forward::ForwarderOptions& f, std::chrono::milliseconds default_linger);
 // Its route ([sinks.KIND.route]) and processor chain (`processors`); the
 // loader checks the names once every processor is read.
 void read_routing_keys(config::Section& s, SinkPlan& plan);
