@@ -16,6 +16,7 @@
 #include <system_error>
 #include <thread>
 
+#include "recent_records.h"
 #include "recovery.h"
 #include "schema.h"
 #include "owner_lock.h"
@@ -180,7 +181,8 @@ class Buffer::Impl {
         disk_(opts_.disk_space ? opts_.disk_space : system_disk_space()),
         dir_(opts_.path.has_parent_path() ? opts_.path.parent_path() : std::filesystem::path(".")),
         floor_(opts_.path),
-        readers_(opts_.path) {}
+        readers_(opts_.path),
+        recent_(opts_.read_only ? 0 : opts_.recent_records_bytes) {}
 
   ~Impl() { stop(); }
 
@@ -228,6 +230,7 @@ class Buffer::Impl {
   void maintain_if_due();
   void sync_wal_if_due();
   void commit_group(std::vector<Pending>& group);
+  void keep_recent(std::vector<Pending>& group, const std::vector<AppendOutcome>& outcomes, std::int64_t now_ns);
   bool below_disk_reserve();
   bool shrink_wal();
   // `reserve_cap`: below the disk reserve, the accounted bytes the buffer
@@ -263,6 +266,9 @@ class Buffer::Impl {
   // is released after they are closed.
   std::optional<OwnerLock> owner_lock_;
   mutable ReaderPool readers_;
+  RecentRecords recent_;  // the newest commits, for readers that are caught up
+  mutable std::atomic<std::uint64_t> read_from_memory_total_{0};
+  mutable std::atomic<std::uint64_t> read_from_file_total_{0};
 
   // Write side: the connection, the committed mirror and the counters below
   // are guarded by state_mu_.
@@ -721,6 +727,7 @@ void Buffer::Impl::commit_group(std::vector<Pending>& group) {
         have_targets_ = true;
       }
       if (state_.oldest) forget_targets_before(state_.oldest->seq);
+      keep_recent(group, outcomes, now_ns);
       if (state_.next_seq - 1 > last_committed_seq_.load()) {
         {
           std::lock_guard waiters(new_records_mu_);
@@ -767,6 +774,24 @@ void Buffer::Impl::commit_group(std::vector<Pending>& group) {
       log_(LogLevel::kError, "commit callback threw a non-standard exception");
     }
   }
+}
+
+// The records the group committed, moved into memory for the readers (the
+// group is not read again but for its sizes). Same ingest times as stored.
+void Buffer::Impl::keep_recent(std::vector<Pending>& group, const std::vector<AppendOutcome>& outcomes,
+                               std::int64_t now_ns) {
+  std::vector<Record> committed;
+  for (std::size_t i = 0; i < group.size(); ++i) {
+    if (outcomes[i].status != Status::kOk || outcomes[i].count == 0) continue;
+    std::uint64_t seq = outcomes[i].first_seq;
+    for (auto& r : group[i].records) {
+      Record& kept = committed.emplace_back();
+      static_cast<NewRecord&>(kept) = std::move(r);
+      kept.seq = seq++;
+      if (kept.ingest_ns == 0) kept.ingest_ns = now_ns;
+    }
+  }
+  recent_.add(std::move(committed));
 }
 
 bool Buffer::Impl::below_disk_reserve() {
@@ -976,6 +1001,7 @@ void Buffer::Impl::delete_records_through(Committed& w, std::uint64_t upto) {
   store_->set_meta("next_ord", w.next_ord);
   store_->set_meta("next_off", w.next_off);
   store_->delete_through(upto);
+  recent_.forget_through(upto);  // also if the transaction rolls back: memory then holds less, never more
 }
 
 // ---------------------------------------------------------------- cursors
@@ -1067,9 +1093,16 @@ bool Buffer::Impl::wait_for_records_after(std::uint64_t after_seq, std::chrono::
 
 ReadResult Buffer::Impl::read_after(std::uint64_t after, std::size_t max_records, std::size_t max_bytes) const {
   ReadResult out;
+  if (auto recent = recent_.read_after(after, max_records, max_bytes)) {
+    out.records = std::move(*recent);
+    read_from_memory_total_ += out.records.size();
+    mark_targets(out.records);
+    return out;
+  }
   try {
     auto reader = readers_.acquire();
     out.records = reader->queries.read_after(after, max_records, max_bytes);
+    read_from_file_total_ += out.records.size();
     mark_targets(out.records);
   } catch (const sql::SqliteError& e) {
     out.status = status_of(e);
@@ -1353,6 +1386,8 @@ BufferStats Buffer::Impl::stats() const {
     s.queued_records = queued_records_;
   }
   s.wal_syncs_total = wal_syncs_total_.load();
+  s.read_from_memory_total = read_from_memory_total_.load();
+  s.read_from_file_total = read_from_file_total_.load();
   s.records = snapshot.records();
   s.bytes = snapshot.bytes();
   s.next_seq = snapshot.next_seq;

@@ -356,16 +356,119 @@ TEST_F(BufferTest, AckRules) {
 }
 
 TEST_F(BufferTest, ReadHonoursRecordAndByteLimitsButAlwaysReturnsOne) {
+  for (const std::uint64_t recent_bytes : {std::uint64_t{2} << 20, std::uint64_t{0}}) {  // memory, then file
+    SCOPED_TRACE(recent_bytes == 0 ? "read from the file" : "read from memory");
+    auto o = options();
+    o.path = dir_ / ("limits-" + std::to_string(recent_bytes) + ".db");
+    o.recent_records_bytes = recent_bytes;
+    auto b = open(o);
+    ASSERT_EQ(b->ensure_sink("s", StartPosition::kEarliest), Status::kOk);
+    ASSERT_TRUE(b->append_wait({make_record(std::string(1000, 'a')), make_record(std::string(1000, 'b')),
+                                make_record(std::string(1000, 'c'))})
+                    .ok());
+    EXPECT_EQ(b->read("s", 2, SIZE_MAX).records.size(), 2u);
+    const auto one = static_cast<std::size_t>(accounted_size(make_record(std::string(1000, 'a'))));
+    EXPECT_EQ(b->read("s", 10, 2 * one).records.size(), 2u);
+    EXPECT_EQ(b->read("s", 10, 2 * one - 1).records.size(), 1u);
+    EXPECT_EQ(b->read("s", 10, 1).records.size(), 1u);  // larger than the limit, still delivered
+    EXPECT_EQ(b->read("s", 0, SIZE_MAX).records.size(), 0u);
+    const auto s = b->stats();
+    EXPECT_EQ(recent_bytes == 0 ? s.read_from_file_total : s.read_from_memory_total, 6u);
+    EXPECT_EQ(recent_bytes == 0 ? s.read_from_memory_total : s.read_from_file_total, 0u);
+  }
+}
+
+// ------------------------------------------------------------ the newest commits in memory
+
+void expect_same_records(const std::vector<Record>& got, const std::vector<Record>& want) {
+  ASSERT_EQ(got.size(), want.size());
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    SCOPED_TRACE("record " + std::to_string(i));
+    EXPECT_EQ(got[i].seq, want[i].seq);
+    EXPECT_EQ(got[i].ingest_ns, want[i].ingest_ns);
+    EXPECT_EQ(got[i].clock_synced, want[i].clock_synced);
+    EXPECT_EQ(got[i].source, want[i].source);
+    EXPECT_EQ(got[i].partition_key, want[i].partition_key);
+    EXPECT_EQ(got[i].topic, want[i].topic);
+    EXPECT_EQ(got[i].payload, want[i].payload);
+    EXPECT_EQ(got[i].device_ts_ns, want[i].device_ts_ns);
+    EXPECT_EQ(got[i].content_type, want[i].content_type);
+    EXPECT_EQ(got[i].only_sink, want[i].only_sink);
+  }
+}
+
+// What a caught-up reader gets from memory is what the file holds, field for
+// field (the file read by a second, read-only connection, as the CLI does).
+TEST_F(BufferTest, TheNewestCommitsAreReadFromMemoryExactlyAsStored) {
   auto b = open();
+  clock_->set(1'700'000'000'000'000'000);
+  NewRecord binary = make_record(std::string("\0\x01\xff{\"t\":21.5}\n", 13), "dev-7");
+  binary.device_ts_ns = 1'650'000'000'123'000'000;
+  binary.clock_synced = true;
+  NewRecord stamped = make_record("stamped");
+  stamped.ingest_ns = 42;
+  NewRecord untyped = make_record("");
+  untyped.content_type.clear();
+  NewRecord targeted = make_record("for one sink");
+  targeted.only_sink = "archive";
+  ASSERT_TRUE(b->append_wait({binary, stamped}).ok());
+  ASSERT_TRUE(b->append_wait({untyped, targeted}).ok());
+
+  const auto from_memory = read_all(*b);
+  EXPECT_EQ(b->stats().read_from_memory_total, 4u);
+  EXPECT_EQ(b->stats().read_from_file_total, 0u);
+  EXPECT_EQ(from_memory.at(0).ingest_ns, 1'700'000'000'000'000'000);  // filled at commit, as stored
+  EXPECT_EQ(from_memory.at(3).only_sink, "archive");
+
+  auto o = options();
+  o.read_only = true;
+  auto file = open(o);
+  const auto from_file = read_all(*file);
+  EXPECT_EQ(file->stats().read_from_file_total, 4u);
+  expect_same_records(from_memory, from_file);
+  expect_same_records(b->read_after(2, 10, SIZE_MAX).records, file->read_after(2, 10, SIZE_MAX).records);
+}
+
+// Memory holds only the newest commits (up to recent_records_bytes): a reader
+// further behind is served from the file, and both give the same records.
+TEST_F(BufferTest, AReaderBehindTheNewestCommitsReadsTheFile) {
+  auto o = options();
+  o.recent_records_bytes = 10 * (sizeof(Record) + accounted_size(make_record("r00")));
+  auto b = open(o);
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(b->append_wait(make_records(10)).ok());
+
+  const auto all = read_all(*b);  // starts before memory's oldest: the file
+  ASSERT_EQ(all.size(), 100u);
+  EXPECT_EQ(b->stats().read_from_file_total, 100u);
+  EXPECT_EQ(b->stats().read_from_memory_total, 0u);
+
+  const auto newest = read_all(*b, 95);
+  EXPECT_EQ(b->stats().read_from_memory_total, 5u);
+  expect_same_records(newest, std::vector<Record>(all.begin() + 95, all.end()));
+}
+
+// Delivered, expired and evicted rows leave memory with the file: a reader
+// never gets a record the file no longer has.
+TEST_F(BufferTest, RecordsDeletedFromTheFileAreNotReadFromMemory) {
+  auto o = options();
+  o.max_records = 20;
+  auto b = open(o);
   ASSERT_EQ(b->ensure_sink("s", StartPosition::kEarliest), Status::kOk);
-  ASSERT_TRUE(b->append_wait({make_record(std::string(1000, 'a')), make_record(std::string(1000, 'b')),
-                              make_record(std::string(1000, 'c'))})
-                  .ok());
-  EXPECT_EQ(b->read("s", 2, SIZE_MAX).records.size(), 2u);
-  const auto one = static_cast<std::size_t>(accounted_size(make_record(std::string(1000, 'a'))));
-  EXPECT_EQ(b->read("s", 10, 2 * one).records.size(), 2u);
-  EXPECT_EQ(b->read("s", 10, 2 * one - 1).records.size(), 1u);
-  EXPECT_EQ(b->read("s", 10, 1).records.size(), 1u);  // larger than the limit, still delivered
+  ASSERT_TRUE(b->append_wait(make_records(20)).ok());
+  ASSERT_TRUE(b->append_wait(make_records(5, "new")).ok());  // evicts 1..5
+
+  auto after_eviction = read_all(*b);
+  ASSERT_EQ(after_eviction.size(), 20u);
+  EXPECT_EQ(after_eviction.front().seq, 6u);
+  EXPECT_EQ(b->stats().read_from_file_total, 20u);  // memory no longer starts at 1
+
+  ASSERT_EQ(b->ack("s", 15), Status::kOk);
+  EXPECT_GT(b->run_maintenance(), 0u);  // deletes 6..15
+  auto after_delivery = read_all(*b);
+  ASSERT_EQ(after_delivery.size(), 10u);
+  EXPECT_EQ(after_delivery.front().seq, 16u);
+  EXPECT_EQ(b->read_after(15, 100, SIZE_MAX).records.size(), 10u);
+  EXPECT_GT(b->stats().read_from_memory_total, 0u);
 }
 
 TEST_F(BufferTest, RewindToSequenceReplaysAndClampsToTheOldestRetained) {

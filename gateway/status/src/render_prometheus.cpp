@@ -211,6 +211,10 @@ std::string to_prometheus(const Snapshot& s) {
       .sample(static_cast<double>(b.io_error_total), "reason", "io_error");
   e.gauge("tidegate_buffer_dead_letters", "Records in the dead-letter table.", static_cast<double>(b.dead_letters));
   e.counter("tidegate_buffer_commits_total", "Group commits.", b.commits_total);
+  e.family("tidegate_buffer_read_records_total", "counter",
+           "Records read by sinks and derived streams, by where from: the newest commits kept in memory, or the file.")
+      .sample(static_cast<double>(b.read_from_memory_total), "from", "memory")
+      .sample(static_cast<double>(b.read_from_file_total), "from", "file");
   e.gauge("tidegate_buffer_recovered_at_start",
           "1 when the buffer file was damaged at start, moved aside and salvaged (until the next start).",
           s.open_report.recovered ? 1.0 : 0.0);

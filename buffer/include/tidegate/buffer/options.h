@@ -95,6 +95,11 @@ struct BufferOptions {
   // small pages write far less; 4096 appends about 1.4x faster at full speed.
   std::uint32_t page_size = 1024;
 
+  // The newest committed records are also kept in memory, up to this many
+  // bytes, so that a caught-up sink reads its batch without going back to
+  // the file. 0 = every read goes to the file.
+  std::uint64_t recent_records_bytes = 2 << 20;
+
   // Hard limit on the database file, in SQLite pages (PRAGMA max_page_count).
   // 0 = SQLite's default. Mostly useful to simulate a full disk in tests.
   std::uint64_t max_page_count = 0;

@@ -52,6 +52,10 @@ struct BufferStats {
   std::uint64_t commit_latency_sum_us = 0;
   std::uint64_t queued_records = 0;          // waiting for the writer
   std::uint64_t wal_syncs_total = 0;         // crash-safe mode's periodic fsyncs
+  // Records handed to readers (sinks, derived streams), by where they came
+  // from: the newest commits held in memory, or the file.
+  std::uint64_t read_from_memory_total = 0;
+  std::uint64_t read_from_file_total = 0;
 
   std::uint64_t file_bytes = 0;  // database + WAL on disk
   std::optional<std::uint64_t> disk_available_bytes;
