@@ -18,7 +18,13 @@
 //   2. outage: the upstream stops, N readings are published, the upstream
 //      starts again; the drain rate is N over the first to the last arrival
 //      (the time to reconnect is reported on its own);
-//   3. latency: readings paced at 1,000/s for a few seconds, p50 and p99.
+//   3. latency: readings paced at 1,000/s for a few seconds, p50 and p99;
+//   4. drain under live load: the upstream stops, N readings are published,
+//      the upstream starts again and, from its first arrival there, a second
+//      publisher sends live readings at 1,000/s until the backlog is through:
+//      the backlog's drain rate and the live readings' p50/p99
+//      (tidegate's sink reloaded with drain = "live-first", live_lag = "5s";
+//      the bridge has one queue, first in first out).
 // CPU seconds (user + system from /proc/PID/stat) of every process on the
 // edge side (the edge broker, and the gateway), their peak RSS (VmHWM) and
 // RSS before and after the outage, and the bytes they wrote to disk
@@ -34,6 +40,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <csignal>
 #include <atomic>
 #include <condition_variable>
 #include <cstring>
@@ -60,13 +67,14 @@ namespace {
 constexpr std::size_t kReadingBytes = 100;
 constexpr int kDevices = 50;
 constexpr int kWindow = 20;  // the publisher's QoS 1 messages in flight
+constexpr std::uint64_t kMaxLive = 600'000;  // phase 4: live readings at most (10 minutes)
 
 // Publishes numbered readings, QoS 1, round robin over kDevices topics: with
 // at most kWindow unacknowledged, or paced at a rate.
 class Publisher {
  public:
-  explicit Publisher(std::uint16_t port)
-      : client_("tcp://127.0.0.1:" + std::to_string(port), "compare-publisher", 100000, nullptr) {
+  explicit Publisher(std::uint16_t port, const std::string& client_id = "compare-publisher")
+      : client_("tcp://127.0.0.1:" + std::to_string(port), client_id, 100000, nullptr) {
     client_.connect(::mqtt::connect_options_builder().clean_session(true).max_inflight(kWindow * 2).finalize())->wait();
   }
   ~Publisher() {
@@ -90,9 +98,14 @@ class Publisher {
   }
   // Readings from `first`, `rate` a second, for `seconds`; returns the count.
   std::uint64_t publish_paced(std::uint64_t first, double rate, double seconds) {
+    std::atomic<bool> never{false};
+    return publish_paced_until(first, rate, static_cast<std::uint64_t>(rate * seconds), never);
+  }
+  // The same, until `stop` is set or `max` readings were sent.
+  std::uint64_t publish_paced_until(std::uint64_t first, double rate, std::uint64_t max, const std::atomic<bool>& stop) {
     const auto start = Steady::now();
-    const auto count = static_cast<std::uint64_t>(rate * seconds);
-    for (std::uint64_t i = 0; i < count; ++i) {
+    std::uint64_t count = 0;
+    for (std::uint64_t i = 0; i < max && !stop; ++i, ++count) {
       std::this_thread::sleep_until(start + std::chrono::nanoseconds(static_cast<std::int64_t>(static_cast<double>(i) * 1e9 / rate)));
       {
         std::lock_guard lock(mu_);
@@ -191,6 +204,36 @@ class Subscriber {
     std::lock_guard lock(mu_);
     return bench::percentile_ms(latencies_ns_, q);
   }
+  // Readings numbered from `from` on are live ones (phase 4): their
+  // latencies are kept apart, and the backlog's last arrival is what came
+  // before them.
+  void split_live_from(std::uint64_t from) {
+    std::lock_guard lock(mu_);
+    live_from_ = from;
+    live_latencies_ns_.clear();
+  }
+  double live_percentile_ms(double q) {
+    std::lock_guard lock(mu_);
+    return bench::percentile_ms(live_latencies_ns_, q);
+  }
+  std::size_t live_arrivals() {
+    std::lock_guard lock(mu_);
+    return live_latencies_ns_.size();
+  }
+  std::int64_t last_backlog_arrival_ns() {
+    std::lock_guard lock(mu_);
+    return last_backlog_arrival_ns_;
+  }
+  // Waits until every reading in [first, end) arrived; false on timeout.
+  bool wait_range(std::uint64_t first, std::uint64_t end, std::chrono::seconds timeout) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, timeout, [&] {
+      for (std::uint64_t n = first; n < end; ++n) {
+        if (seen_[n] == 0) return false;
+      }
+      return true;
+    });
+  }
   // Readings in [0, end) never seen, and extra copies of those seen.
   std::pair<std::uint64_t, std::uint64_t> lost_and_duplicated(std::uint64_t end) {
     std::lock_guard lock(mu_);
@@ -212,6 +255,8 @@ class Subscriber {
     std::lock_guard lock(mu_);
     if (number < seen_.size() && seen_[number]++ == 0) distinct_ += 1;
     latencies_ns_.push_back(now - sent);
+    if (number >= live_from_) live_latencies_ns_.push_back(now - sent);
+    else last_backlog_arrival_ns_ = now;
     last_arrival_ns_ = now;
     if (first_arrival_ns_ == 0) first_arrival_ns_ = now;
     cv_.notify_all();
@@ -225,6 +270,9 @@ class Subscriber {
   std::uint64_t distinct_ = 0;
   std::vector<std::int64_t> latencies_ns_;
   std::int64_t last_arrival_ns_ = 0, first_arrival_ns_ = 0;
+  std::uint64_t live_from_ = UINT64_MAX;
+  std::vector<std::int64_t> live_latencies_ns_;
+  std::int64_t last_backlog_arrival_ns_ = 0;
 };
 
 // The processes on the edge side of one path, for CPU, memory and disk.
@@ -263,6 +311,10 @@ struct Result {
   std::uint64_t peak_rss_kib = 0, rss_before_outage_kib = 0, rss_after_outage_kib = 0;
   double online_bytes_per_reading = 0, outage_bytes_per_reading = 0;
   double p50_ms = 0, p99_ms = 0;
+  // Phase 4: the backlog's drain rate while live readings arrive at 1,000/s,
+  // and those live readings' latency.
+  double drain_under_live_per_s = 0, live_p50_ms = 0, live_p99_ms = 0;
+  std::uint64_t live_readings = 0;
   std::uint64_t lost = 0, duplicated = 0, publish_failures = 0;
   std::string note;
   // --callgrind: instructions per reading of the edge broker and the gateway.
@@ -319,12 +371,16 @@ std::uint64_t callgrind_dumped_instructions(const Options& o, const std::string&
   throw std::runtime_error("no summary in " + file.string());
 }
 
+std::filesystem::path gateway_log(const std::filesystem::path& dir) {
+  return std::filesystem::exists("/dev/shm") ? std::filesystem::path("/dev/shm/tidegate-compare.log")
+                                             : dir / "gateway.log";
+}
+
 // `ingest_port`: the edge broker's (kTidegate) or the listener's (kListener).
-std::unique_ptr<testing::Process> start_tidegate(const Options& o, const std::filesystem::path& dir, Path path,
-                                                 std::uint16_t ingest_port, std::uint16_t upstream_port) {
-  std::filesystem::create_directories(dir);
-  const auto config = dir / "tidegate.toml";
-  std::ofstream toml(config);
+// `more_sink_keys`: phase 4's drain policy, applied by a reload.
+void write_tidegate_config(const Options& o, const std::filesystem::path& dir, Path path, std::uint16_t ingest_port,
+                           std::uint16_t upstream_port, const std::string& more_sink_keys) {
+  std::ofstream toml(dir / "tidegate.toml");
   toml << "[gateway]\nid = \"compare\"\n[heartbeat]\ninterval = \"0s\"\n[status]\nenabled = false\n"
        << "[buffer]\npath = \"" << (dir / "buffer.db").string() << "\"\nmax_bytes = \"2GiB\"\n"
        << "disk_reserve = 0\n" << o.buffer_keys << "\n";
@@ -336,10 +392,16 @@ std::unique_ptr<testing::Process> start_tidegate(const Options& o, const std::fi
          << "topics = [\"sensors/#\"]\nkey_from_topic = \"sensors/{device}/#\"\n";
   }
   toml << "[[sinks.mqtt]]\nname = \"upstream\"\nurl = \"mqtt://127.0.0.1:" << upstream_port << "\"\n"
-       << "topic = \"{topic}\"\npayload = \"raw\"\nretry_max = \"1s\"\n" << o.sink_keys << "\n";
-  toml.close();
-  const auto log = std::filesystem::exists("/dev/shm") ? std::filesystem::path("/dev/shm/tidegate-compare.log")
-                                                       : dir / "gateway.log";
+       << "topic = \"{topic}\"\npayload = \"raw\"\nretry_max = \"1s\"\n" << o.sink_keys << "\n"
+       << more_sink_keys;
+}
+
+std::unique_ptr<testing::Process> start_tidegate(const Options& o, const std::filesystem::path& dir, Path path,
+                                                 std::uint16_t ingest_port, std::uint16_t upstream_port) {
+  std::filesystem::create_directories(dir);
+  const auto config = dir / "tidegate.toml";
+  write_tidegate_config(o, dir, path, ingest_port, upstream_port, "");
+  const auto log = gateway_log(dir);
   std::filesystem::remove(log);
   std::vector<std::string> argv = callgrind_prefix(o, "gateway");
   for (const auto& a : {o.binary, std::string("run"), std::string("--config"), config.string()}) argv.push_back(a);
@@ -378,7 +440,7 @@ Result run_path(const Options& options, Path path) {
   if (path != Path::kListener) {
     edge.broker = std::make_unique<testing::Mosquitto>(dir / "edge", edge_conf, callgrind_prefix(o, "edge-broker"));
   }
-  const std::uint64_t total = 2 * o.readings + static_cast<std::uint64_t>(1000 * o.latency_seconds) + 1;
+  const std::uint64_t total = 3 * o.readings + static_cast<std::uint64_t>(1000 * o.latency_seconds) + 1 + kMaxLive;
   Subscriber sub(upstream.port(), total);
   const std::uint16_t ingest_port = edge.broker ? edge.broker->port() : testing::free_loopback_port();
   if (!bridge) edge.gateway = start_tidegate(o, dir / "gw", path, ingest_port, upstream.port());
@@ -453,9 +515,53 @@ Result run_path(const Options& options, Path path) {
   r.p99_ms = sub.percentile_ms(0.99);
   next += paced;
 
+  // 4. A backlog drains while live readings keep coming.
+  if (edge.gateway) {
+    write_tidegate_config(o, dir / "gw", path, ingest_port, upstream.port(),
+                          "drain = \"live-first\"\nlive_lag = \"5s\"\n");
+    const auto log = gateway_log(dir / "gw");
+    ::kill(edge.gateway->pid(), SIGHUP);
+    if (!testing::wait_for([&] { return testing::read_text(log).find("reload done") != std::string::npos; },
+                           std::chrono::seconds(20))) {
+      r.note += "phase 4: the reload was not logged; ";
+    }
+  }
+  sub.disconnect();
+  upstream.stop();
+  const std::uint64_t backlog_first = next;
+  pub.publish_window(next, o.readings);
+  next += o.readings;
+  std::this_thread::sleep_for(std::chrono::seconds(6));  // the backlog is older than live_lag
+  Publisher live(ingest_port, "compare-live");
+  upstream.start();
+  sub.mark();
+  sub.connect();
+  // Live readings from the moment the path is back (readings published while
+  // it reconnects would measure the reconnect, reported in phase 2).
+  if (!testing::wait_for([&] { return sub.first_arrival_ns() != 0; }, std::chrono::seconds(60))) {
+    r.note += "drain with live: nothing arrived; ";
+  }
+  sub.split_live_from(next);
+  std::atomic<bool> drained{false};
+  std::uint64_t live_sent = 0;
+  std::thread live_thread([&] { live_sent = live.publish_paced_until(next, 1000, kMaxLive, drained); });
+  if (!sub.wait_range(backlog_first, next, std::chrono::seconds(900))) r.note += "drain with live: not all arrived; ";
+  drained = true;
+  live_thread.join();
+  r.drain_under_live_per_s = static_cast<double>(o.readings) /
+                             (static_cast<double>(sub.last_backlog_arrival_ns() - sub.first_arrival_ns()) / 1e9);
+  if (!sub.wait_all(next + live_sent, std::chrono::seconds(60)) && sub.live_arrivals() < live_sent) {
+    r.note += "live readings: not all arrived; ";
+  }
+  r.live_readings = live_sent;
+  r.live_p50_ms = sub.live_percentile_ms(0.50);
+  r.live_p99_ms = sub.live_percentile_ms(0.99);
+  next += live_sent;
+  r.publish_failures += live.failed();
+
   r.peak_rss_kib = edge.rss_kib("VmHWM:");
   std::tie(r.lost, r.duplicated) = sub.lost_and_duplicated(next);
-  r.publish_failures = pub.failed();
+  r.publish_failures += pub.failed();
   if (edge.gateway) {
     if (!edge.gateway->running()) r.note += "the gateway exited; ";
     edge.gateway->signal_and_wait(SIGTERM);
@@ -557,12 +663,14 @@ int main(int argc, char** argv) {
                     "upstream mosquitto counts every reading\n"
                     "- paths: (a) the edge broker's bridge (`topic sensors/# out 1`); (b) tidegate taking "
                     "`sensors/#` from the edge broker into its buffer (default settings: crash-safe, 10 ms commit "
-                    "window) and forwarding with `[[sinks.mqtt]]` (payload raw, default linger 20 ms); (c) tidegate "
+                    "window) and forwarding with `[[sinks.mqtt]]` (payload raw, default linger 0); (c) tidegate "
                     "listener: the publisher connects to tidegate's `[[sources.mqtt_listener]]`, no edge broker, the "
                     "same buffer and sink\n"
                     "- " + std::to_string(o.readings) + " readings online, " + std::to_string(o.readings) +
                     " through an outage of the upstream, then " + fmt(o.latency_seconds) +
-                    " s paced at 1,000/s; CPU, memory and disk are the edge side's processes (bridge: the edge "
+                    " s paced at 1,000/s, then another outage of " + std::to_string(o.readings) +
+                    " readings drained while a second publisher sends live readings at 1,000/s (tidegate's sink "
+                    "reloaded with `drain = \"live-first\"`, `live_lag = \"5s\"`); CPU, memory and disk are the edge side's processes (bridge: the edge "
                     "broker; tidegate: the edge broker and the gateway; listener: the gateway)\n\n";
   const auto& l = results[2];
   doc += "| | mosquitto bridge | tidegate | tidegate vs bridge | tidegate listener | listener vs bridge | target |\n"
@@ -593,6 +701,15 @@ int main(int argc, char** argv) {
   auto latency = [](const Result& r) { return fmt(r.p50_ms, 1) + " / " + fmt(r.p99_ms, 1); };
   doc += "| latency at 1,000/s, p50 / p99 ms | " + latency(b) + " | " + latency(t) + " | | " + latency(l) +
          " | | p99 <= 25 ms |\n";
+  doc += "| drain of " + fmt(n / 1000) + " k with live readings at 1,000/s (live-first), backlog msgs/s | " +
+         fmt(b.drain_under_live_per_s, 0) + " | " + fmt(t.drain_under_live_per_s, 0) + " | " +
+         ratio(t.drain_under_live_per_s, 1000) + " of live | " + fmt(l.drain_under_live_per_s, 0) + " | " +
+         ratio(l.drain_under_live_per_s, 1000) + " of live | >= 10x live |\n";
+  auto live = [](const Result& r) {
+    return fmt(r.live_p50_ms, 1) + " / " + fmt(r.live_p99_ms, 1) + " (" + std::to_string(r.live_readings) + ")";
+  };
+  doc += "| meanwhile the live readings, p50 / p99 ms (how many) | " + live(b) + " | " + live(t) + " | | " + live(l) +
+         " | | p99 < 100 ms |\n";
   auto lost = [](const Result& r) { return std::to_string(r.lost) + " / " + std::to_string(r.duplicated); };
   doc += "| lost / duplicated | " + lost(b) + " | " + lost(t) + " | | " + lost(l) + " | | 0 lost |\n";
   for (const auto& r : results) {
