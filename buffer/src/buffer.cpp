@@ -230,7 +230,7 @@ class Buffer::Impl {
   void maintain_if_due();
   void sync_wal_if_due();
   void commit_group(std::vector<Pending>& group);
-  void keep_recent(std::vector<Pending>& group, const std::vector<AppendOutcome>& outcomes, std::int64_t now_ns);
+  void keep_recent(std::vector<Pending>& group, const std::vector<AppendOutcome>& outcomes);
   bool below_disk_reserve();
   bool shrink_wal();
   // `reserve_cap`: below the disk reserve, the accounted bytes the buffer
@@ -697,14 +697,16 @@ void Buffer::Impl::commit_group(std::vector<Pending>& group) {
         floor_.cover(w.next_seq + n - 1);
         outcomes[i].first_seq = w.next_seq;
         outcomes[i].count = n;
-        for (const auto& r : p.records) {
-          const std::int64_t ingest = r.ingest_ns != 0 ? r.ingest_ns : now_ns;
-          store_->insert(w.next_seq, w.next_ord, w.next_off, ingest, r);
+        for (auto& r : p.records) {
+          // Stamped in the pending record itself: keep_recent hands readers
+          // the same time the row holds.
+          if (r.ingest_ns == 0) r.ingest_ns = now_ns;
+          store_->insert(w.next_seq, w.next_ord, w.next_off, r.ingest_ns, r);
           if (!r.only_sink.empty()) {
             store_->insert_target(w.next_seq, r.only_sink);
             new_targets.emplace_back(w.next_seq, r.only_sink);
           }
-          RowPos pos{w.next_seq, w.next_ord, w.next_off, ingest};
+          RowPos pos{w.next_seq, w.next_ord, w.next_off, r.ingest_ns};
           if (!w.oldest) w.oldest = pos;
           w.newest = pos;
           w.next_seq += 1;
@@ -727,7 +729,7 @@ void Buffer::Impl::commit_group(std::vector<Pending>& group) {
         have_targets_ = true;
       }
       if (state_.oldest) forget_targets_before(state_.oldest->seq);
-      keep_recent(group, outcomes, now_ns);
+      keep_recent(group, outcomes);
       if (state_.next_seq - 1 > last_committed_seq_.load()) {
         {
           std::lock_guard waiters(new_records_mu_);
@@ -777,9 +779,8 @@ void Buffer::Impl::commit_group(std::vector<Pending>& group) {
 }
 
 // The records the group committed, moved into memory for the readers (the
-// group is not read again but for its sizes). Same ingest times as stored.
-void Buffer::Impl::keep_recent(std::vector<Pending>& group, const std::vector<AppendOutcome>& outcomes,
-                               std::int64_t now_ns) {
+// group is not read again but for its sizes), ingest times already stamped.
+void Buffer::Impl::keep_recent(std::vector<Pending>& group, const std::vector<AppendOutcome>& outcomes) {
   std::vector<Record> committed;
   for (std::size_t i = 0; i < group.size(); ++i) {
     if (outcomes[i].status != Status::kOk || outcomes[i].count == 0) continue;
@@ -788,7 +789,6 @@ void Buffer::Impl::keep_recent(std::vector<Pending>& group, const std::vector<Ap
       Record& kept = committed.emplace_back();
       static_cast<NewRecord&>(kept) = std::move(r);
       kept.seq = seq++;
-      if (kept.ingest_ns == 0) kept.ingest_ns = now_ns;
     }
   }
   recent_.add(std::move(committed));
@@ -1093,16 +1093,15 @@ bool Buffer::Impl::wait_for_records_after(std::uint64_t after_seq, std::chrono::
 
 ReadResult Buffer::Impl::read_after(std::uint64_t after, std::size_t max_records, std::size_t max_bytes) const {
   ReadResult out;
-  if (auto recent = recent_.read_after(after, max_records, max_bytes)) {
-    out.records = std::move(*recent);
-    read_from_memory_total_ += out.records.size();
-    mark_targets(out.records);
-    return out;
-  }
   try {
-    auto reader = readers_.acquire();
-    out.records = reader->queries.read_after(after, max_records, max_bytes);
-    read_from_file_total_ += out.records.size();
+    if (auto recent = recent_.read_after(after, max_records, max_bytes)) {
+      out.records = std::move(*recent);
+      read_from_memory_total_ += out.records.size();
+    } else {
+      auto reader = readers_.acquire();
+      out.records = reader->queries.read_after(after, max_records, max_bytes);
+      read_from_file_total_ += out.records.size();
+    }
     mark_targets(out.records);
   } catch (const sql::SqliteError& e) {
     out.status = status_of(e);

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "read_limit.h"
+
 namespace tidegate::buffer {
 
 void RecentRecords::add(std::vector<Record> committed) {
@@ -39,11 +41,8 @@ std::optional<std::vector<Record>> RecentRecords::read_after(std::uint64_t after
                                       [](const Record& r, std::uint64_t seq) { return r.seq < seq; });
   const auto available = static_cast<std::size_t>(records_.end() - first);
   out.reserve(std::min(max_records, available));
-  std::uint64_t bytes = 0;
-  for (auto it = first; it != records_.end() && out.size() < max_records; ++it) {
-    const std::uint64_t size = accounted_size(*it);
-    if (!out.empty() && bytes + size > max_bytes) break;
-    bytes += size;
+  ReadLimit limit(max_bytes);
+  for (auto it = first; it != records_.end() && out.size() < max_records && limit.admits(*it, out.size()); ++it) {
     out.push_back(*it);
   }
   return out;

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "read_limit.h"
+
 namespace tidegate::buffer {
 
 #define TIDEGATE_RECORD_COLUMNS \
@@ -86,14 +88,12 @@ std::vector<Record> Queries::read_after(std::uint64_t after, std::size_t max_rec
   out.reserve(std::min<std::size_t>(max_records, 4096));  // a batch without regrowing
   sql::ResetOnExit reset(read_after_);
   read_after_.bind(1, after).bind(2, static_cast<std::uint64_t>(max_records));
-  std::uint64_t bytes = 0;
+  ReadLimit limit(max_bytes);
   while (read_after_.step()) {
     Record r;
     r.seq = static_cast<std::uint64_t>(read_after_.column_int(0));
     read_record_columns(read_after_, 1, r);
-    const std::uint64_t size = accounted_size(r);
-    if (!out.empty() && bytes + size > max_bytes) break;
-    bytes += size;
+    if (!limit.admits(r, out.size())) break;
     out.push_back(std::move(r));
   }
   return out;
