@@ -198,6 +198,11 @@ retry_max = "5m"
   ASSERT_EQ(mqtt_sinks(c).size(), 1u);
   const auto up = mqtt_sinks(c)[0];
   EXPECT_EQ(up.sink.host, "iot.example.com");
+  // linger unset: per kind. One PUBLISH per record gains nothing by waiting;
+  // requests upstream (Kinesis, HTTP) do.
+  EXPECT_EQ(up.forwarder.linger, std::chrono::milliseconds(0));
+  EXPECT_EQ(kinesis_sinks(c)[0].forwarder.linger, std::chrono::milliseconds(20));
+  EXPECT_EQ(http_sinks(c)[0].forwarder.linger, std::chrono::milliseconds(20));
   EXPECT_EQ(up.sink.port, 8883);
   EXPECT_TRUE(up.sink.tls);
   EXPECT_EQ(up.sink.topic_template, "dt/{gateway}/{key}");
