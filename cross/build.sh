@@ -106,6 +106,10 @@ fi
 # Debian's build flags for the target: -O2, stack protector, fortify,
 # format security, full RELRO and BIND_NOW.
 export DEB_BUILD_MAINT_OPTIONS=hardening=+all
+# Without -g: the package ships a stripped binary and no -dbgsym package, so
+# debug information would be compiled only to be thrown away, and it was
+# 40% of the compile time (http_server.cpp: 59 s with -O2 -g, 35 s with -O2).
+export DEB_CFLAGS_MAINT_STRIP=-g DEB_CXXFLAGS_MAINT_STRIP=-g
 export DEB_HOST_ARCH=$arch
 cppflags=$(dpkg-buildflags --get CPPFLAGS)
 cflags=$(dpkg-buildflags --get CFLAGS)
@@ -118,7 +122,7 @@ toolchain=()
 say "configuring in $build"
 started=$(date +%s)
 cmake -S . -B "$build" "${toolchain[@]}" \
-  -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS_RELEASE=-DNDEBUG -DCMAKE_CXX_FLAGS_RELEASE=-DNDEBUG \
   -DCMAKE_C_FLAGS="$cppflags $cflags" -DCMAKE_CXX_FLAGS="$cppflags $cxxflags" \
   -DCMAKE_EXE_LINKER_FLAGS="$ldflags" \
   -DTIDEGATE_WERROR=ON -DTIDEGATE_BUILD_BENCH=OFF -DTIDEGATE_BUILD_INTEGRATION_TESTS=OFF \
