@@ -17,7 +17,6 @@
 #include <thread>
 
 #include "recent_records.h"
-#include "checkpointer.h"
 #include "recovery.h"
 #include "schema.h"
 #include "owner_lock.h"
@@ -274,9 +273,6 @@ class Buffer::Impl {
   // Write side: the connection, the committed mirror and the counters below
   // are guarded by state_mu_.
   mutable std::mutex state_mu_;
-  // Declared before db_: the WAL hook on db_ points at it, so it is
-  // destroyed after the connection.
-  std::unique_ptr<Checkpointer> checkpointer_;
   std::unique_ptr<sql::Db> db_;
   std::unique_ptr<Store> store_;
   Committed state_;
@@ -395,8 +391,6 @@ void Buffer::Impl::open() {
 
 void Buffer::Impl::open_database(bool fresh) {
   store_.reset();
-  db_.reset();
-  checkpointer_.reset();
   const int flags = opts_.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
   db_ = std::make_unique<sql::Db>(opts_.path, flags | SQLITE_OPEN_NOMUTEX);
   schema::configure_connection(*db_);
@@ -410,13 +404,10 @@ void Buffer::Impl::open_database(bool fresh) {
   // Checkpoint by WAL bytes (about 8 MiB), not by SQLite's 1,000 pages: a
   // checkpoint copies each page once however often the WAL rewrote it, and
   // with delivered records deleted in between, many of those pages were
-  // reused. Fewer checkpoints, fewer bytes copied into the file. On a
-  // thread of its own, so that no commit waits for the copy.
+  // reused. Fewer checkpoints, fewer bytes copied into the file.
   if (!opts_.read_only) {
     const auto page_size = db_->query_int("PRAGMA page_size").value_or(4096);
-    const auto threshold = static_cast<std::uint32_t>(std::max<std::int64_t>(1000, (8 << 20) / page_size));
-    checkpointer_ = std::make_unique<Checkpointer>(*db_, opts_.path, opts_.durability == Durability::kPowerSafe,
-                                                   threshold, log_);
+    db_->exec("PRAGMA wal_autocheckpoint = " + std::to_string(std::max<std::int64_t>(1000, (8 << 20) / page_size)));
   }
   if (!created && !fresh && opts_.integrity_check != IntegrityCheck::kNone) {
     const char* pragma = opts_.integrity_check == IntegrityCheck::kFull ? "PRAGMA integrity_check(5)"
@@ -436,7 +427,6 @@ void Buffer::Impl::open_database(bool fresh) {
 void Buffer::Impl::recover(const std::string& problem) {
   store_.reset();
   db_.reset();
-  checkpointer_.reset();
   readers_.clear();
   std::filesystem::path aside;
   try {
@@ -528,7 +518,6 @@ void Buffer::Impl::stop() {
   }
   store_.reset();
   db_.reset();
-  checkpointer_.reset();
 }
 
 // ---------------------------------------------------------------- appends
@@ -1387,10 +1376,6 @@ BufferStats Buffer::Impl::stats() const {
     s.max_records = opts_.max_records;
     s.full_policy = opts_.full_policy;
     s.disk_reserve_bytes = opts_.disk_reserve_bytes;
-    if (checkpointer_) {  // reset under this lock at a stop
-      s.wal_checkpoints_total = checkpointer_->checkpoints_total();
-      s.wal_checkpoints_by_writer_total = checkpointer_->checkpoints_by_writer_total();
-    }
     if (!s.disk_available_bytes) {  // no commit yet (e.g. a read-only inspection)
       s.disk_available_bytes = disk_->available_bytes(dir_);
     }

@@ -44,8 +44,6 @@ std::string stats_json(const buffer::BufferStats& s) {
   o += ",\"commit_latency_sum_us\":" + to_string(s.commit_latency_sum_us);
   o += ",\"queued_records\":" + to_string(s.queued_records);
   o += ",\"wal_syncs_total\":" + to_string(s.wal_syncs_total);
-  o += ",\"wal_checkpoints_total\":" + to_string(s.wal_checkpoints_total);
-  o += ",\"wal_checkpoints_by_writer_total\":" + to_string(s.wal_checkpoints_by_writer_total);
   o += ",\"read_from_memory_total\":" + to_string(s.read_from_memory_total);
   o += ",\"read_from_file_total\":" + to_string(s.read_from_file_total);
   o += ",\"file_bytes\":" + to_string(s.file_bytes);

@@ -211,32 +211,6 @@ TEST_F(BufferTest, CrashSafeModeSyncsTheWalPeriodically) {
   EXPECT_EQ(b->stats().wal_syncs_total, before);  // nothing new, no more syncs
 }
 
-// The WAL is copied into the file by a thread of its own (no commit waits
-// for the copy), and it stays bounded under a steady stream of commits: once
-// it holds four times the threshold (8 MiB) the writer checkpoints itself.
-TEST_F(BufferTest, TheWalIsCheckpointedBesideTheWriterAndStaysBounded) {
-  auto b = open();
-  const std::string payload(4000, 'x');
-  constexpr int kCommits = 1500;  // 8 records each: ~48 MiB of WAL frames
-  const auto wal = std::filesystem::path(options().path).concat("-wal");
-  std::uintmax_t largest_wal = 0;
-  for (int i = 0; i < kCommits; ++i) {
-    std::vector<NewRecord> records;
-    for (int r = 0; r < 8; ++r) records.push_back(make_record(payload));
-    ASSERT_TRUE(b->append_wait(std::move(records)).ok());
-    largest_wal = std::max(largest_wal, std::filesystem::file_size(wal));
-  }
-  const auto s = b->stats();
-  EXPECT_GE(s.wal_checkpoints_total - s.wal_checkpoints_by_writer_total, 1u) << "no background checkpoint copied";
-  EXPECT_LE(s.wal_checkpoints_by_writer_total, s.wal_checkpoints_total);
-  // Four thresholds of 8 MiB of pages (plus frame headers) and one commit.
-  EXPECT_LT(largest_wal, std::uintmax_t{38} << 20) << "the WAL was not reset";
-  EXPECT_EQ(s.records, std::uint64_t{kCommits} * 8);
-  const auto back = b->read_after(0, 10, SIZE_MAX).records;
-  ASSERT_EQ(back.size(), 10u);
-  EXPECT_EQ(back[9].payload, payload);
-}
-
 TEST_F(BufferTest, CloseCommitsEverythingStillQueued) {
   auto o = options();
   o.commit_window = std::chrono::seconds(60);

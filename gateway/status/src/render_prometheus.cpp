@@ -211,11 +211,6 @@ std::string to_prometheus(const Snapshot& s) {
       .sample(static_cast<double>(b.io_error_total), "reason", "io_error");
   e.gauge("tidegate_buffer_dead_letters", "Records in the dead-letter table.", static_cast<double>(b.dead_letters));
   e.counter("tidegate_buffer_commits_total", "Group commits.", b.commits_total);
-  e.family("tidegate_buffer_wal_checkpoints_total", "counter",
-           "WAL checkpoints since start, by who ran them: the background thread, or the writer between two "
-           "commits when the WAL reached four times its threshold.")
-      .sample(static_cast<double>(b.wal_checkpoints_total - b.wal_checkpoints_by_writer_total), "by", "background")
-      .sample(static_cast<double>(b.wal_checkpoints_by_writer_total), "by", "writer");
   e.family("tidegate_buffer_read_records_total", "counter",
            "Records read by sinks and derived streams, by where from: the newest commits kept in memory, or the file.")
       .sample(static_cast<double>(b.read_from_memory_total), "from", "memory")

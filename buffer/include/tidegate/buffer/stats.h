@@ -52,11 +52,6 @@ struct BufferStats {
   std::uint64_t commit_latency_sum_us = 0;
   std::uint64_t queued_records = 0;          // waiting for the writer
   std::uint64_t wal_syncs_total = 0;         // crash-safe mode's periodic fsyncs
-  // WAL checkpoints (copies of the WAL into the file) since open: all of
-  // them, and those the writer ran itself because the background ones fell
-  // behind (each of those delayed a commit).
-  std::uint64_t wal_checkpoints_total = 0;
-  std::uint64_t wal_checkpoints_by_writer_total = 0;
   // Records handed to readers (sinks, derived streams), by where they came
   // from: the newest commits held in memory, or the file.
   std::uint64_t read_from_memory_total = 0;
