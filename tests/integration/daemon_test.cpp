@@ -392,7 +392,8 @@ TEST_F(DaemonTest, NoAcknowledgedMessageIsLostWhenTheGatewayIsKilledRepeatedly) 
     if (c == 0) ++missing;
     if (c > 1) duplicates += c - 1;
   }
-  EXPECT_TRUE(all);
+  const auto log = log_text();
+  EXPECT_TRUE(all) << "the gateway's log ends:\n" << log.substr(log.size() - std::min<std::size_t>(log.size(), 4000));
   EXPECT_EQ(missing, 0);
   // At-least-once: a kill between commit and PUBACK makes the broker resend.
   std::printf("gateway crash test: %d kills, %d messages, %d missing, %d duplicates\n", kills, kMessages, missing,
