@@ -599,14 +599,12 @@ void Buffer::Impl::writer_loop() {
   }
 }
 
-// A pass costs a transaction of a few pages whatever it holds (12-24 KiB
-// written, with SQLite's shared-memory index). Without retention, one for a
-// handful of delivered records (a quiet gateway's heartbeats) waits for
-// more, up to kQuietPasses intervals (ten minutes at the default): a crash
-// re-sends fewer than kWorthAPass records either way. With retention the
+// A pass costs a transaction of a few pages whatever it holds. Without
+// retention, one for a handful of delivered records (a quiet gateway's
+// heartbeat) waits for more, up to kQuietPasses intervals; with retention the
 // interval paces expiry as configured.
 void Buffer::Impl::maintain_if_due() {
-  constexpr int kQuietPasses = 60;
+  constexpr int kQuietPasses = 10;
   constexpr std::uint64_t kWorthAPass = 64;
   const auto now = SteadyClock::now();
   if (!maintenance_wanted_ && now < next_maintenance_) return;

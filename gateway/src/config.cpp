@@ -63,9 +63,8 @@ void read_buffer(Section& s, buffer::BufferOptions& b) {
   b.maintenance_interval = s.duration(
       "maintenance_interval", std::chrono::milliseconds(10000),
       "How often delivered records are deleted and the sinks' positions written, in one transaction: sooner once "
-      "4096 delivered records wait, later (up to 60 intervals: ten minutes at the default) while fewer than 64 "
-      "do. Longer means fewer writes; after a crash a sink re-sends what it delivered since the last pass (a "
-      "clean stop writes every position).");
+      "4096 delivered records wait, later (up to ten intervals) while fewer than 64 do. Longer means fewer writes; "
+      "after a crash a sink re-sends what it delivered since the last pass (a clean stop writes every position).");
   const auto page_size = s.integer(
       "page_size", 1024, 512, 65536,
       "SQLite page size of a new buffer file, a power of two (an existing file keeps its own). Each commit writes "

@@ -81,7 +81,7 @@ struct BufferOptions {
   // Background deletion of expired records, with the sinks' positions
   // written in the same transaction: how often (sooner once
   // maintenance_after_records delivered records can go; without retention,
-  // up to 60 intervals later while fewer than 64 can), and at most how many
+  // up to ten intervals later while fewer than 64 can), and at most how many
   // rows per transaction so appends never wait long. A crash re-sends what
   // was acknowledged since the last pass.
   std::chrono::milliseconds maintenance_interval{10000};
