@@ -56,6 +56,11 @@ class DaemonTest : public ::testing::Test {
   }
 
   std::string log_text() { return testing::read_text(dir_ / "gateway.log"); }
+  // The end of the log, for a failure message (read only when one fails).
+  std::string log_tail(std::size_t chars = 4000) {
+    const auto log = log_text();
+    return log.substr(log.size() - std::min(log.size(), chars));
+  }
   std::size_t runs_started() { return testing::runs_started(dir_ / "gateway.log"); }
 
   testing::TempDir dir_;
@@ -392,8 +397,7 @@ TEST_F(DaemonTest, NoAcknowledgedMessageIsLostWhenTheGatewayIsKilledRepeatedly) 
     if (c == 0) ++missing;
     if (c > 1) duplicates += c - 1;
   }
-  const auto log = log_text();
-  EXPECT_TRUE(all) << "the gateway's log ends:\n" << log.substr(log.size() - std::min<std::size_t>(log.size(), 4000));
+  EXPECT_TRUE(all) << "the gateway's log ends:\n" << log_tail();
   EXPECT_EQ(missing, 0);
   // At-least-once: a kill between commit and PUBACK makes the broker resend.
   std::printf("gateway crash test: %d kills, %d messages, %d missing, %d duplicates\n", kills, kMessages, missing,
