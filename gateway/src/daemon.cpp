@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "tidegate/buffer/buffer.h"
+#include "tidegate/common/text.h"
 #include "tidegate/drivers/ingest_support.h"
 #include "tidegate/drivers/source.h"
 #include "tidegate/forward/forwarder.h"
@@ -41,10 +42,6 @@ void sd_notify(const char* state) {
   if (addr.sun_path[0] == '@') addr.sun_path[0] = '\0';  // abstract namespace
   ::sendto(fd, state, std::strlen(state), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
   ::close(fd);
-}
-
-std::string mib(std::uint64_t bytes) {
-  return std::to_string((bytes + (1 << 19)) >> 20) + " MiB";
 }
 
 class Gateway {
@@ -329,8 +326,8 @@ class Gateway {
                                 " records were salvaged");
     }
     log(LogLevel::kInfo, std::string("buffer ") + config_.buffer.path.string() + (r.created ? " created" : " opened") +
-                             ": " + std::to_string(s.records) + " records, " + mib(s.bytes) + " of " +
-                             (s.max_bytes ? mib(s.max_bytes) : std::string("no cap")) + ", next sequence " +
+                             ": " + std::to_string(s.records) + " records, " + common::mib_text(s.bytes) + " of " +
+                             (s.max_bytes ? common::mib_text(s.max_bytes) : std::string("no cap")) + ", next sequence " +
                              std::to_string(s.next_seq));
   }
 
@@ -338,7 +335,7 @@ class Gateway {
   void report_status() {
     const auto snap = collector_->snapshot();
     const auto& s = snap.buffer;
-    std::string line = "status: buffer " + std::to_string(s.records) + " records (" + mib(s.bytes) + "), appended " +
+    std::string line = "status: buffer " + std::to_string(s.records) + " records (" + common::mib_text(s.bytes) + "), appended " +
                        std::to_string(s.appended_total);
     if (s.evicted_total) line += ", evicted " + std::to_string(s.evicted_total);
     if (s.dead_letters) line += ", dead letters " + std::to_string(s.dead_letters);
@@ -419,7 +416,7 @@ class Gateway {
     if (!buffer::same_limits(now, next)) {
       buffer_->apply_limits(next);
       buffer::copy_limits(next, now);
-      done.push_back("buffer limits applied (max_bytes " + (next.max_bytes ? mib(next.max_bytes) : "none") +
+      done.push_back("buffer limits applied (max_bytes " + (next.max_bytes ? common::mib_text(next.max_bytes) : "none") +
                      ", full_policy " + buffer::to_string(next.full_policy) + ", retention " +
                      std::to_string(next.retention_time.count()) + " s)");
     }

@@ -12,6 +12,7 @@
 
 #include "tidegate/buffer/buffer.h"
 #include "tidegate/common/civil_time.h"
+#include "tidegate/common/text.h"
 
 #include "operator_access.h"
 #include "tidegate/streams/derived_stream.h"
@@ -22,7 +23,6 @@ using ops::apply;
 using ops::buffer_exists;
 using ops::confirmed;
 using ops::find_cursor;
-using ops::mib;
 using ops::read_stats;
 using ops::utc_text;
 
@@ -87,7 +87,7 @@ int forget_sink(const OperatorContext& ctx, const std::string& sink) {
     *ctx.err << "tidegate: the buffer " << ctx.buffer.path.string() << " has no cursor for sink '" << sink << "'\n";
     return 1;
   }
-  *ctx.out << "sink '" << sink << "': " << cursor->lag_records << " records (" << mib(cursor->lag_bytes)
+  *ctx.out << "sink '" << sink << "': " << cursor->lag_records << " records (" << common::mib_text(cursor->lag_bytes)
            << ") it never acknowledged"
            << (cursor->oldest_undelivered_ingest_ns
                    ? ", the oldest from " + utc_text(*cursor->oldest_undelivered_ingest_ns)

@@ -44,12 +44,6 @@ std::string utc_text(std::int64_t ns) {
   return o.str();
 }
 
-std::string mib(std::uint64_t bytes) {
-  std::ostringstream o;
-  o << std::fixed << std::setprecision(1) << static_cast<double>(bytes) / (1024.0 * 1024.0) << " MiB";
-  return o.str();
-}
-
 std::unique_ptr<buffer::Buffer> open_read_only(const OperatorContext& ctx) {
   auto opts = ctx.buffer;
   opts.read_only = true;

@@ -14,7 +14,6 @@
 namespace tidegate::gateway::ops {
 
 std::string utc_text(std::int64_t ns);
-std::string mib(std::uint64_t bytes);
 
 // The buffer opened read-only, without an integrity check: safe beside a
 // running gateway.

@@ -247,7 +247,7 @@ TEST_F(DaemonTest, SighupAppliesTheLogLevelAndNamesWhatNeedsARestart) {
   gw->signal(SIGHUP);
   ASSERT_TRUE(wait_for([&] { return log_text().find("need a restart") != std::string::npos; })) << log_text();
   EXPECT_NE(log_text().find("log level is now debug"), std::string::npos);
-  EXPECT_NE(log_text().find("buffer limits applied (max_bytes 1 MiB"), std::string::npos) << log_text();
+  EXPECT_NE(log_text().find("buffer limits applied (max_bytes 1.0 MiB"), std::string::npos) << log_text();
   EXPECT_NE(log_text().find("need a restart to apply: [buffer] commit_window ("), std::string::npos) << log_text();
   // A broken edit is refused and the gateway keeps running.
   std::ofstream(config) << "[buffer\n";

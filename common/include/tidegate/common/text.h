@@ -1,7 +1,9 @@
 // Small text helpers: for the line-oriented files operators write by hand
-// (password, ACL and environment files), and for topic templates.
+// (password, ACL and environment files), for topic templates, and sizes.
 #pragma once
 
+#include <cstdint>
+#include <cstdio>
 #include <string>
 #include <string_view>
 
@@ -22,6 +24,13 @@ inline void replace_all(std::string& text, std::string_view what, std::string_vi
   if (what.empty()) return;
   for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + with.size()))
     text.replace(at, what.size(), with);
+}
+
+// A size for people: "12.3 MiB" (logs, operator commands).
+inline std::string mib_text(std::uint64_t bytes) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f MiB", static_cast<double>(bytes) / (1024.0 * 1024.0));
+  return text;
 }
 
 }  // namespace tidegate::common
