@@ -615,9 +615,9 @@ int main(int argc, char** argv) {
       command += std::string(" ") + argv[i + 1];
       return std::string(argv[++i]);
     };
-    if (a == "--quick") {
-      o.readings = 20'000;
-      o.latency_seconds = 3;
+    if (a == "--quick") {  // shows every path completes; too short for figures
+      o.readings = 5'000;
+      o.latency_seconds = 2;
     } else if (a == "--readings") {
       o.readings = std::stoull(value());
     } else if (a == "--out") {
