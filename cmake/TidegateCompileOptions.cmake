@@ -14,6 +14,12 @@ function(tidegate_target_defaults target)
     # than by GCC 6 (an ABI note about code we never mix with): hundreds of
     # lines that would hide real warnings in a cross build's log.
     $<$<CXX_COMPILER_ID:GNU>:-Wno-psabi>)
+  if(CMAKE_UNITY_BUILD)
+    # A unity build #includes each .cpp into one file, and GCC then takes a
+    # class that holds an anonymous-namespace type (Buffer::Impl) for one
+    # defined in a header.
+    target_compile_options(${target} PRIVATE $<$<CXX_COMPILER_ID:GNU>:-Wno-subobject-linkage>)
+  endif()
   if(TIDEGATE_WERROR)
     target_compile_options(${target} PRIVATE -Werror)
   endif()

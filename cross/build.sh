@@ -119,6 +119,10 @@ ldflags=$(dpkg-buildflags --get LDFLAGS)
 build="build-deb-$arch"
 toolchain=()
 [[ "$arch" != amd64 ]] && toolchain=(-DCMAKE_TOOLCHAIN_FILE="$PWD/cross/toolchain-$arch.cmake")
+# A unity build (eight .cpp files per compiler run, shared headers parsed
+# once per batch): the amd64 package built in 175 s instead of 264 on 2
+# cores. The default preset compiles file by file, so a missing #include
+# still fails there.
 say "configuring in $build"
 started=$(date +%s)
 cmake -S . -B "$build" "${toolchain[@]}" \
@@ -126,6 +130,7 @@ cmake -S . -B "$build" "${toolchain[@]}" \
   -DCMAKE_C_FLAGS="$cppflags $cflags" -DCMAKE_CXX_FLAGS="$cppflags $cxxflags" \
   -DCMAKE_EXE_LINKER_FLAGS="$ldflags" \
   -DTIDEGATE_WERROR=ON -DTIDEGATE_BUILD_BENCH=OFF -DTIDEGATE_BUILD_INTEGRATION_TESTS=OFF \
+  -DCMAKE_UNITY_BUILD=ON \
   -DTIDEGATE_BUILD_TESTS=$([[ $run_tests -eq 1 ]] && echo ON || echo OFF) \
   -DTIDEGATE_DEB_REVISION="$revision" >/dev/null
 cmake --build "$build" -j"$(nproc)"
