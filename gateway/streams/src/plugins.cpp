@@ -1,7 +1,9 @@
 // [[processors.window]] and [[processors.deadband]]: their keys, and the
 // derived stream each becomes.
 #include <algorithm>
+#include <string>
 
+#include "tidegate/config/schema.h"
 #include "tidegate/plugins/processor_plugin.h"
 #include "tidegate/streams/deadband.h"
 #include "tidegate/streams/derived_stream.h"
@@ -30,10 +32,12 @@ plugins::ProcessorDescriptor stream_descriptor(std::string kind, std::string hel
                           ? buffer::StartPosition::kEarliest
                           : buffer::StartPosition::kLatest;
             d.checkpoint_interval = s.duration(
-                "checkpoint_interval", std::chrono::seconds(10),
+                "checkpoint_interval", d.checkpoint_interval,
                 "With input but no output, its position and state are committed at least this often (output is "
-                "committed as soon as it has read all there is, and through a backlog every 20,000 records or 200 "
-                "ms): after a crash it reads again at most this much input.");
+                "committed as soon as it has read all there is, and through a backlog every " +
+                    std::to_string(d.backlog_commit_records) + " records or " +
+                    config::format_duration(d.backlog_commit_interval.count()) +
+                    "): after a crash it reads again at most this much input.");
             plugins::read_route(s, d.route,
                                 "Which records it takes (as a sink's route). Never its own output; the output of "
                                 "another window or deadband only when `sources` names it exactly.");
