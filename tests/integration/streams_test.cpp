@@ -336,10 +336,11 @@ TEST_F(StreamsCrashTest, LiveReadingsMakeExactWindowsThroughRepeatedKills) {
       << " windows\n" << testing::read_text(log());
   EXPECT_EQ(WEXITSTATUS(gw.signal_and_wait(SIGTERM)), 0);
   read_inputs();
-  ASSERT_EQ(live_reference().size(), expected.size()) << "inputs came after their windows closed";
+  const auto stopped = live_reference();
+  ASSERT_EQ(stopped.size(), expected.size()) << "inputs came after their windows closed";
 
   std::size_t seen = 0;
-  expect_windows(live_reference(), seen);
+  expect_windows(stopped, seen);
   if (HasFatalFailure()) return;
   std::printf("live windows exactly once: %zu windows from %zu stored readings (%d published) through %d kills\n",
               seen, inputs.size(), readings, kills);
