@@ -26,6 +26,7 @@
 #include "forward_support.h"
 #include "http_server.h"
 #include "process.h"
+#include "test_pki.h"
 #include "test_support.h"
 #include "tidegate/forward/forwarder.h"
 #include "tidegate/sinks/kpl.h"
@@ -188,6 +189,54 @@ TEST_F(KinesaliteTest, RecordsLandInTheStreamByteIdenticalAndInOrderPerDevice) {
     shard_of_key[key] = rec["shard"].get<std::string>();
   }
   EXPECT_EQ(last_seq_per_key.size(), 6u);
+}
+
+// Kinesis over HTTPS, as to AWS: kinesalite behind a TLS front (socat) with a
+// certificate from the test's CA. An endpoint whose certificate the sink
+// cannot verify gets no request and the batch waits; with the right CA file
+// every record lands.
+TEST_F(KinesaliteTest, OverHttpsRecordsLandAndAnEndpointThatCannotBeVerifiedGetsNothing) {
+  const auto pki_dir = dir_ / "pki";
+  std::filesystem::create_directories(pki_dir);
+  testing::TestPki pki(pki_dir);
+  const auto tls_port = testing::free_loopback_port();
+  testing::Process front({"/usr/bin/socat",
+                          "OPENSSL-LISTEN:" + std::to_string(tls_port) + ",bind=127.0.0.1,reuseaddr,fork,cert=" +
+                              pki.file("server.pem") + ",key=" + pki.file("server.key") + ",verify=0",
+                          "TCP:127.0.0.1:" + std::to_string(port_)},
+                         dir_ / "socat.log");
+  ASSERT_TRUE(wait_for([&] { return testing::port_accepts(tls_port); }, std::chrono::seconds(10))) << front.output();
+  ASSERT_TRUE(buffer_->append_wait(testing::make_records(100, "over-tls")).ok());
+  auto options = [&](const std::string& ca) {
+    auto k = sink_options();
+    k.endpoint = "https://localhost:" + std::to_string(tls_port);
+    k.ca_file = pki.file(ca);
+    k.timeout = std::chrono::milliseconds(2000);
+    return k;
+  };
+  const auto fo = testing::quick_forwarder(std::chrono::milliseconds(5), std::chrono::milliseconds(30));
+  {
+    forward::Forwarder f(*buffer_, std::make_unique<KinesisSink>(options("other-ca.pem")), fo, log_.fn());
+    f.start();
+    ASSERT_TRUE(wait_for([&] { return f.stats().retries_total >= 2; })) << f.stats().last_error;
+    f.stop();
+    EXPECT_EQ(buffer_->acked_seq("kinesis"), 0u);
+    EXPECT_NE(f.stats().last_error.find("unable to get local issuer certificate"), std::string::npos)
+        << f.stats().last_error;
+  }
+  EXPECT_TRUE(read_stream().empty()) << "nothing may reach an endpoint that was not verified";
+  forward::Forwarder f(*buffer_, std::make_unique<KinesisSink>(options("ca.pem")), fo, log_.fn());
+  f.start();
+  ASSERT_TRUE(wait_for([&] { return buffer_->acked_seq("kinesis") == 100u; })) << f.stats().last_error;
+  f.stop();
+  const auto got = read_stream();
+  ASSERT_EQ(got.size(), 100u);
+  std::set<std::string> payloads;
+  for (const auto& rec : got) {
+    payloads.insert(nlohmann::json::parse(base64_decode(rec["data"].get<std::string>()))["payload"].get<std::string>());
+  }
+  EXPECT_EQ(payloads.size(), 100u);
+  EXPECT_TRUE(payloads.count("over-tls99"));
 }
 
 TEST_F(KinesaliteTest, AggregatedRecordsDeaggregateToEveryReadingInOrder) {
