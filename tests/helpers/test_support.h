@@ -17,6 +17,17 @@
 
 #include "tidegate/buffer/buffer.h"
 
+// Defined when built with AddressSanitizer (GCC names it with a macro, clang
+// with a feature test): RSS is not meaningful there, its quarantine keeps
+// freed memory.
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ADDRESS_SANITIZER
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ADDRESS_SANITIZER
+#endif
+#endif
+
 namespace tidegate::testing {
 
 // A fresh directory under $TMPDIR, removed with everything in it.

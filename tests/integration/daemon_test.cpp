@@ -205,15 +205,6 @@ TEST_F(DaemonTest, EveryRecordReachesTheSinkThroughRepeatedKills) {
               static_cast<unsigned long long>(last_seq), seqs.size(), seqs.size() - distinct.size());
 }
 
-// GCC names AddressSanitizer with a macro, clang with a feature test.
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ADDRESS_SANITIZER
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ADDRESS_SANITIZER
-#endif
-#endif
-
 // A day-long outage in miniature: readings pour in (5,000/s), the uplink is
 // down, the backlog grows on disk by 100,000 records, and the process's
 // memory stays where it was: nothing about the backlog is held in RAM.
