@@ -9,9 +9,11 @@
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -104,6 +106,21 @@ inline std::vector<buffer::NewRecord> make_records(int n, const std::string& pre
 inline void replace_all(std::string& text, const std::string& from, const std::string& to) {
   for (auto at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size())) {
     text.replace(at, from.size(), to);
+  }
+}
+
+// A buffer file as a second process sees it while a gateway writes it:
+// read-only, no integrity check, quiet; nullptr while it cannot be opened yet.
+inline std::unique_ptr<buffer::Buffer> open_beside(const std::filesystem::path& db) {
+  buffer::BufferOptions o;
+  o.path = db;
+  o.read_only = true;
+  o.integrity_check = buffer::IntegrityCheck::kNone;
+  o.log = [](buffer::LogLevel, std::string_view) {};
+  try {
+    return buffer::Buffer::open(o);
+  } catch (const buffer::BufferError&) {
+    return nullptr;
   }
 }
 

@@ -36,20 +36,7 @@ class DaemonTest : public ::testing::Test {
                                      dir_ / "gateway.log");
   }
 
-  // The buffer as a second process sees it: read-only, beside the gateway;
-  // nullptr while it cannot be opened yet.
-  std::unique_ptr<buffer::Buffer> open_beside() {
-    buffer::BufferOptions o;
-    o.path = db();
-    o.read_only = true;
-    o.integrity_check = buffer::IntegrityCheck::kNone;
-    o.log = [](buffer::LogLevel, std::string_view) {};
-    try {
-      return buffer::Buffer::open(o);
-    } catch (const buffer::BufferError&) {
-      return nullptr;
-    }
-  }
+  std::unique_ptr<buffer::Buffer> open_beside() { return testing::open_beside(db()); }
   std::vector<buffer::Record> stored() {
     auto b = open_beside();
     return b ? b->read_after(0, 10'000'000, SIZE_MAX).records : std::vector<buffer::Record>{};

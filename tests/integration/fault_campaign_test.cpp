@@ -24,13 +24,11 @@
 // it) and passes when memory and descriptors stay flat and nothing is lost.
 #include <gtest/gtest.h>
 #include <mqtt/async_client.h>
-#include <sys/utsname.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
-#include <ctime>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -46,6 +44,7 @@
 #include "process.h"
 #include "test_support.h"
 #include "tidegate/buffer/buffer.h"
+#include "report.h"          // bench/common: machine_lines, today_utc
 #include "timed_readings.h"  // bench/common: written_bytes, percentile_ms
 
 namespace tidegate {
@@ -70,7 +69,9 @@ std::int64_t wall_ns() {
 }
 
 // What the upstream broker delivered to a persistent QoS 1 subscriber: the
-// reading ids, in arrival order, parsed from the sink's envelopes.
+// reading ids, in arrival order, parsed from the sink's envelopes. Unlike
+// tests/helpers' UpstreamCollector it reconnects after the broker restarts
+// and keeps only ids and latencies (an hour's soak is 700,000 envelopes).
 class UpstreamReader : public ::mqtt::callback {
  public:
   explicit UpstreamReader(const std::string& uri) : client_(uri, "campaign-upstream-reader", 0, nullptr) {
@@ -108,6 +109,10 @@ class UpstreamReader : public ::mqtt::callback {
   std::vector<int> arrivals() {
     std::lock_guard lock(mu_);
     return arrivals_;
+  }
+  std::size_t arrival_count() {
+    std::lock_guard lock(mu_);
+    return arrivals_.size();
   }
   // Publish-to-upstream latencies of the first arrivals since the last call.
   std::vector<std::int64_t> take_latencies() {
@@ -271,18 +276,11 @@ class FaultCampaign : public ::testing::Test {
   // Reading ids in the buffer (delivered ones included), read beside the
   // running gateway.
   std::set<int> stored_ids() {
-    buffer::BufferOptions o;
-    o.path = db();
-    o.read_only = true;
-    o.integrity_check = buffer::IntegrityCheck::kNone;
-    o.log = [](buffer::LogLevel, std::string_view) {};
     std::set<int> ids;
-    try {
-      auto b = buffer::Buffer::open(o);
+    if (auto b = testing::open_beside(db())) {
       for (const auto& r : b->read_after(0, 100'000'000, SIZE_MAX).records) {
         ids.insert(nlohmann::json::parse(r.payload).at("id").get<int>());
       }
-    } catch (const std::exception&) {
     }
     return ids;
   }
@@ -347,11 +345,15 @@ class FaultCampaign : public ::testing::Test {
     return drained;
   }
 
+  struct Ending {
+    bool green = false;
+    std::string verify;  // "exit N" of `tidegate buffer verify`
+  };
   // Green on /api/status (within 30 s of everything being up), then stopped
-  // with SIGTERM and its file checked: `buffer verify`'s output and exit code.
-  std::string end_green_and_verified(bool& green) {
+  // with SIGTERM and its file checked with `buffer verify`.
+  Ending end_green_and_verified() {
     nlohmann::json status;
-    green = wait_for(
+    const bool green = wait_for(
         [&] {
           status = api_status();
           return status.is_object() && status["health"]["level"] == "green";
@@ -362,17 +364,7 @@ class FaultCampaign : public ::testing::Test {
     const auto verify = testing::capture(std::string(TIDEGATE_BINARY) + " buffer verify --config " +
                                          config_.string() + " 2>&1; echo \"exit $?\"");
     EXPECT_NE(verify.find("exit 0"), std::string::npos) << verify;
-    return verify.substr(verify.rfind("exit"));
-  }
-
-  static std::string machine_line() {
-    utsname u{};
-    ::uname(&u);
-    const std::time_t now = std::time(nullptr);
-    char date[32];
-    std::strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
-    return std::string(date) + "\n\n- machine: " + u.machine + ", " + std::to_string(std::thread::hardware_concurrency()) +
-           " cores, Linux " + u.release;
+    return {green, verify.substr(verify.rfind("exit"))};
   }
 
   testing::TempDir dir_;
@@ -425,16 +417,16 @@ TEST_F(FaultCampaign, MixedFaultsLoseNothingTheGatewayStored) {
   const auto text = account_text(a);
   std::printf("fault campaign, seed %d, %d s, %d readings/s, %d devices:\n%s", seed, seconds, rate, devices,
               text.c_str());
-  bool green = false;
-  const auto verify = end_green_and_verified(green);
+  const auto ending = end_green_and_verified();
   if (const auto out = env_text("TIDEGATE_CAMPAIGN_ACCOUNT"); !out.empty()) {
-    std::ofstream(out) << "# Fault campaign — " << machine_line() << "\n- run: `TIDEGATE_CAMPAIGN_SECONDS=" << seconds
+    std::ofstream(out) << "# Fault campaign — " << bench::today_utc() << "\n\n" << bench::machine_lines()
+                       << "- run: `TIDEGATE_CAMPAIGN_SECONDS=" << seconds
                        << " TIDEGATE_CAMPAIGN_SEED=" << seed << " TIDEGATE_CAMPAIGN_RATE=" << rate
                        << " TIDEGATE_CAMPAIGN_DEVICES=" << devices
                        << " build/tests/integration/fault_campaign_test`\n- edge broker: mosquitto, persistence on, "
                           "autosave_interval 60 (the package's drop-in)\n- end: "
-                       << (drained ? "drained" : "NOT drained") << ", " << (green ? "green" : "NOT green")
-                       << ", `buffer verify`: " << verify << "\n\n"
+                       << (drained ? "drained" : "NOT drained") << ", " << (ending.green ? "green" : "NOT green")
+                       << ", `buffer verify`: " << ending.verify << "\n\n"
                        << text;
   }
   EXPECT_EQ(a.lost_by_gateway, 0u);
@@ -484,7 +476,7 @@ TEST_F(FaultCampaign, SoakKeepsMemoryAndDescriptorsFlat) {
     samples.push_back(now);
     csv << t << "," << now.rss_kib << "," << now.fds << "," << s.value("/buffer/records"_json_pointer, 0) << ","
         << s.value("/buffer/bytes"_json_pointer, 0) << "," << bench::written_bytes(pid) << ","
-        << reader_->arrivals().size() << "," << bench::percentile_ms(latencies, 0.5) << ","
+        << reader_->arrival_count() << "," << bench::percentile_ms(latencies, 0.5) << ","
         << bench::percentile_ms(latencies, 0.99) << "\n";
     if (std::chrono::steady_clock::now() >= next_fault && t + 10 < seconds) {
       if (between(0, 1) == 0) {
@@ -517,8 +509,7 @@ TEST_F(FaultCampaign, SoakKeepsMemoryAndDescriptorsFlat) {
       std::printf("gnuplot failed or is missing (apt-get install gnuplot-nox): no plot\n");
     }
   }
-  bool green = false;
-  end_green_and_verified(green);
+  end_green_and_verified();
   EXPECT_EQ(a.lost_by_gateway, 0u);
   EXPECT_GT(a.delivered, 0u);
 
